@@ -1,0 +1,1 @@
+//! The Trainer compiler: MLIR-style IR, frontends, training-program passes, lowering and codegen.

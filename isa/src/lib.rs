@@ -1,0 +1,1 @@
+//! The Trainer instruction set: instruction table, encoder/decoder, assembler/disassembler, `.tbin` container.

@@ -1,0 +1,1 @@
+//! Instruction-level simulator of the Trainer accelerator with cycle and energy accounting.

@@ -1,0 +1,35 @@
+//! `trainer`: the command-line front of the Trainer toolchain.
+//!
+//! Every subcommand lives in its own module under `cmd/`; this file only parses
+//! arguments, dispatches, and renders errors (library crates return typed errors).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+
+/// Compiler and instruction-level simulator for the Trainer sparse-DNN-training accelerator.
+///
+/// Typical flow: `trainer compile net.onnx -o net.tbin`, then
+/// `trainer run net.tbin --data x.npy --labels y.npy --steps 100`.
+#[derive(Parser)]
+#[command(name = "trainer", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<()> = match cli.command {};
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
