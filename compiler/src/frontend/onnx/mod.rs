@@ -1,0 +1,11 @@
+//! ONNX frontend: protobuf decoding, initializers and external data, import into the `tg` dialect.
+
+pub mod attrs;
+pub mod error;
+pub mod fold;
+pub mod load;
+pub mod proto;
+pub mod tensor;
+
+pub use error::OnnxError;
+pub use load::OnnxModel;

@@ -1,0 +1,140 @@
+//! The `.tg` graph language: a small ONNX-like text format for hand-written networks.
+//!
+//! ```text
+//! # comment
+//! graph mlp(%x: f32[N, 64]) -> (%logits) {
+//!   param %w1: f32[32, 64] init = he
+//!   param %b1: f32[32]
+//!   %h = gemm(%x, %w1, %b1) {trans_b = true}
+//!   %a = relu(%h)
+//!   ...
+//! }
+//! ```
+//!
+//! Statements are `param` declarations (weights created at compile time, `init = he | zeros |
+//! ones`, default by rank) and operations `%r, ... = op(%a, ...) {attr = value, ...}`, where `op`
+//! is a `tg` dialect op without its prefix and the attributes are that op's attributes. Symbolic
+//! dimensions (`N`) are the batch size. Errors carry `line:column`.
+
+pub mod ast;
+pub mod lexer;
+
+lalrpop_util::lalrpop_mod!(
+    #[allow(clippy::all, missing_docs, unused_qualifications)]
+    grammar,
+    "/frontend/tg/grammar.rs"
+);
+
+use lalrpop_util::ParseError;
+
+/// An error in `.tg` text, located by 1-based line and column.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{line}:{col}: {msg}")]
+pub struct TgError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl TgError {
+    /// An error at byte `offset` of `src`.
+    pub fn at(src: &str, offset: usize, msg: impl Into<String>) -> Self {
+        // Lexer and parser offsets are character boundaries; `get` guards against anything else.
+        let before = src.get(..offset).unwrap_or(src);
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        TgError {
+            line,
+            col,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Parses the text of one `.tg` graph into its syntax tree.
+pub fn parse(src: &str) -> Result<ast::Graph, TgError> {
+    grammar::GraphParser::new()
+        .parse(lexer::tokens(src))
+        .map_err(|e| match e {
+            ParseError::InvalidToken { location } => TgError::at(src, location, "invalid token"),
+            ParseError::UnrecognizedEof { location, expected } => TgError::at(
+                src,
+                location,
+                format!("unexpected end of input, expected {}", one_of(&expected)),
+            ),
+            ParseError::UnrecognizedToken {
+                token: (lo, _, hi),
+                expected,
+            } => TgError::at(
+                src,
+                lo,
+                format!("unexpected `{}`, expected {}", &src[lo..hi], one_of(&expected)),
+            ),
+            ParseError::ExtraToken { token: (lo, _, hi) } => {
+                TgError::at(src, lo, format!("unexpected `{}` after the graph", &src[lo..hi]))
+            }
+            ParseError::User { error } => TgError::at(src, error.offset, error.msg),
+        })
+}
+
+/// `a, b or c` from lalrpop's expected-token list (`"value"` → `value`).
+fn one_of(expected: &[String]) -> String {
+    let names: Vec<String> = expected
+        .iter()
+        .map(|e| e.trim_matches('"').replace("\\\"", "\""))
+        .collect();
+    match names.as_slice() {
+        [] => "nothing".into(),
+        [one] => format!("`{one}`"),
+        [init @ .., last] => format!(
+            "{} or `{last}`",
+            init.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_small_graph() {
+        let g = parse(
+            "# a net\ngraph g(%x: f32[N, 4]) -> (%y) {\n  param %w: f32[2, 4] init = he\n  \
+             %y = gemm(%x, %w) {trans_b = true, alpha = 1.0, pads = [1, -1]}\n}\n",
+        )
+        .unwrap();
+        assert_eq!(g.name, "g");
+        assert_eq!(
+            g.inputs[0].ty.dims,
+            vec![ast::Dim::Sym("N".into()), ast::Dim::Fixed(4)]
+        );
+        assert_eq!(g.body.len(), 2);
+        let ast::Stmt::Op { attrs, .. } = &g.body[1] else {
+            panic!("not an op")
+        };
+        assert_eq!(
+            attrs[2].1,
+            ast::AttrValue::List(vec![ast::AttrValue::Int(1), ast::AttrValue::Int(-1)])
+        );
+    }
+
+    #[test]
+    fn errors_have_line_and_column() {
+        let e = parse("graph g(%x: f32[1]) -> (%x) {\n  %y = relu(%x\n}").unwrap_err();
+        assert_eq!((e.line, e.col), (3, 1), "{e}");
+        assert!(e.msg.contains("unexpected `}`"), "{e}");
+        let e = parse("graph g() -> () {\n  %y = relu(%x) $\n}").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 17), "{e}");
+        let e = parse("graph g() -> () {\n  %y = f() {a = 99999999999999999999}\n}").unwrap_err();
+        assert!(e.msg.contains("out of range"), "{e}");
+        let e = parse("graph g() -> () {").unwrap_err();
+        assert!(e.msg.contains("end of input"), "{e}");
+    }
+}
