@@ -1,1 +1,4 @@
 //! The Trainer compiler: MLIR-style IR, frontends, training-program passes, lowering and codegen.
+
+pub mod ir;
+pub mod text;
