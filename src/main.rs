@@ -20,11 +20,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Compile a model (.onnx or .tg) and emit a stage, e.g. `--emit tg`.
+    Compile(cmd::compile::CompileArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Compile(args) => cmd::compile::run(args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

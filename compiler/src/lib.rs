@@ -2,3 +2,5 @@
 
 pub mod ir;
 pub mod text;
+pub mod frontend;
+pub mod dialect;

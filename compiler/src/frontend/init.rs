@@ -54,7 +54,13 @@ impl Init {
             Init::He { fan_in } => {
                 let std = (2.0 / fan_in.max(1) as f64).sqrt();
                 let mut rng = SplitMix64::new(seed ^ fnv1a(name.as_bytes()));
-                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+                let mut v = Vec::with_capacity(n + 1);
+                while v.len() < n {
+                    let (a, b) = rng.normal_pair();
+                    v.extend([(a * std) as f32, (b * std) as f32]);
+                }
+                v.truncate(n);
+                v
             }
         };
         TensorData {
@@ -92,10 +98,12 @@ impl SplitMix64 {
         ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
-    /// Standard normal sample (Box–Muller, cosine branch).
-    fn normal(&mut self) -> f64 {
+    /// Two independent standard normal samples (Box–Muller).
+    fn normal_pair(&mut self) -> (f64, f64) {
         let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        (r * c, r * s)
     }
 }
 

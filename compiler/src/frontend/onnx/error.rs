@@ -6,16 +6,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// The model file (or an external-data file) could not be read.
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{}`: {error}", path.display())]
     Io {
         /// File that failed.
         path: PathBuf,
         /// Underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not a valid `ModelProto` (truncated or malformed protobuf).
     #[error("malformed ONNX protobuf: {0}")]
-    Decode(#[from] prost::DecodeError),
+    Decode(prost::DecodeError),
     /// The model has no graph.
     #[error("the ONNX model has no graph")]
     NoGraph,

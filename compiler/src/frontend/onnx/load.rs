@@ -32,9 +32,9 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Reads and decodes `path`; external data is resolved relative to its directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        let bytes = std::fs::read(path).map_err(|error| OnnxError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let dir = path.parent().map(|d| {
             if d.as_os_str().is_empty() {
@@ -49,7 +49,7 @@ impl OnnxModel {
     /// Decodes a model from bytes; `base_dir` is where external-data files live (none: external
     /// data is an error).
     pub fn decode(bytes: &[u8], base_dir: Option<&Path>) -> Result<Self> {
-        let model = ModelProto::decode(bytes)?;
+        let model = ModelProto::decode(bytes).map_err(OnnxError::Decode)?;
         let opset = default_opset(&model)?;
         let graph = model.graph.ok_or(OnnxError::NoGraph)?;
         let mut files = ExternalFiles::new(base_dir.map(Path::to_path_buf));

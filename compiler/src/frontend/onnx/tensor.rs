@@ -44,7 +44,7 @@ impl ExternalFiles {
         }
         if !self.cache.contains_key(location) {
             let path = base.join(rel);
-            let bytes = std::fs::read(&path).map_err(|source| OnnxError::Io { path, source })?;
+            let bytes = std::fs::read(&path).map_err(|error| OnnxError::Io { path, error })?;
             self.cache.insert(location.to_string(), bytes);
         }
         let file = &self.cache[location];

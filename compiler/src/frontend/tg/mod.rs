@@ -18,6 +18,9 @@
 
 pub mod ast;
 pub mod lexer;
+pub mod lower;
+
+pub use lower::TgOptions;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, missing_docs, unused_qualifications)]
@@ -52,6 +55,12 @@ impl TgError {
             msg: msg.into(),
         }
     }
+}
+
+/// Parses and lowers the `.tg` text `src` (from a file named `file`) to a module holding one
+/// `tg.graph`.
+pub fn compile(src: &str, file: &str, opts: &TgOptions) -> Result<crate::ir::Module, TgError> {
+    lower::lower(&parse(src)?, src, file, opts)
 }
 
 /// Parses the text of one `.tg` graph into its syntax tree.

@@ -1,0 +1,3 @@
+//! Dialects: op registries, shape rules and verification.
+
+pub mod tg_shapes;
