@@ -238,7 +238,7 @@ pub fn reshape_dims(
     }
     let known: usize = dims.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if total.checked_rem(known) != Some(0) {
             return Err(a.error(format!("cannot reshape {input:?} to {shape:?}")));
         }
         dims[i] = total / known;
