@@ -1,0 +1,59 @@
+//! DMA: strided copies between DRAM and the on-chip buffers, dense or bitmap-charged.
+
+use super::{Ctx, Work};
+use crate::decode::DmaOp;
+use crate::error::FaultKind;
+use crate::ledger::Event;
+use crate::memory::count_nonzero_raw;
+use trainer_isa::{DType, Space};
+
+/// Executes `dma.load` / `dma.store`.
+pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
+    let base = u64::from(d.dram.addr) + u64::from(ctx.state.ar(d.ar));
+    let len = u64::from(d.row_bytes);
+    let dtype = d.buf.dtype;
+    let elems = if dtype == DType::B1 {
+        len * 8
+    } else {
+        len / dtype.bytes(1)
+    };
+    let elem_bits = dtype.bits(1);
+    let (mut bits, mut sram_bytes, mut nonzero) = (0u64, 0u64, 0u64);
+    let mut row = vec![0u8; d.row_bytes as usize];
+    for r in 0..u64::from(d.rows) {
+        let dram_at = base + r * u64::from(d.dstride);
+        let buf_at = u64::from(d.buf.addr) + r * u64::from(d.bstride);
+        let (src, src_at, src_field, dst, dst_at, dst_field) = if d.load {
+            (Space::Dram, dram_at, "dram", d.buf.space, buf_at, "buf")
+        } else {
+            (d.buf.space, buf_at, "buf", Space::Dram, dram_at, "dram")
+        };
+        row.copy_from_slice(ctx.mem.bytes(src_field, src, src_at, len)?);
+        ctx.mem
+            .bytes_mut(dst_field, dst, dst_at, len)?
+            .copy_from_slice(&row);
+        let z = count_nonzero_raw(dtype, &row, elems as usize);
+        nonzero += z;
+        let row_bits = if d.bitmap && dtype != DType::B1 {
+            elems + z * elem_bits
+        } else {
+            8 * len
+        };
+        bits += row_bits;
+        sram_bytes += row_bits.div_ceil(8);
+    }
+    ctx.state.add_dc(d.ctr, nonzero);
+    let (dram_ev, sram_ev) = if d.load {
+        (Event::DramRead, Event::write(d.buf.space))
+    } else {
+        (Event::DramWrite, Event::read(d.buf.space))
+    };
+    ctx.ev(dram_ev, bits);
+    ctx.ev(sram_ev.expect("on-chip buffer"), sram_bytes);
+    ctx.ev(Event::DmaRow, d.rows.into());
+    ctx.act.work = Work::Dma {
+        bits,
+        rows: d.rows.into(),
+    };
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Loss and optimizer instructions: softmax cross-entropy and SGD.
+
+use super::{kernel_fault, Ctx, Work};
+use crate::decode::Op;
+use crate::error::FaultKind;
+use crate::kernels::loss::{softmax_xent, softmax_xent_backward};
+use crate::kernels::optim::Sgd;
+use crate::ledger::Event;
+use trainer_isa::names::CfgF32;
+
+/// Executes `softmax_ce` or `sgd`.
+pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
+    ctx.act.work = Work::Stream;
+    match *op {
+        Op::SoftmaxCe {
+            n,
+            c,
+            logits,
+            labels,
+            loss,
+            dlogits,
+        } => {
+            let z = ctx.read("logits", logits, n * c)?;
+            let raw = ctx.mem.read_ints("labels", labels, n)?;
+            ctx.charge_read(labels, n);
+            let lab = raw
+                .iter()
+                .map(|&l| u32::try_from(l).ok().filter(|&l| (l as usize) < c))
+                .collect::<Option<Vec<u32>>>()
+                .ok_or_else(|| FaultKind::BadData(format!("a label is outside 0..{c}")))?;
+            let r = softmax_xent(&z, &lab, c).map_err(kernel_fault)?;
+            ctx.write("loss", loss, &[r.loss])?;
+            if !dlogits.is_none() {
+                let d = softmax_xent_backward(&r.probs, &lab, c, ctx.state.f(CfgF32::LossScale))
+                    .map_err(kernel_fault)?;
+                ctx.write("dlogits", dlogits, &d)?;
+            }
+            ctx.ev(Event::VecOp, 3 * (n * c) as u64);
+        }
+        Op::Sgd { n, w, g, v, mask } => {
+            let mut wv = ctx.read("w", w, n)?;
+            let scale = ctx.state.f(CfgF32::LossScale);
+            let mut gv = ctx.read("g", g, n)?;
+            if scale != 1.0 {
+                gv.iter_mut().for_each(|x| *x /= scale);
+            }
+            let m = ctx.read_mask("mask", mask, n)?;
+            let momentum = if v.is_none() {
+                0.0
+            } else {
+                ctx.state.f(CfgF32::Momentum)
+            };
+            let mut vv = if v.is_none() {
+                vec![0.0; n]
+            } else {
+                ctx.read("v", v, n)?
+            };
+            let sgd = Sgd {
+                lr: ctx.state.f(CfgF32::Lr),
+                momentum,
+                weight_decay: ctx.state.f(CfgF32::WeightDecay),
+            };
+            sgd.step(&mut wv, &gv, &mut vv, m.as_deref())
+                .map_err(kernel_fault)?;
+            ctx.write("w", w, &wv)?;
+            if !v.is_none() {
+                ctx.write("v", v, &vv)?;
+            }
+            let updated = m.map_or(n, |m| m.iter().filter(|&&k| k).count());
+            ctx.ev(Event::VecOp, 4 * updated as u64);
+        }
+        _ => unreachable!("not a loss/optimizer operation: {op:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! PE-array instructions: `conv` and `matmul` in FF, BP and WG modes, with weight masks, output
+//! masks (S1 / S2 / sparse WG), S3 speculation, decoupled BN on read (`bna`) and on write (`bns`).
+//!
+//! Numbers come from [`crate::kernels`]; which MACs were random, gated or skipped comes from the
+//! [`census`](super::census) of the real operands, so skipping flags change accounting only.
+
+use super::bn::{grad_sums, read_block, Block};
+use super::census::{split, Census};
+use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
+use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
+use crate::error::FaultKind;
+use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
+use crate::kernels::density::{BitMatrix, Counting};
+use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
+use crate::kernels::numeric::Format;
+use crate::ledger::Event;
+use crate::memory::float_format;
+use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
+use trainer_isa::{DType, NamedEnum, Operand};
+
+/// Checks the operand dtypes against the MAC mode (`cfg.prec`).
+fn check_precision(prec: Precision, t: &TensorOp) -> Result<(), FaultKind> {
+    for (field, op) in [("a", t.a), ("b", t.b)] {
+        let ok = match prec {
+            Precision::Fp32 => true,
+            Precision::Fp16 => op.dtype != DType::F32,
+            Precision::Fp8 => matches!(op.dtype, DType::E4m3 | DType::E5m2),
+        };
+        if !ok {
+            return Err(FaultKind::BadDtype {
+                field,
+                dtype: op.dtype.name(),
+                why: "not allowed in the current MAC mode (cfg.prec)",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `x ⊙ mask` in place.
+fn apply_mask(x: &mut [f32], mask: Option<&[bool]>) {
+    if let Some(m) = mask {
+        x.iter_mut().zip(m).for_each(|(v, &k)| {
+            if !k {
+                *v = 0.0;
+            }
+        });
+    }
+}
+
+/// Per-channel BN on read: `γ·(x − μ)·σ⁻¹ + β`, then ReLU if `relu`; also returns the ReLU mask.
+fn bn_on_read(x: &mut [f32], b: &Block, c: usize, hw: usize, relu: bool) -> Vec<bool> {
+    let mut mask = vec![false; x.len()];
+    for (i, (v, m)) in x.iter_mut().zip(mask.iter_mut()).enumerate() {
+        let ch = (i / hw) % c;
+        let t = b.gamma[ch] * (*v - b.norm.mean[ch]) * b.norm.invstd[ch] + b.beta[ch];
+        *m = t > 0.0;
+        *v = if relu { t.max(0.0) } else { t };
+    }
+    mask
+}
+
+/// What an output epilogue needs.
+struct Epilogue<'a> {
+    out: Operand,
+    acc: bool,
+    relu: bool,
+    keep: Option<&'a [bool]>,
+}
+
+/// Writes `y` to `out` with `omask`/`acc`/`relu` semantics; returns the values as stored.
+fn write_output(ctx: &mut Ctx, e: &Epilogue, y: &mut [f32]) -> Result<(), FaultKind> {
+    apply_mask(y, e.keep);
+    if e.acc {
+        let old = ctx.mem.read_f32("out", e.out, y.len())?;
+        y.iter_mut().zip(&old).for_each(|(v, o)| *v += o);
+    }
+    if e.relu {
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    if let Some(f) = float_format(e.out.dtype) {
+        f.quantize_slice(y);
+    }
+    ctx.mem.write_f32("out", e.out, y)
+}
+
+/// Adds f64 sums to `[2, C]` f32 statistics at `op`.
+fn add_stats(ctx: &mut Ctx, op: Operand, sums: &[f64]) -> Result<(), FaultKind> {
+    let old = ctx.read("bns", op, sums.len())?;
+    let v: Vec<f32> = sums
+        .iter()
+        .zip(&old)
+        .map(|(&s, &o)| (s + f64::from(o)) as f32)
+        .collect();
+    ctx.write("bns", op, &v)
+}
+
+/// Resolves `adaptive` from the density counters (the machine's rule: stream the sparser operand).
+fn resolve_dataflow(ctx: &Ctx, t: &TensorOp, a_len: usize, b_len: usize) -> Dataflow {
+    match t.df {
+        Dataflow::Adaptive if ctx.features.adaptive_dataflow => {
+            let da = ctx.state.dc(t.dci) as f64 / a_len.max(1) as f64;
+            let db = ctx.state.dc(t.dcw) as f64 / b_len.max(1) as f64;
+            if da <= db {
+                Dataflow::Ws
+            } else {
+                Dataflow::Is
+            }
+        }
+        Dataflow::Adaptive => Dataflow::Ws,
+        df => df,
+    }
+}
+
+fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
+    OperandUse {
+        space: op.space,
+        elems: data.len() as u64,
+        nonzero: data.iter().filter(|&&v| v != 0.0).count() as u64,
+        elem_bits: op.dtype.bits(1),
+    }
+}
+
+/// Records MAC events, speculation checks and PE work from a census.
+fn account(ctx: &mut Ctx, t: &TensorOp, census: &Census, operands: PeOperands) {
+    let total = census.total();
+    let [rnd, gated, skipped] = Event::macs(ctx.state.prec);
+    let (r, g, s) = split(&total, t.skip.a, t.skip.b);
+    ctx.ev(rnd, r);
+    ctx.ev(gated, g);
+    ctx.ev(skipped, s);
+    ctx.act.effective_macs = r;
+    ctx.act.dense_macs = total.slots + total.masked;
+    let per_unit = census
+        .units
+        .iter()
+        .map(|u| {
+            let (r, g, _) = split(u, t.skip.a, t.skip.b);
+            r + g
+        })
+        .collect();
+    let regroup = ctx.features.regrouping && ctx.state.i(trainer_isa::names::CfgInt::Regroup) != 0;
+    ctx.act.work = Work::Pe {
+        per_unit,
+        regroup,
+        operands,
+    };
+}
+
+/// Whether the output mask is in effect (speculation S1 in BP, S2 in WG must be enabled).
+fn omask_active(ctx: &Ctx, t: &TensorOp) -> bool {
+    if t.omask.is_none() {
+        return false;
+    }
+    match t.mode {
+        Mode::Bp => ctx.features.speculation && ctx.state.spec_enabled(1),
+        Mode::Wg => ctx.features.speculation && ctx.state.spec_enabled(2),
+        Mode::Ff => true,
+    }
+}
+
+fn spec_event(mode: Mode) -> Option<Event> {
+    match mode {
+        Mode::Bp => Some(Event::SpecS1),
+        Mode::Wg => Some(Event::SpecS2),
+        Mode::Ff => None,
+    }
+}
+
+/// Executes `conv`.
+pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
+    let (s, t) = (&c.shape, &c.t);
+    check_precision(ctx.state.prec, t)?;
+    let (in_len, w_len, out_len) = (s.input_len(), s.weight_len(), s.output_len());
+    let (a_len, b_len, o_len) = match t.mode {
+        Mode::Ff => (in_len, w_len, out_len),
+        Mode::Bp => (out_len, w_len, in_len),
+        Mode::Wg => (in_len, out_len, w_len),
+    };
+    let mut a = ctx.mem.read_f32("a", t.a, a_len)?;
+    let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
+    ctx.check("out", t.out, o_len)?;
+    if t.mode != Mode::Wg {
+        let wm = ctx.read_mask("wmask", t.wmask, w_len)?;
+        apply_mask(&mut b, wm.as_deref());
+    }
+    let hw = s.h * s.w;
+    // Decoupled BN on read.
+    if !c.bna.is_none() && t.mode != Mode::Bp {
+        let blk = read_block(ctx, "bna", c.bna, s.c)?;
+        let relu_mask = bn_on_read(&mut a, &blk, s.c, hw, t.bnrelu);
+        ctx.ev(Event::BnOp, in_len as u64);
+        if t.mode == Mode::Ff && t.bnrelu && !c.aux.is_none() {
+            ctx.write_mask("aux", c.aux, &relu_mask)?;
+        }
+    }
+    let df = resolve_dataflow(ctx, t, a_len, b_len);
+    let keep = if omask_active(ctx, t) {
+        ctx.read_mask("omask", t.omask, o_len)?
+    } else {
+        None
+    };
+    let opts = ConvOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    let mut y = vec![0.0f32; o_len];
+    match t.mode {
+        Mode::Ff => conv_ff(s, &a, &b, &mut y, &opts),
+        Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts),
+        Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts),
+    }
+    .map_err(kernel_fault)?;
+    // S3: cheap prediction of outputs the following BN+ReLU zeroes.
+    let mut s3_keep = None;
+    if !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3) {
+        s3_keep = Some(speculate_s3(ctx, c, &a, &b, &mut y)?);
+    }
+    let skip_keep = keep.as_deref().filter(|_| t.skip.out);
+    if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
+        ctx.ev(e, o_len as u64);
+    }
+    let census_keep = s3_keep.as_deref().or(skip_keep);
+    let census = conv_census(s, t.mode, &a, &b, census_keep);
+    write_output(
+        ctx,
+        &Epilogue {
+            out: t.out,
+            acc: t.acc,
+            relu: t.relu,
+            keep: keep.as_deref(),
+        },
+        &mut y,
+    )?;
+    // Decoupled BN statistics on write.
+    if !c.bns.is_none() {
+        match t.mode {
+            Mode::Ff => {
+                let mut sums = vec![0.0f64; 2 * s.k];
+                let p = s.p();
+                for (i, &v) in y.iter().enumerate() {
+                    let k = (i / p) % s.k;
+                    sums[k] += f64::from(v);
+                    sums[s.k + k] += f64::from(v) * f64::from(v);
+                }
+                add_stats(ctx, c.bns, &sums)?;
+                ctx.ev(Event::BnOp, out_len as u64);
+            }
+            Mode::Bp => {
+                let blk = read_block(ctx, "bna", c.bna, s.c)?;
+                let x = ctx.read("aux", c.aux, in_len)?;
+                let sums = grad_sums(Nchw { n: s.n, c: s.c, hw }, &x, &y, &blk.norm)?;
+                add_stats(ctx, c.bns, &sums)?;
+                ctx.ev(Event::BnOp, in_len as u64);
+            }
+            Mode::Wg => {}
+        }
+    }
+    let operands = PeOperands {
+        df,
+        a: operand_use(t.a, &a),
+        b: operand_use(t.b, &b),
+        out: operand_use(t.out, &y),
+        acc: t.acc,
+        skip: t.skip,
+    };
+    account(ctx, t, &census, operands);
+    Ok(())
+}
+
+/// S3: predicts outputs zeroed by the following BN+ReLU from an e5m2 product, substitutes the
+/// prediction for them, counts mis-speculations against the exact `y`; returns the keep-mask.
+fn speculate_s3(
+    ctx: &mut Ctx,
+    c: &ConvOp,
+    a: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+) -> Result<Vec<bool>, FaultKind> {
+    let s = &c.shape;
+    let blk = read_block(ctx, "s3", c.s3, s.k)?;
+    let q = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| Format::E5M2.quantize(x)).collect() };
+    let mut pred = vec![0.0f32; y.len()];
+    let opts = ConvOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    conv_ff(s, &q(a), &q(b), &mut pred, &opts).map_err(kernel_fault)?;
+    let thr = ctx.state.f(CfgF32::S3Threshold);
+    let p = s.p();
+    let (mut predicted, mut wrong) = (0u64, 0u64);
+    let mut keep = vec![true; y.len()];
+    for (i, (yv, &pv)) in y.iter_mut().zip(&pred).enumerate() {
+        let k = (i / p) % s.k;
+        let norm = |v: f32| blk.gamma[k] * (v - blk.norm.mean[k]) * blk.norm.invstd[k] + blk.beta[k];
+        if norm(pv) < -thr {
+            predicted += 1;
+            wrong += u64::from(norm(*yv) > 0.0);
+            keep[i] = false;
+            *yv = pv;
+        }
+    }
+    let full = conv_census(s, Mode::Ff, a, b, None).total();
+    ctx.ev(Event::SpecS3, full.effective);
+    ctx.act.speculation = Some((predicted, wrong));
+    Ok(keep)
+}
+
+fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
+    BitMatrix::nonzero(data, rows, cols, cols, 1)
+}
+
+/// Census of a conv phase on the operands as used (after masks and BN on read).
+fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[bool]>) -> Census {
+    let (g_n, kg, cg, j, p) = (s.groups, s.kg(), s.cg(), s.j(), s.p());
+    let in_plane = cg * s.h * s.w;
+    let rs = s.r * s.s;
+    let padded = s.pad.top + s.pad.left + s.pad.bottom + s.pad.right > 0;
+    let units = if mode == Mode::Bp { s.c } else { s.k };
+    let mut census = Census::new(units);
+    let wbits: Vec<BitMatrix> = match mode {
+        Mode::Wg => Vec::new(),
+        Mode::Ff => (0..g_n)
+            .map(|g| bits(&b[g * kg * j..(g + 1) * kg * j], kg, j))
+            .collect(),
+        Mode::Bp => (0..g_n)
+            .map(|g| {
+                let w = &b[g * kg * j..(g + 1) * kg * j];
+                BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0)
+            })
+            .collect(),
+    };
+    for n in 0..s.n {
+        for g in 0..g_n {
+            match mode {
+                Mode::Ff => {
+                    let x = &a[(n * g_n + g) * in_plane..][..in_plane];
+                    let mut col = BitMatrix::zeros(j, p);
+                    s.walk_taps(|jj, q, i| {
+                        if i.is_some_and(|i| x[i] != 0.0) {
+                            col.set(jj, q);
+                        }
+                    });
+                    let kb = keep.map(|m| bits(&m_f32(&m[(n * s.k + g * kg) * p..][..kg * p]), kg, p));
+                    census.add_product(&wbits[g], &col, kb.as_ref(), false, |m| g * kg + m);
+                }
+                Mode::Bp => {
+                    let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
+                    let keep_in = keep.map(|m| &m[(n * g_n + g) * in_plane..][..in_plane]);
+                    let kb = (padded || keep_in.is_some()).then(|| {
+                        let mut kb = BitMatrix::zeros(j, p);
+                        s.walk_taps(|jj, q, i| {
+                            if i.is_some_and(|i| keep_in.is_none_or(|m| m[i])) {
+                                kb.set(jj, q);
+                            }
+                        });
+                        kb
+                    });
+                    census.add_product(&wbits[g], &dy, kb.as_ref(), false, |jj| g * cg + jj / rs);
+                }
+                Mode::Wg => {
+                    let x = &a[(n * g_n + g) * in_plane..][..in_plane];
+                    let mut colt = BitMatrix::zeros(p, j);
+                    s.walk_taps(|jj, q, i| {
+                        if i.is_some_and(|i| x[i] != 0.0) {
+                            colt.set(q, jj);
+                        }
+                    });
+                    let dy = bits(&b[(n * s.k + g * kg) * p..][..kg * p], kg, p);
+                    let kb = keep.map(|m| bits(&m_f32(&m[g * kg * j..(g + 1) * kg * j]), kg, j));
+                    census.add_product(&dy, &colt, kb.as_ref(), false, |m| g * kg + m);
+                }
+            }
+        }
+    }
+    census
+}
+
+fn m_f32(m: &[bool]) -> Vec<f32> {
+    m.iter().map(|&k| f32::from(u8::from(k))).collect()
+}
+
+/// Executes `matmul`.
+pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
+    let t = &mo.t;
+    check_precision(ctx.state.prec, t)?;
+    let (m, k, n) = (mo.m, mo.k, mo.n);
+    let (a_len, b_len, o_len) = match t.mode {
+        Mode::Ff => (m * k, k * n, m * n),
+        Mode::Bp => (m * n, k * n, m * k),
+        Mode::Wg => (m * k, m * n, k * n),
+    };
+    let a = ctx.mem.read_f32("a", t.a, a_len)?;
+    let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
+    ctx.check("out", t.out, o_len)?;
+    if t.mode != Mode::Wg {
+        let wm = ctx.read_mask("wmask", t.wmask, b_len)?;
+        apply_mask(&mut b, wm.as_deref());
+    }
+    let df = resolve_dataflow(ctx, t, a_len, b_len);
+    let keep = if omask_active(ctx, t) {
+        ctx.read_mask("omask", t.omask, o_len)?
+    } else {
+        None
+    };
+    // Each phase as C = op(X)·op(Y) in the kernel's terms.
+    let (shape, x, yv) = match t.mode {
+        Mode::Ff => (
+            MatmulShape {
+                m,
+                k,
+                n,
+                trans_a: false,
+                trans_b: t.tb,
+            },
+            &a,
+            &b,
+        ),
+        Mode::Bp => (
+            MatmulShape {
+                m,
+                k: n,
+                n: k,
+                trans_a: false,
+                trans_b: !t.tb,
+            },
+            &a,
+            &b,
+        ),
+        Mode::Wg if t.tb => (
+            MatmulShape {
+                m: n,
+                k: m,
+                n: k,
+                trans_a: true,
+                trans_b: false,
+            },
+            &b,
+            &a,
+        ),
+        Mode::Wg => (
+            MatmulShape {
+                m: k,
+                k: m,
+                n,
+                trans_a: true,
+                trans_b: false,
+            },
+            &a,
+            &b,
+        ),
+    };
+    let mut out = vec![0.0f32; o_len];
+    let opts = MatmulOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    mm(&shape, x, yv, &mut out, &opts).map_err(kernel_fault)?;
+    let skip_keep = keep.as_deref().filter(|_| t.skip.out);
+    if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
+        ctx.ev(e, o_len as u64);
+    }
+    let census = matmul_census(&shape, x, yv, skip_keep, t.mode == Mode::Wg && t.tb);
+    write_output(
+        ctx,
+        &Epilogue {
+            out: t.out,
+            acc: t.acc,
+            relu: t.relu,
+            keep: keep.as_deref(),
+        },
+        &mut out,
+    )?;
+    let operands = PeOperands {
+        df,
+        a: operand_use(t.a, &a),
+        b: operand_use(t.b, &b),
+        out: operand_use(t.out, &out),
+        acc: t.acc,
+        skip: t.skip,
+    };
+    account(ctx, t, &census, operands);
+    Ok(())
+}
+
+/// Census of `C (M×N) = op(X)·op(Y)`, units = columns of C (output features), `x_is_b` when the
+/// kernel's X is the instruction's `b` operand.
+fn matmul_census(s: &MatmulShape, x: &[f32], y: &[f32], keep: Option<&[bool]>, x_is_b: bool) -> Census {
+    let (m, k, n) = (s.m, s.k, s.n);
+    // Transposed form: Cᵀ (N×M) = op(Y)ᵀ (N×K) · op(X)ᵀ (K×M), rows = units.
+    let ybits = BitMatrix::from_fn(n, k, |nn, kk| {
+        let v = if s.trans_b { y[nn * k + kk] } else { y[kk * n + nn] };
+        v != 0.0
+    });
+    let xbits = BitMatrix::from_fn(k, m, |kk, mm| {
+        let v = if s.trans_a { x[kk * m + mm] } else { x[mm * k + kk] };
+        v != 0.0
+    });
+    let kb = keep.map(|kp| BitMatrix::from_fn(n, m, |nn, mm| kp[mm * n + nn]));
+    let mut census = Census::new(n);
+    census.add_product(&ybits, &xbits, kb.as_ref(), x_is_b, |r| r);
+    census
+}

@@ -1,0 +1,328 @@
+//! Memory: the program's DRAM image and the on-chip buffers, as separate types.
+//!
+//! Every access is bounds-checked against its space and returns a [`FaultKind`] instead of
+//! panicking. Typed views convert between the stored element type (the operand's dtype) and the
+//! f32 values the executors compute on, through [`crate::kernels::numeric::Format`]
+//! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
+
+use crate::error::FaultKind;
+use crate::kernels::numeric::Format;
+use std::ops::Range;
+use trainer_isa::{DType, NamedEnum, Operand, Space};
+
+/// The off-chip DRAM image of one program (its size is the `.tbin` header's `dram_size`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dram {
+    bytes: Vec<u8>,
+}
+
+impl Dram {
+    /// A zeroed image of `size` bytes.
+    pub fn new(size: usize) -> Self {
+        Dram { bytes: vec![0; size] }
+    }
+
+    /// The whole image.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The whole image, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+/// The four on-chip buffers (`ibuf`, `wbuf`, `obuf`, `gbuf`), sized from the machine model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffers {
+    bufs: [Vec<u8>; 4],
+}
+
+impl Buffers {
+    /// Zeroed buffers of the given sizes in bytes (`ibuf`, `wbuf`, `obuf`, `gbuf`).
+    pub fn new(sizes: [usize; 4]) -> Self {
+        Buffers {
+            bufs: sizes.map(|s| vec![0; s]),
+        }
+    }
+
+    fn index(space: Space) -> Option<usize> {
+        match space {
+            Space::Ibuf => Some(0),
+            Space::Wbuf => Some(1),
+            Space::Obuf => Some(2),
+            Space::Gbuf => Some(3),
+            Space::None | Space::Dram => None,
+        }
+    }
+
+    /// Clears every buffer to zero (between independent runs).
+    pub fn clear(&mut self) {
+        self.bufs.iter_mut().for_each(|b| b.fill(0));
+    }
+}
+
+/// Storage format of a float dtype, `None` for `b1` and integers.
+pub fn float_format(d: DType) -> Option<Format> {
+    match d {
+        DType::F32 => Some(Format::F32),
+        DType::F16 => Some(Format::F16),
+        DType::E4m3 => Some(Format::E4M3),
+        DType::E5m2 => Some(Format::E5M2),
+        DType::B1 | DType::I32 | DType::I64 => None,
+    }
+}
+
+/// DRAM plus buffers: the address spaces a program can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memory {
+    /// Off-chip memory.
+    pub dram: Dram,
+    /// On-chip buffers.
+    pub buffers: Buffers,
+}
+
+impl Memory {
+    /// The bytes of `space` (`None` for the absent space).
+    fn space(&self, space: Space) -> Option<&[u8]> {
+        match space {
+            Space::Dram => Some(&self.dram.bytes),
+            s => Buffers::index(s).map(|i| self.buffers.bufs[i].as_slice()),
+        }
+    }
+
+    fn space_mut(&mut self, space: Space) -> Option<&mut Vec<u8>> {
+        match space {
+            Space::Dram => Some(&mut self.dram.bytes),
+            s => Buffers::index(s).map(|i| &mut self.buffers.bufs[i]),
+        }
+    }
+
+    /// Size of `space` in bytes (0 for `none`).
+    pub fn space_size(&self, space: Space) -> u64 {
+        self.space(space).map_or(0, |s| s.len() as u64)
+    }
+
+    /// The byte range of `len` bytes at `addr + offset` in `space`, or an out-of-bounds fault.
+    pub fn range(
+        &self,
+        field: &'static str,
+        space: Space,
+        start: u64,
+        len: u64,
+    ) -> Result<Range<usize>, FaultKind> {
+        let size = self.space_size(space);
+        let end = start.saturating_add(len);
+        if space == Space::None || end > size {
+            return Err(FaultKind::OutOfBounds {
+                field,
+                space: space.name(),
+                start,
+                end,
+                size,
+            });
+        }
+        Ok(start as usize..end as usize)
+    }
+
+    /// Byte range of `n` elements of operand `op`.
+    fn op_range(&self, field: &'static str, op: Operand, n: u64) -> Result<Range<usize>, FaultKind> {
+        self.range(field, op.space, op.addr.into(), op.dtype.bytes(n))
+    }
+
+    /// Raw bytes of `len` bytes at `start` in `space`.
+    pub fn bytes(&self, field: &'static str, space: Space, start: u64, len: u64) -> Result<&[u8], FaultKind> {
+        let r = self.range(field, space, start, len)?;
+        Ok(&self.space(space).expect("range checked the space")[r])
+    }
+
+    /// Raw writable bytes of `len` bytes at `start` in `space`.
+    pub fn bytes_mut(
+        &mut self,
+        field: &'static str,
+        space: Space,
+        start: u64,
+        len: u64,
+    ) -> Result<&mut [u8], FaultKind> {
+        let r = self.range(field, space, start, len)?;
+        Ok(&mut self.space_mut(space).expect("range checked the space")[r])
+    }
+
+    /// Reads `n` elements of `op` as f32 (floats converted exactly, `b1` as 0/1, integers by value).
+    pub fn read_f32(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<f32>, FaultKind> {
+        let r = self.op_range(field, op, n as u64)?;
+        let raw = &self.space(op.space).expect("checked")[r];
+        let mut out = vec![0.0f32; n];
+        match op.dtype {
+            DType::B1 => out
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = f32::from(bit(raw, i))),
+            DType::I32 => {
+                for (x, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
+                    *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32;
+                }
+            }
+            DType::I64 => {
+                for (x, c) in out.iter_mut().zip(raw.chunks_exact(8)) {
+                    *x = i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32;
+                }
+            }
+            d => float_format(d)
+                .expect("float dtype")
+                .decode_slice(raw, &mut out)
+                .expect("range sized from n"),
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` to `op`, converting to its dtype (RNE for floats, `x != 0` for `b1`).
+    pub fn write_f32(&mut self, field: &'static str, op: Operand, data: &[f32]) -> Result<(), FaultKind> {
+        let r = self.op_range(field, op, data.len() as u64)?;
+        let raw = &mut self.space_mut(op.space).expect("checked")[r];
+        match op.dtype {
+            DType::B1 => data
+                .iter()
+                .enumerate()
+                .for_each(|(i, &x)| set_bit(raw, i, x != 0.0)),
+            DType::I32 => {
+                for (c, &x) in raw.chunks_exact_mut(4).zip(data) {
+                    c.copy_from_slice(&(x as i32).to_le_bytes());
+                }
+            }
+            DType::I64 => {
+                for (c, &x) in raw.chunks_exact_mut(8).zip(data) {
+                    c.copy_from_slice(&(x as i64).to_le_bytes());
+                }
+            }
+            d => float_format(d)
+                .expect("float dtype")
+                .encode_slice(data, raw)
+                .expect("range sized from data"),
+        }
+        Ok(())
+    }
+
+    /// Reads `n` elements of `op` as a boolean mask (`b1` bits, or `x != 0` for other dtypes).
+    pub fn read_mask(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<bool>, FaultKind> {
+        if op.dtype == DType::B1 {
+            let r = self.op_range(field, op, n as u64)?;
+            let raw = &self.space(op.space).expect("checked")[r];
+            Ok((0..n).map(|i| bit(raw, i)).collect())
+        } else {
+            Ok(self.read_f32(field, op, n)?.iter().map(|&x| x != 0.0).collect())
+        }
+    }
+
+    /// Writes a boolean mask to `op` (bits for `b1`, 0.0/1.0 otherwise).
+    pub fn write_mask(&mut self, field: &'static str, op: Operand, mask: &[bool]) -> Result<(), FaultKind> {
+        let v: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+        self.write_f32(field, op, &v)
+    }
+
+    /// Reads `n` integer elements of `op` (`i32` or `i64`).
+    pub fn read_ints(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<i64>, FaultKind> {
+        let r = self.op_range(field, op, n as u64)?;
+        let raw = &self.space(op.space).expect("checked")[r];
+        Ok(match op.dtype {
+            DType::I32 => raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).into())
+                .collect(),
+            DType::I64 => raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            d => {
+                return Err(FaultKind::BadDtype {
+                    field,
+                    dtype: d.name(),
+                    why: "expected i32 or i64",
+                });
+            }
+        })
+    }
+}
+
+/// Bit `i` of an LSB-first bitmap.
+fn bit(raw: &[u8], i: usize) -> bool {
+    raw[i / 8] >> (i % 8) & 1 == 1
+}
+
+/// Sets bit `i` of an LSB-first bitmap to `v`.
+fn set_bit(raw: &mut [u8], i: usize, v: bool) {
+    let m = 1u8 << (i % 8);
+    if v {
+        raw[i / 8] |= m;
+    } else {
+        raw[i / 8] &= !m;
+    }
+}
+
+/// Number of non-zero elements in raw bytes of dtype `d` (`n` elements; set bits for `b1`).
+pub fn count_nonzero_raw(d: DType, raw: &[u8], n: usize) -> u64 {
+    match d {
+        DType::B1 => (0..n).filter(|&i| bit(raw, i)).count() as u64,
+        DType::F32 => raw
+            .chunks_exact(4)
+            .filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) << 1 != 0)
+            .count() as u64,
+        DType::F16 => raw
+            .chunks_exact(2)
+            .filter(|c| u16::from_le_bytes([c[0], c[1]]) << 1 != 0)
+            .count() as u64,
+        DType::E4m3 | DType::E5m2 => raw.iter().filter(|&&b| b << 1 != 0).count() as u64,
+        DType::I32 => raw.chunks_exact(4).filter(|c| c.iter().any(|&b| b != 0)).count() as u64,
+        DType::I64 => raw.chunks_exact(8).filter(|c| c.iter().any(|&b| b != 0)).count() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> Memory {
+        Memory {
+            dram: Dram::new(64),
+            buffers: Buffers::new([16, 16, 16, 16]),
+        }
+    }
+
+    #[test]
+    fn typed_round_trip_and_bounds() {
+        let mut m = mem();
+        let op = Operand::new(Space::Dram, DType::F16, 8);
+        m.write_f32("x", op, &[1.0, -2.5, 1.0 + 2f32.powi(-11)]).unwrap();
+        assert_eq!(m.read_f32("x", op, 3).unwrap(), vec![1.0, -2.5, 1.0]);
+        let bad = Operand::new(Space::Ibuf, DType::F32, 12);
+        assert!(matches!(
+            m.read_f32("a", bad, 2),
+            Err(FaultKind::OutOfBounds { .. })
+        ));
+        let huge = Operand::new(Space::Dram, DType::F32, u32::MAX);
+        assert!(m.write_f32("a", huge, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn bitmaps_are_lsb_first() {
+        let mut m = mem();
+        let op = Operand::new(Space::Gbuf, DType::B1, 1);
+        m.write_mask(
+            "m",
+            op,
+            &[true, false, true, true, false, false, false, false, true],
+        )
+        .unwrap();
+        let raw = m.bytes("m", Space::Gbuf, 1, 2).unwrap();
+        assert_eq!(raw, &[0b0000_1101, 0b1]);
+        assert_eq!(count_nonzero_raw(DType::B1, raw, 9), 4);
+        assert_eq!(m.read_mask("m", op, 4).unwrap(), vec![true, false, true, true]);
+    }
+
+    #[test]
+    fn negative_zero_counts_as_zero() {
+        assert_eq!(count_nonzero_raw(DType::F32, &(-0.0f32).to_le_bytes(), 1), 0);
+        assert_eq!(count_nonzero_raw(DType::F32, &f32::NAN.to_le_bytes(), 1), 1);
+    }
+}

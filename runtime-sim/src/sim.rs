@@ -1,0 +1,294 @@
+//! The simulator: loads a program once, runs it (repeatedly: one training step per run, DRAM kept
+//! across runs), and returns what happened as [`RunStats`].
+//!
+//! The front-end executes control instructions at dispatch in program order (loops, registers,
+//! tokens, tags); every other instruction goes to its executor ([`crate::exec`]), and the ledger and
+//! the timeline then observe the executor's [`Activity`].
+
+use crate::cost::CostModel;
+use crate::decode::{decode, DecodedProgram, Op};
+use crate::error::{Fault, FaultKind, SimError};
+use crate::exec::{execute, Activity, Ctx, Work};
+use crate::ledger::{Event, Ledger, TagKey};
+use crate::memory::{Buffers, Dram, Memory};
+use crate::state::State;
+use crate::timing::{queue_index, Timeline};
+use trainer_isa::{DType, Program, Queue, TensorEntry};
+
+/// Outcome of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Events per tag.
+    pub ledger: Ledger,
+    /// Cycles from start until every queue drained.
+    pub cycles: u64,
+    /// Instructions issued (loop bodies counted per iteration).
+    pub instructions: u64,
+    /// Busy cycles of the (dma-load, dma-store, compute) queues.
+    pub busy: [u64; 3],
+    /// S3 outputs predicted zero, and of those mis-speculated.
+    pub s3: (u64, u64),
+}
+
+impl RunStats {
+    /// Effective MACs over the run.
+    pub fn effective_macs(&self) -> u64 {
+        self.ledger.tags.values().map(|t| t.effective_macs).sum()
+    }
+
+    /// Dense-equivalent MACs over the run.
+    pub fn dense_macs(&self) -> u64 {
+        self.ledger.tags.values().map(|t| t.dense_macs).sum()
+    }
+}
+
+/// A loaded program with its machine and memory.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    prog: DecodedProgram,
+    cost: CostModel,
+    mem: Memory,
+    max_instructions: Option<u64>,
+}
+
+impl Simulator {
+    /// Decodes and validates `program` and initialises DRAM from its data segments.
+    pub fn new(program: Program, cost: CostModel) -> Result<Self, SimError> {
+        let prog = decode(program)?;
+        let mut dram = Dram::new(prog.program.dram_size as usize);
+        for seg in &prog.program.data {
+            let at = seg.addr as usize;
+            dram.bytes_mut()[at..at + seg.bytes.len()].copy_from_slice(&seg.bytes);
+        }
+        let mem = Memory {
+            dram,
+            buffers: Buffers::new(cost.buffers),
+        };
+        Ok(Simulator {
+            prog,
+            cost,
+            mem,
+            max_instructions: None,
+        })
+    }
+
+    /// Reads a `.tbin` image and loads it.
+    pub fn from_tbin(bytes: &[u8], cost: CostModel) -> Result<Self, SimError> {
+        Self::new(trainer_isa::tbin::read(bytes)?, cost)
+    }
+
+    /// Limits the instructions one run may issue (runaway loops fault).
+    pub fn set_max_instructions(&mut self, n: Option<u64>) {
+        self.max_instructions = n;
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.prog.program
+    }
+
+    /// The cost model.
+    pub fn cost(&self) -> &CostModel {
+        &self.cost
+    }
+
+    /// Memory (for inspection).
+    pub fn memory(&self) -> &Memory {
+        &self.mem
+    }
+
+    fn tensor(&self, name: &str) -> Result<(TensorEntry, usize), SimError> {
+        let t = self
+            .prog
+            .program
+            .tensor(name)
+            .ok_or_else(|| SimError::UnknownTensor(name.to_string()))?;
+        let n = t.elements().ok_or_else(|| SimError::Tensor {
+            name: name.into(),
+            why: "size overflows".into(),
+        })?;
+        Ok((t.clone(), n as usize))
+    }
+
+    fn operand(t: &TensorEntry) -> trainer_isa::Operand {
+        trainer_isa::Operand::new(trainer_isa::Space::Dram, t.dtype, t.addr)
+    }
+
+    /// Writes f32 values into a tensor of the tensor table (converted to its dtype).
+    pub fn write_tensor(&mut self, name: &str, values: &[f32]) -> Result<(), SimError> {
+        let (t, n) = self.tensor(name)?;
+        if values.len() != n {
+            return Err(SimError::Tensor {
+                name: name.into(),
+                why: format!("has {n} elements, got {}", values.len()),
+            });
+        }
+        self.mem
+            .write_f32("tensor", Self::operand(&t), values)
+            .map_err(|e| SimError::Tensor {
+                name: name.into(),
+                why: e.to_string(),
+            })
+    }
+
+    /// Writes integer values (labels) into an `i32`/`i64` tensor.
+    pub fn write_tensor_ints(&mut self, name: &str, values: &[i64]) -> Result<(), SimError> {
+        let (t, n) = self.tensor(name)?;
+        let bad = |why: String| SimError::Tensor {
+            name: name.into(),
+            why,
+        };
+        if values.len() != n {
+            return Err(bad(format!("has {n} elements, got {}", values.len())));
+        }
+        let bytes: Vec<u8> = match t.dtype {
+            DType::I32 => values.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect(),
+            DType::I64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+            d => {
+                return Err(bad(format!(
+                    "is {}, not an integer tensor",
+                    trainer_isa::NamedEnum::name(d)
+                )))
+            }
+        };
+        self.mem
+            .bytes_mut(
+                "tensor",
+                trainer_isa::Space::Dram,
+                t.addr.into(),
+                bytes.len() as u64,
+            )
+            .map_err(|e| bad(e.to_string()))?
+            .copy_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Reads a tensor of the tensor table as f32.
+    pub fn read_tensor(&self, name: &str) -> Result<Vec<f32>, SimError> {
+        let (t, n) = self.tensor(name)?;
+        self.mem
+            .read_f32("tensor", Self::operand(&t), n)
+            .map_err(|e| SimError::Tensor {
+                name: name.into(),
+                why: e.to_string(),
+            })
+    }
+
+    /// Runs the program once from pc 0 with reset registers and cleared buffers; DRAM persists.
+    pub fn run(&mut self) -> Result<RunStats, Fault> {
+        self.mem.buffers.clear();
+        let mut state = State::default();
+        let mut timeline = Timeline::new();
+        let mut stats = RunStats::default();
+        let mut loops: Vec<u32> = Vec::new();
+        let mut pc = 0usize;
+        let ops = &self.prog.ops;
+        while pc < ops.len() {
+            let d = &ops[pc];
+            let fault = |kind| Fault {
+                pc,
+                mnemonic: d.mnemonic,
+                kind,
+            };
+            stats.instructions += 1;
+            if self.max_instructions.is_some_and(|m| stats.instructions > m) {
+                return Err(fault(FaultKind::InstructionLimit(stats.instructions - 1)));
+            }
+            let key = TagKey::new(state.tag.0, state.tag.1);
+            let before = timeline.end();
+            let mut next = pc + 1;
+            let mut act = Activity::default();
+            match &d.op {
+                Op::Halt => {
+                    stats.ledger.entry(key).events.add(Event::CtrlIssue, 1);
+                    break;
+                }
+                Op::Nop => {}
+                Op::Barrier => timeline.barrier(),
+                Op::TokSignal { q, tok } => {
+                    let t = &mut state.tokens[*tok as usize];
+                    *t = t.saturating_add(1);
+                    timeline.signal(queue_index(*q), *tok);
+                }
+                Op::TokWait { q, tok } => {
+                    let t = &mut state.tokens[*tok as usize];
+                    if *t == 0 || !timeline.wait(queue_index(*q), *tok) {
+                        return Err(fault(FaultKind::Deadlock(*tok)));
+                    }
+                    *t -= 1;
+                }
+                Op::Loop { count, end } => {
+                    if *count == 0 {
+                        next = end + 1;
+                    } else {
+                        loops.push(*count);
+                    }
+                }
+                Op::EndLoop { start } => {
+                    let left = loops.last_mut().expect("loops are validated");
+                    *left -= 1;
+                    if *left > 0 {
+                        next = start + 1;
+                    } else {
+                        loops.pop();
+                    }
+                }
+                Op::ArSet { reg, value } => state.set_ar(*reg, *value),
+                Op::ArAdd { reg, value } => state.set_ar(*reg, state.ar(*reg).wrapping_add(*value)),
+                Op::CfgSet { reg, value } => state.set_f(*reg, *value),
+                Op::CfgSeti { reg, value } => state.set_i(*reg, *value),
+                Op::CfgPrec(p) => state.prec = *p,
+                Op::Tag { layer, phase } => state.tag = (*layer, *phase),
+                Op::DcClear(c) => state.clear_dc(*c),
+                op => {
+                    let mut ctx = Ctx {
+                        mem: &mut self.mem,
+                        state: &mut state,
+                        features: self.cost.features,
+                        act,
+                    };
+                    execute(op, &mut ctx).map_err(fault)?;
+                    act = ctx.act;
+                    self.observe(&mut act, &mut timeline, pc);
+                }
+            }
+            act.events.add(Event::CtrlIssue, 1);
+            let entry = stats.ledger.entry(key);
+            entry.events += &act.events;
+            entry.effective_macs += act.effective_macs;
+            entry.dense_macs += act.dense_macs;
+            if matches!(act.work, Work::Pe { .. } | Work::Stream) {
+                entry.compute_cycles += self.cost.compute_cycles(&act);
+            }
+            entry.events.add(Event::LeakCycle, timeline.end() - before);
+            if let Some((p, w)) = act.speculation {
+                stats.s3.0 += p;
+                stats.s3.1 += w;
+            }
+            pc = next;
+        }
+        stats.cycles = timeline.end();
+        stats.busy = timeline.busy();
+        Ok(stats)
+    }
+
+    /// Accounting observes an executed instruction: dataflow events and its place on the timeline.
+    fn observe(&self, act: &mut Activity, timeline: &mut Timeline, pc: usize) {
+        if let Work::Pe { operands, .. } = &act.work {
+            let random = act.effective_macs;
+            self.cost.dataflow_events(operands, random, &mut act.events);
+        }
+        let queue = self.prog.program.code[pc].def().queue;
+        match (&act.work, queue) {
+            (Work::Dma { bits, .. }, Queue::Load) => {
+                timeline.dma(0, *bits, &self.cost.timing);
+            }
+            (Work::Dma { bits, .. }, _) => {
+                timeline.dma(1, *bits, &self.cost.timing);
+            }
+            _ => {
+                timeline.run(2, self.cost.compute_cycles(act));
+            }
+        }
+    }
+}

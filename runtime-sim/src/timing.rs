@@ -1,0 +1,194 @@
+//! Timing: the dma-load, dma-store and compute queues as timelines.
+//!
+//! Instructions are issued in program order; each runs on its queue after the queue's previous
+//! instruction and after any `tok.wait` before it in that queue is satisfied (the time the matching
+//! `tok.signal` was reached in its queue). `barrier` joins all queues. DMA transfers share one DRAM
+//! channel of the machine's bandwidth. Compute cycles come from the work each PE group really gets:
+//! output units (channels) are split into contiguous blocks across PE groups and the slowest group
+//! decides, unless PE regrouping rebalances the work over all groups.
+
+use std::collections::VecDeque;
+use trainer_isa::names::QueueName;
+
+/// Throughput parameters of the machine (from the machine model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimingParams {
+    /// PE groups.
+    pub pe_groups: usize,
+    /// MAC lanes per PE group (MACs per cycle).
+    pub lanes_per_group: usize,
+    /// Clock frequency in Hz.
+    pub clock_hz: f64,
+    /// DRAM bandwidth in bits per cycle.
+    pub dram_bits_per_cycle: f64,
+    /// DRAM latency in cycles (added once per DMA instruction).
+    pub dram_latency: u64,
+    /// Vector-unit element operations per cycle.
+    pub vec_per_cycle: u64,
+    /// BN-unit element operations per cycle.
+    pub bn_per_cycle: u64,
+    /// Mask-unit operations per cycle.
+    pub mask_per_cycle: u64,
+    /// Speculation-unit operations per cycle.
+    pub spec_per_cycle: u64,
+    /// Fixed start-up cycles of every compute instruction (pipeline fill).
+    pub compute_startup: u64,
+}
+
+impl TimingParams {
+    /// Total MAC lanes.
+    pub fn lanes(&self) -> u64 {
+        (self.pe_groups * self.lanes_per_group) as u64
+    }
+
+    /// Cycles of PE-array work: `per_unit` performed MACs per output unit.
+    pub fn pe_cycles(&self, per_unit: &[u64], regroup: bool) -> u64 {
+        let lanes = self.lanes_per_group.max(1) as u64;
+        let total: u64 = per_unit.iter().sum();
+        let groups = self.pe_groups.max(1);
+        if regroup || per_unit.is_empty() {
+            return total.div_ceil(lanes * groups as u64);
+        }
+        let units = per_unit.len();
+        (0..groups)
+            .map(|g| {
+                let (lo, hi) = (g * units / groups, (g + 1) * units / groups);
+                per_unit[lo..hi].iter().sum::<u64>().div_ceil(lanes)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Index of a queue in the timeline.
+pub fn queue_index(q: QueueName) -> usize {
+    match q {
+        QueueName::Load => 0,
+        QueueName::Store => 1,
+        QueueName::Compute => 2,
+    }
+}
+
+/// The three queue timelines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// When each queue finishes its last issued instruction.
+    free: [u64; 3],
+    /// Earliest start of each queue's next instruction (from `tok.wait`).
+    gate: [u64; 3],
+    /// Times at which pending token signals were reached, per token.
+    tokens: Vec<VecDeque<u64>>,
+    /// When the DRAM channel is next free.
+    dram_free: u64,
+    /// Busy cycles per queue.
+    busy: [u64; 3],
+}
+
+impl Timeline {
+    /// An idle timeline at cycle 0.
+    pub fn new() -> Self {
+        Timeline {
+            tokens: vec![VecDeque::new(); crate::state::TOKENS],
+            ..Default::default()
+        }
+    }
+
+    /// Runs an instruction of `dur` cycles on queue `q`; returns its (start, end).
+    pub fn run(&mut self, q: usize, dur: u64) -> (u64, u64) {
+        let start = self.free[q].max(self.gate[q]);
+        let end = start + dur;
+        self.free[q] = end;
+        self.busy[q] += dur;
+        (start, end)
+    }
+
+    /// Runs a DMA transfer of `bits` on queue `q`, sharing the DRAM channel.
+    pub fn dma(&mut self, q: usize, bits: u64, p: &TimingParams) -> (u64, u64) {
+        let ready = self.free[q].max(self.gate[q]);
+        let start = ready.max(self.dram_free);
+        let transfer = (bits as f64 / p.dram_bits_per_cycle).ceil() as u64;
+        self.dram_free = start + transfer;
+        let end = start + transfer + p.dram_latency;
+        self.busy[q] += end - ready;
+        self.free[q] = end;
+        (ready, end)
+    }
+
+    /// `tok.signal` reached in queue `q`.
+    pub fn signal(&mut self, q: usize, tok: u8) {
+        let t = self.free[q].max(self.gate[q]);
+        self.tokens[tok as usize].push_back(t);
+    }
+
+    /// `tok.wait` in queue `q`: the queue's next instruction waits for the oldest pending signal.
+    /// Returns `false` if there is none (deadlock).
+    pub fn wait(&mut self, q: usize, tok: u8) -> bool {
+        match self.tokens[tok as usize].pop_front() {
+            Some(t) => {
+                self.gate[q] = self.gate[q].max(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `barrier`: every queue waits until all have drained.
+    pub fn barrier(&mut self) {
+        let t = self.end();
+        self.gate = [t; 3];
+    }
+
+    /// Cycle at which everything issued so far has finished.
+    pub fn end(&self) -> u64 {
+        self.free.iter().chain(&self.gate).copied().max().unwrap_or(0)
+    }
+
+    /// Busy cycles of (load, store, compute).
+    pub fn busy(&self) -> [u64; 3] {
+        self.busy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> TimingParams {
+        TimingParams {
+            pe_groups: 4,
+            lanes_per_group: 2,
+            clock_hz: 1e9,
+            dram_bits_per_cycle: 64.0,
+            dram_latency: 10,
+            vec_per_cycle: 8,
+            bn_per_cycle: 8,
+            mask_per_cycle: 8,
+            spec_per_cycle: 8,
+            compute_startup: 0,
+        }
+    }
+
+    #[test]
+    fn slowest_group_decides_unless_regrouped() {
+        let p = params();
+        let work = [8, 0, 0, 0, 0, 0, 0, 8];
+        // Groups get units {0,1}, {2,3}, {4,5}, {6,7}: 8 MACs on 2 lanes = 4 cycles.
+        assert_eq!(p.pe_cycles(&work, false), 4);
+        assert_eq!(p.pe_cycles(&work, true), 2);
+    }
+
+    #[test]
+    fn queues_overlap_through_tokens() {
+        let p = params();
+        let mut t = Timeline::new();
+        t.dma(0, 640, &p); // load: 10 transfer + 10 latency = 0..20
+        t.signal(0, 1);
+        assert!(t.wait(2, 1));
+        assert_eq!(t.run(2, 30), (20, 50));
+        t.dma(0, 640, &p); // the next load overlaps the compute: 20..40
+        assert_eq!(t.end(), 50);
+        assert!(!t.wait(2, 1));
+        t.barrier();
+        assert_eq!(t.run(1, 5), (50, 55));
+    }
+}
