@@ -1,0 +1,129 @@
+//! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
+//! stride 1, pad 1) with dense weights and with 90% of the weights masked out.
+//!
+//! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
+//! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
+
+use divan::counter::ItemsCount;
+use divan::Bencher;
+use std::hint::black_box;
+use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
+use trainer_sim::kernels::density::Counting;
+use trainer_sim::kernels::prune::topk_mask;
+
+fn main() {
+    divan::main();
+}
+
+const SPARSITY: [f64; 2] = [0.0, 0.9];
+
+struct Data {
+    shape: ConvShape,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    dy: Vec<f32>,
+    mask: Vec<bool>,
+}
+
+fn data(sparsity: f64) -> Data {
+    let shape = ConvShape::simple(16, 128, 16, 128, 3, 1, 1);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    // Post-ReLU-like activations (about half zero) and gradients.
+    let x = (0..shape.input_len()).map(|_| next().max(0.0)).collect();
+    let w: Vec<f32> = (0..shape.weight_len()).map(|_| next()).collect();
+    let dy = (0..shape.output_len()).map(|_| next()).collect();
+    let mask = topk_mask(&w, sparsity).expect("valid sparsity").mask;
+    Data {
+        shape,
+        x,
+        w,
+        dy,
+        mask,
+    }
+}
+
+fn flops(d: &Data) -> ItemsCount {
+    ItemsCount::new(2 * d.shape.macs())
+}
+
+fn opts(d: &Data, sparsity: f64, counting: Counting) -> ConvOpts<'_> {
+    ConvOpts {
+        weight_mask: (sparsity > 0.0).then_some(&d.mask[..]),
+        counting,
+        ..Default::default()
+    }
+}
+
+/// FF with exact effective-MAC counting (items = dense FLOPs).
+#[divan::bench(args = SPARSITY, sample_count = 10)]
+fn ff(b: Bencher, sparsity: f64) {
+    let d = data(sparsity);
+    let mut y = vec![0.0; d.shape.output_len()];
+    b.counter(flops(&d)).bench_local(|| {
+        conv_ff(
+            &d.shape,
+            black_box(&d.x),
+            &d.w,
+            &mut y,
+            &opts(&d, sparsity, Counting::Exact),
+        )
+    });
+}
+
+/// FF without exact counting: the cost of the arithmetic alone.
+#[divan::bench(args = SPARSITY, sample_count = 10)]
+fn ff_slots_only(b: Bencher, sparsity: f64) {
+    let d = data(sparsity);
+    let mut y = vec![0.0; d.shape.output_len()];
+    b.counter(flops(&d)).bench_local(|| {
+        conv_ff(
+            &d.shape,
+            black_box(&d.x),
+            &d.w,
+            &mut y,
+            &opts(&d, sparsity, Counting::SlotsOnly),
+        )
+    });
+}
+
+/// BP (input gradient) with exact counting.
+#[divan::bench(args = SPARSITY, sample_count = 10)]
+fn bp(b: Bencher, sparsity: f64) {
+    let d = data(sparsity);
+    let mut dx = vec![0.0; d.shape.input_len()];
+    b.counter(flops(&d)).bench_local(|| {
+        conv_bp(
+            &d.shape,
+            black_box(&d.dy),
+            &d.w,
+            &mut dx,
+            &opts(&d, sparsity, Counting::Exact),
+        )
+    });
+}
+
+/// WG (weight gradient) with exact counting; at 90% the keep-mask selects the unpruned gradients.
+#[divan::bench(args = SPARSITY, sample_count = 10)]
+fn wg(b: Bencher, sparsity: f64) {
+    let d = data(sparsity);
+    let mut dw = vec![0.0; d.shape.weight_len()];
+    let keep = (sparsity > 0.0).then_some(&d.mask[..]);
+    b.counter(flops(&d)).bench_local(|| {
+        conv_wg(
+            &d.shape,
+            black_box(&d.x),
+            &d.dy,
+            &mut dw,
+            &ConvOpts {
+                keep,
+                ..Default::default()
+            },
+        )
+    });
+}

@@ -1,0 +1,347 @@
+//! Batch normalisation (training and eval), split into the pieces the hardware executes separately
+//! so that the decoupled BN unit can fuse them into the producing/consuming layers:
+//!
+//! 1. [`BnStats::accumulate`]: per-channel Σx and Σx² (as the producing conv writes its outputs);
+//! 2. [`BnStats::finalize`]: mean, inverse std (biased variance) and the running-statistics update
+//!    (PyTorch convention: `running = (1 - momentum)·running + momentum·batch`, with the unbiased
+//!    variance `var·M/(M-1)` for `running_var`);
+//! 3. [`bn_apply`]: `y = γ·(x - mean)·invstd + β`, optionally fused with ReLU (as the consumer reads);
+//! 4. [`BnGradStats::accumulate`]: per-channel Σdy and Σdy·x̂ (as the later layer's BP writes dy);
+//! 5. [`bn_input_grad`] and [`BnGradStats::param_grads`] (dγ = Σdy·x̂, dβ = Σdy).
+//!
+//! Tensors are NCHW with `hw = H·W` elements per channel plane. Per-channel sums are accumulated in
+//! f64 (wide accumulators), so `E[x²] - mean²` does not lose the variance to cancellation; every
+//! element-wise operation is f32.
+
+use super::{check_len, invalid, Result};
+
+/// Layout of a BN input: `n` images of `c` channels of `hw` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BnShape {
+    /// Batch size.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Elements per channel plane (H·W; 1 for a BatchNorm1d over features).
+    pub hw: usize,
+}
+
+impl BnShape {
+    fn len(&self) -> usize {
+        self.n * self.c * self.hw
+    }
+
+    /// Calls `f(channel, plane_range)` for every (image, channel) plane.
+    fn planes(&self, mut f: impl FnMut(usize, std::ops::Range<usize>)) {
+        for n in 0..self.n {
+            for c in 0..self.c {
+                let start = (n * self.c + c) * self.hw;
+                f(c, start..start + self.hw);
+            }
+        }
+    }
+}
+
+/// Per-channel forward statistics Σx, Σx² over `count` elements per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BnStats {
+    /// Elements accumulated per channel.
+    pub count: u64,
+    /// Σx per channel.
+    pub sum: Vec<f64>,
+    /// Σx² per channel.
+    pub sumsq: Vec<f64>,
+}
+
+/// Normalisation parameters of a BN layer for one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BnNorm {
+    /// Per-channel mean.
+    pub mean: Vec<f32>,
+    /// Per-channel `1/sqrt(var + eps)`.
+    pub invstd: Vec<f32>,
+}
+
+impl BnStats {
+    /// Empty statistics for `c` channels.
+    pub fn new(c: usize) -> Self {
+        Self {
+            count: 0,
+            sum: vec![0.0; c],
+            sumsq: vec![0.0; c],
+        }
+    }
+
+    /// Adds a tensor (or a batch slice of one) with layout `shape` to the statistics.
+    pub fn accumulate(&mut self, shape: &BnShape, x: &[f32]) -> Result<()> {
+        check_len("BN input", x, shape.len())?;
+        check_len("BN statistics", &self.sum, shape.c)?;
+        shape.planes(|c, r| {
+            let (s, q) = x[r].iter().fold((0.0f64, 0.0f64), |(s, q), &v| {
+                (s + f64::from(v), q + f64::from(v) * f64::from(v))
+            });
+            self.sum[c] += s;
+            self.sumsq[c] += q;
+        });
+        self.count += (shape.n * shape.hw) as u64;
+        Ok(())
+    }
+
+    /// Batch mean and inverse std (biased variance); updates the running statistics in place.
+    pub fn finalize(
+        &self,
+        eps: f32,
+        momentum: f32,
+        running_mean: &mut [f32],
+        running_var: &mut [f32],
+    ) -> Result<BnNorm> {
+        let c = self.sum.len();
+        check_len("BN running mean", running_mean, c)?;
+        check_len("BN running var", running_var, c)?;
+        if self.count < 2 {
+            return Err(invalid("BN statistics", "need at least 2 elements per channel"));
+        }
+        let m = self.count as f64;
+        let mut norm = BnNorm {
+            mean: vec![0.0; c],
+            invstd: vec![0.0; c],
+        };
+        for ch in 0..c {
+            let mean = self.sum[ch] / m;
+            let var = (self.sumsq[ch] / m - mean * mean).max(0.0);
+            norm.mean[ch] = mean as f32;
+            norm.invstd[ch] = (1.0 / (var + f64::from(eps)).sqrt()) as f32;
+            let mo = f64::from(momentum);
+            running_mean[ch] = ((1.0 - mo) * f64::from(running_mean[ch]) + mo * mean) as f32;
+            running_var[ch] = ((1.0 - mo) * f64::from(running_var[ch]) + mo * var * m / (m - 1.0)) as f32;
+        }
+        Ok(norm)
+    }
+}
+
+impl BnNorm {
+    /// Eval-mode normalisation from running statistics.
+    pub fn from_running(running_mean: &[f32], running_var: &[f32], eps: f32) -> Result<Self> {
+        check_len("BN running var", running_var, running_mean.len())?;
+        Ok(Self {
+            mean: running_mean.to_vec(),
+            invstd: running_var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect(),
+        })
+    }
+}
+
+/// `y = γ·(x - mean)·invstd + β` per channel, then `max(y, 0)` when `relu`.
+pub fn bn_apply(
+    shape: &BnShape,
+    x: &[f32],
+    norm: &BnNorm,
+    gamma: &[f32],
+    beta: &[f32],
+    relu: bool,
+    y: &mut [f32],
+) -> Result<()> {
+    check_len("BN input", x, shape.len())?;
+    check_len("BN output", y, shape.len())?;
+    check_channel_params(shape, norm, &[gamma, beta])?;
+    shape.planes(|c, r| {
+        let scale = gamma[c] * norm.invstd[c];
+        let shift = beta[c] - norm.mean[c] * scale;
+        for (o, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
+            let t = v * scale + shift;
+            *o = if relu { t.max(0.0) } else { t };
+        }
+    });
+    Ok(())
+}
+
+/// Per-channel backward reductions Σdy and Σdy·x̂ (x̂ recomputed from x and the step's norm).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BnGradStats {
+    /// Σdy per channel (= dβ).
+    pub sum_dy: Vec<f64>,
+    /// Σdy·x̂ per channel (= dγ).
+    pub sum_dy_xhat: Vec<f64>,
+}
+
+impl BnGradStats {
+    /// Empty reductions for `c` channels.
+    pub fn new(c: usize) -> Self {
+        Self {
+            sum_dy: vec![0.0; c],
+            sum_dy_xhat: vec![0.0; c],
+        }
+    }
+
+    /// Adds `dy` (gradient w.r.t. the BN output) with the matching BN input `x`.
+    pub fn accumulate(&mut self, shape: &BnShape, x: &[f32], dy: &[f32], norm: &BnNorm) -> Result<()> {
+        check_len("BN input", x, shape.len())?;
+        check_len("BN output gradient", dy, shape.len())?;
+        check_len("BN gradient statistics", &self.sum_dy, shape.c)?;
+        check_channel_params(shape, norm, &[])?;
+        shape.planes(|c, r| {
+            let (mean, inv) = (norm.mean[c], norm.invstd[c]);
+            let (s, sx) = x[r.clone()]
+                .iter()
+                .zip(&dy[r])
+                .fold((0.0f64, 0.0f64), |(s, sx), (&v, &g)| {
+                    (s + f64::from(g), sx + f64::from(g) * f64::from((v - mean) * inv))
+                });
+            self.sum_dy[c] += s;
+            self.sum_dy_xhat[c] += sx;
+        });
+        Ok(())
+    }
+
+    /// `(dγ, dβ)` as f32.
+    pub fn param_grads(&self) -> (Vec<f32>, Vec<f32>) {
+        (
+            self.sum_dy_xhat.iter().map(|&v| v as f32).collect(),
+            self.sum_dy.iter().map(|&v| v as f32).collect(),
+        )
+    }
+}
+
+/// Training-mode input gradient: `dx = γ·invstd/M · (M·dy - Σdy - x̂·Σdy·x̂)` with M elements per
+/// channel (`accumulate` adds into `dx`).
+#[allow(clippy::too_many_arguments)]
+pub fn bn_input_grad(
+    shape: &BnShape,
+    x: &[f32],
+    dy: &[f32],
+    norm: &BnNorm,
+    gamma: &[f32],
+    grads: &BnGradStats,
+    accumulate: bool,
+    dx: &mut [f32],
+) -> Result<()> {
+    check_len("BN input", x, shape.len())?;
+    check_len("BN output gradient", dy, shape.len())?;
+    check_len("BN input gradient", dx, shape.len())?;
+    check_channel_params(shape, norm, &[gamma])?;
+    check_len("BN gradient statistics", &grads.sum_dy, shape.c)?;
+    let m = (shape.n * shape.hw) as f32;
+    shape.planes(|c, r| {
+        let (mean, inv) = (norm.mean[c], norm.invstd[c]);
+        let k = gamma[c] * inv / m;
+        let (sdy, sdyx) = (grads.sum_dy[c] as f32, grads.sum_dy_xhat[c] as f32);
+        for ((d, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
+            let t = k * (m * g - sdy - (v - mean) * inv * sdyx);
+            *d = if accumulate { *d + t } else { t };
+        }
+    });
+    Ok(())
+}
+
+fn check_channel_params(shape: &BnShape, norm: &BnNorm, params: &[&[f32]]) -> Result<()> {
+    check_len("BN mean", &norm.mean, shape.c)?;
+    check_len("BN invstd", &norm.invstd, shape.c)?;
+    params
+        .iter()
+        .try_for_each(|p| check_len("BN affine parameter", p, shape.c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testutil::{assert_close, sparse_vec, Rng};
+
+    #[test]
+    fn bn_forward_backward_match_naive() {
+        let mut rng = Rng::new(5);
+        let shape = BnShape { n: 3, c: 4, hw: 10 };
+        let x: Vec<f32> = sparse_vec(&mut rng, shape.len(), 1.0)
+            .iter()
+            .map(|v| 3.0 * v + 0.5)
+            .collect();
+        let dy = sparse_vec(&mut rng, shape.len(), 0.8);
+        let gamma = sparse_vec(&mut rng, 4, 1.0);
+        let beta = sparse_vec(&mut rng, 4, 1.0);
+        let (eps, mom) = (1e-5f32, 0.1f32);
+        let mut stats = BnStats::new(4);
+        // Accumulate in two batch slices to exercise incremental accumulation.
+        let half = BnShape { n: 1, ..shape };
+        stats.accumulate(&half, &x[..40]).unwrap();
+        stats.accumulate(&BnShape { n: 2, ..shape }, &x[40..]).unwrap();
+        let (mut rm, mut rv) = (vec![0.0f32; 4], vec![1.0f32; 4]);
+        let norm = stats.finalize(eps, mom, &mut rm, &mut rv).unwrap();
+        let mut y = vec![0.0; shape.len()];
+        bn_apply(&shape, &x, &norm, &gamma, &beta, true, &mut y).unwrap();
+        let mut gs = BnGradStats::new(4);
+        gs.accumulate(&shape, &x, &dy, &norm).unwrap();
+        let mut dx = vec![0.0; shape.len()];
+        bn_input_grad(&shape, &x, &dy, &norm, &gamma, &gs, false, &mut dx).unwrap();
+        let (dg, db) = gs.param_grads();
+
+        let m = 30.0f64;
+        let (mut ry, mut rdx) = (vec![0.0f64; shape.len()], vec![0.0f64; shape.len()]);
+        for c in 0..4 {
+            let idx: Vec<usize> = (0..3)
+                .flat_map(|n| (0..10).map(move |i| (n * 4 + c) * 10 + i))
+                .collect();
+            let mean = idx.iter().map(|&i| f64::from(x[i])).sum::<f64>() / m;
+            let var = idx.iter().map(|&i| (f64::from(x[i]) - mean).powi(2)).sum::<f64>() / m;
+            assert!((f64::from(rm[c]) - 0.1 * mean).abs() < 1e-5);
+            assert!((f64::from(rv[c]) - (0.9 + 0.1 * var * m / (m - 1.0))).abs() < 1e-5);
+            let inv = 1.0 / (var + 1e-5).sqrt();
+            let xh: Vec<f64> = idx.iter().map(|&i| (f64::from(x[i]) - mean) * inv).collect();
+            let sdy: f64 = idx.iter().map(|&i| f64::from(dy[i])).sum();
+            let sdyx: f64 = idx.iter().zip(&xh).map(|(&i, h)| f64::from(dy[i]) * h).sum();
+            assert!((f64::from(db[c]) - sdy).abs() < 1e-5 && (f64::from(dg[c]) - sdyx).abs() < 1e-4);
+            for (&i, h) in idx.iter().zip(&xh) {
+                ry[i] = (f64::from(gamma[c]) * h + f64::from(beta[c])).max(0.0);
+                rdx[i] = f64::from(gamma[c]) * inv / m * (m * f64::from(dy[i]) - sdy - h * sdyx);
+            }
+        }
+        assert_close(&y, &ry, 1e-5);
+        assert_close(&dx, &rdx, 1e-4);
+
+        // Eval form from running statistics.
+        let ev = BnNorm::from_running(&rm, &rv, eps).unwrap();
+        bn_apply(&shape, &x, &ev, &gamma, &beta, false, &mut y).unwrap();
+        let want: Vec<f64> = (0..shape.len())
+            .map(|i| {
+                let c = (i / 10) % 4;
+                f64::from(gamma[c]) * (f64::from(x[i]) - f64::from(rm[c])) / (f64::from(rv[c]) + 1e-5).sqrt()
+                    + f64::from(beta[c])
+            })
+            .collect();
+        assert_close(&y, &want, 1e-5);
+        assert!(bn_apply(&shape, &x[1..], &ev, &gamma, &beta, false, &mut y).is_err());
+    }
+
+    /// The input gradient is the derivative of Σ G ⊙ BN(x) (training mode), by finite differences.
+    #[test]
+    fn bn_input_grad_matches_finite_differences() {
+        let mut rng = Rng::new(6);
+        let shape = BnShape { n: 2, c: 2, hw: 6 };
+        let x = sparse_vec(&mut rng, shape.len(), 1.0);
+        let g = sparse_vec(&mut rng, shape.len(), 1.0);
+        let (gamma, beta) = (vec![1.3, -0.7], vec![0.2, 0.1]);
+        let forward = |x: &[f32]| -> (f64, BnNorm) {
+            let mut st = BnStats::new(2);
+            st.accumulate(&shape, x).unwrap();
+            let norm = st.finalize(1e-5, 0.1, &mut [0.0; 2], &mut [1.0; 2]).unwrap();
+            let mut y = vec![0.0; shape.len()];
+            bn_apply(&shape, x, &norm, &gamma, &beta, false, &mut y).unwrap();
+            (
+                y.iter().zip(&g).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum(),
+                norm,
+            )
+        };
+        let (base, norm) = forward(&x);
+        let mut gs = BnGradStats::new(2);
+        gs.accumulate(&shape, &x, &g, &norm).unwrap();
+        let mut dx = vec![0.0; shape.len()];
+        bn_input_grad(&shape, &x, &g, &norm, &gamma, &gs, false, &mut dx).unwrap();
+        for i in 0..shape.len() {
+            let mut xp = x.clone();
+            xp[i] += 1e-3;
+            let fd = (forward(&xp).0 - base) / 1e-3;
+            assert!(
+                (fd - f64::from(dx[i])).abs() < 2e-2,
+                "dx[{i}] fd {fd} vs {}",
+                dx[i]
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Convolution kernels against a naive f64 direct-loop reference, brute-force counters and finite
+//! differences.
+
+use super::*;
+use crate::kernels::testutil::{assert_close, sparse_vec, Rng};
+
+/// Results of the naive reference: outputs with keep-masks applied and effective MACs (FF, BP, WG).
+struct Reference {
+    y: Vec<f64>,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+    eff: [u64; 3],
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    sh: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    keep_y: &[bool],
+    keep_x: &[bool],
+    keep_w: &[bool],
+) -> Reference {
+    let (oh, ow) = (sh.out_h(), sh.out_w());
+    let (cg, kg) = (sh.c / sh.groups, sh.k / sh.groups);
+    let mut r = Reference {
+        y: vec![0.0; sh.output_len()],
+        dx: vec![0.0; sh.input_len()],
+        dw: vec![0.0; sh.weight_len()],
+        eff: [0; 3],
+    };
+    for n in 0..sh.n {
+        for k in 0..sh.k {
+            let g = k / kg;
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let yi = ((n * sh.k + k) * oh + y) * ow + xo;
+                    for ci in 0..cg {
+                        let c = g * cg + ci;
+                        for rr in 0..sh.r {
+                            for ss in 0..sh.s {
+                                let wi = ((k * cg + ci) * sh.r + rr) * sh.s + ss;
+                                let ih =
+                                    (y * sh.stride.0 + rr * sh.dilation.0) as isize - sh.pad.top as isize;
+                                let iw =
+                                    (xo * sh.stride.1 + ss * sh.dilation.1) as isize - sh.pad.left as isize;
+                                if ih < 0 || iw < 0 || ih >= sh.h as isize || iw >= sh.w as isize {
+                                    continue;
+                                }
+                                let xi = ((n * sh.c + c) * sh.h + ih as usize) * sh.w + iw as usize;
+                                let (xv, wv, gv) = (x[xi], w[wi], dy[yi]);
+                                r.y[yi] += f64::from(xv) * f64::from(wv);
+                                r.dx[xi] += f64::from(gv) * f64::from(wv);
+                                r.dw[wi] += f64::from(gv) * f64::from(xv);
+                                r.eff[0] += u64::from(keep_y[yi] && xv != 0.0 && wv != 0.0);
+                                r.eff[1] += u64::from(keep_x[xi] && gv != 0.0 && wv != 0.0);
+                                r.eff[2] += u64::from(keep_w[wi] && gv != 0.0 && xv != 0.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let zero = |v: &mut Vec<f64>, keep: &[bool]| {
+        v.iter_mut()
+            .zip(keep)
+            .for_each(|(a, &k)| *a *= f64::from(u8::from(k)))
+    };
+    zero(&mut r.y, keep_y);
+    zero(&mut r.dx, keep_x);
+    zero(&mut r.dw, keep_w);
+    r
+}
+
+fn shapes() -> Vec<ConvShape> {
+    let base = ConvShape::simple(2, 4, 7, 6, 3, 1, 1);
+    vec![
+        base,
+        ConvShape {
+            stride: (2, 2),
+            ..base
+        },
+        ConvShape {
+            pad: Padding {
+                top: 1,
+                left: 0,
+                bottom: 2,
+                right: 1,
+            },
+            stride: (2, 1),
+            ..base
+        },
+        ConvShape {
+            groups: 2,
+            dilation: (2, 1),
+            ..base
+        },
+        ConvShape {
+            groups: 4,
+            c: 4,
+            k: 8,
+            ..base
+        },
+        ConvShape {
+            r: 1,
+            s: 1,
+            pad: Padding::uniform(0),
+            n: 3,
+            ..base
+        },
+        ConvShape {
+            h: 9,
+            w: 5,
+            r: 3,
+            s: 2,
+            stride: (3, 2),
+            dilation: (1, 2),
+            ..base
+        },
+    ]
+}
+
+#[test]
+fn conv_matches_naive_reference_with_masks_and_counts() {
+    let mut rng = Rng::new(1);
+    for sh in shapes() {
+        for masked in [false, true] {
+            let x = sparse_vec(&mut rng, sh.input_len(), 0.6);
+            let w = sparse_vec(&mut rng, sh.weight_len(), 0.7);
+            let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+            let mut bools =
+                |n: usize| -> Vec<bool> { (0..n).map(|_| !masked || rng.uniform() < 0.6).collect() };
+            let (wmask, keep_y, keep_x, keep_w) = (
+                bools(sh.weight_len()),
+                bools(sh.output_len()),
+                bools(sh.input_len()),
+                bools(sh.weight_len()),
+            );
+            let wm: Vec<f32> = w
+                .iter()
+                .zip(&wmask)
+                .map(|(&v, &m)| if m { v } else { 0.0 })
+                .collect();
+            let r = reference(&sh, &x, &wm, &dy, &keep_y, &keep_x, &keep_w);
+            let ff_opts = ConvOpts {
+                weight_mask: masked.then_some(&wmask[..]),
+                keep: masked.then_some(&keep_y[..]),
+                ..Default::default()
+            };
+            let mut y = vec![0.0; sh.output_len()];
+            let c = conv_ff(&sh, &x, &w, &mut y, &ff_opts).unwrap();
+            assert_close(&y, &r.y, 1e-5);
+            assert_eq!(c.effective, r.eff[0], "{sh:?} FF effective");
+            assert_eq!(c.mac_slots, sh.macs());
+            assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
+            assert_eq!(c.outputs_skipped, keep_y.iter().filter(|&&k| !k).count() as u64);
+
+            let bp_opts = ConvOpts {
+                keep: masked.then_some(&keep_x[..]),
+                ..ff_opts
+            };
+            let mut dx = vec![0.0; sh.input_len()];
+            let c = conv_bp(&sh, &dy, &w, &mut dx, &bp_opts).unwrap();
+            assert_close(&dx, &r.dx, 1e-5);
+            assert_eq!(c.effective, r.eff[1], "{sh:?} BP effective");
+            assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
+            assert_eq!(c.outputs, sh.input_len() as u64);
+
+            let wg_opts = ConvOpts {
+                keep: masked.then_some(&keep_w[..]),
+                ..Default::default()
+            };
+            let mut dw = vec![0.0; sh.weight_len()];
+            let c = conv_wg(&sh, &x, &dy, &mut dw, &wg_opts).unwrap();
+            assert_close(&dw, &r.dw, 1e-5);
+            assert_eq!(c.effective, r.eff[2], "{sh:?} WG effective");
+            assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
+            assert_eq!(
+                c.masked_out,
+                c.outputs_skipped * (sh.n * sh.out_h() * sh.out_w()) as u64
+            );
+        }
+    }
+}
+
+#[test]
+fn accumulate_adds_and_slots_only_skips_counting() {
+    let sh = ConvShape::simple(2, 3, 5, 4, 3, 1, 1);
+    let mut rng = Rng::new(2);
+    let x = sparse_vec(&mut rng, sh.input_len(), 0.8);
+    let w = sparse_vec(&mut rng, sh.weight_len(), 0.8);
+    let mut y1 = vec![0.0; sh.output_len()];
+    conv_ff(&sh, &x, &w, &mut y1, &ConvOpts::default()).unwrap();
+    let mut y2 = vec![1.0; sh.output_len()];
+    let opts = ConvOpts {
+        accumulate: true,
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    let c = conv_ff(&sh, &x, &w, &mut y2, &opts).unwrap();
+    assert!(!c.exact && c.effective == 0 && c.mac_slots == sh.macs());
+    for (a, b) in y1.iter().zip(&y2) {
+        assert!((a + 1.0 - b).abs() < 1e-6);
+    }
+}
+
+/// BP and WG are the gradients of L = Σ G ⊙ conv(x, w): checked by finite differences through FF.
+#[test]
+fn bp_and_wg_match_finite_differences_of_ff() {
+    let sh = ConvShape {
+        groups: 2,
+        ..ConvShape::simple(2, 4, 6, 4, 3, 2, 1)
+    };
+    let mut rng = Rng::new(3);
+    let x = sparse_vec(&mut rng, sh.input_len(), 1.0);
+    let w = sparse_vec(&mut rng, sh.weight_len(), 1.0);
+    let g = sparse_vec(&mut rng, sh.output_len(), 1.0);
+    let loss = |x: &[f32], w: &[f32]| -> f64 {
+        let mut y = vec![0.0; sh.output_len()];
+        conv_ff(&sh, x, w, &mut y, &ConvOpts::default()).unwrap();
+        y.iter().zip(&g).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+    };
+    let mut dx = vec![0.0; sh.input_len()];
+    conv_bp(&sh, &g, &w, &mut dx, &ConvOpts::default()).unwrap();
+    let mut dw = vec![0.0; sh.weight_len()];
+    conv_wg(&sh, &x, &g, &mut dw, &ConvOpts::default()).unwrap();
+    let eps = 1e-2;
+    let base = loss(&x, &w);
+    for i in (0..sh.input_len()).step_by(7) {
+        let mut xp = x.clone();
+        xp[i] += eps;
+        let fd = (loss(&xp, &w) - base) / f64::from(eps);
+        assert!(
+            (fd - f64::from(dx[i])).abs() < 2e-3,
+            "dx[{i}]: fd {fd} vs {}",
+            dx[i]
+        );
+    }
+    for i in (0..sh.weight_len()).step_by(5) {
+        let mut wp = w.clone();
+        wp[i] += eps;
+        let fd = (loss(&x, &wp) - base) / f64::from(eps);
+        assert!(
+            (fd - f64::from(dw[i])).abs() < 2e-3,
+            "dw[{i}]: fd {fd} vs {}",
+            dw[i]
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let sh = ConvShape::simple(1, 3, 4, 2, 3, 1, 0);
+    let mut y = vec![0.0; sh.output_len()];
+    let x = vec![0.0; sh.input_len()];
+    let w = vec![0.0; sh.weight_len()];
+    assert!(conv_ff(&sh, &x[1..], &w, &mut y, &ConvOpts::default()).is_err());
+    assert!(conv_ff(
+        &ConvShape { groups: 2, ..sh },
+        &x,
+        &w,
+        &mut y,
+        &ConvOpts::default()
+    )
+    .is_err());
+    assert!(conv_ff(&ConvShape { r: 9, ..sh }, &x, &w, &mut y, &ConvOpts::default()).is_err());
+    assert!(conv_ff(
+        &ConvShape { stride: (0, 1), ..sh },
+        &x,
+        &w,
+        &mut y,
+        &ConvOpts::default()
+    )
+    .is_err());
+    let mask = vec![true; 3];
+    let opts = ConvOpts {
+        weight_mask: Some(&mask),
+        ..Default::default()
+    };
+    assert!(conv_ff(&sh, &x, &w, &mut y, &opts).is_err());
+    let mut dw = vec![0.0; sh.weight_len()];
+    let wmask = vec![true; sh.weight_len()];
+    let opts = ConvOpts {
+        weight_mask: Some(&wmask),
+        ..Default::default()
+    };
+    assert!(conv_wg(&sh, &x, &y.clone(), &mut dw, &opts).is_err());
+}

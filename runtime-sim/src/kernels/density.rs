@@ -1,0 +1,199 @@
+//! Non-zero bitmaps, popcounts and effective-work counters.
+//!
+//! Used by the compute kernels to count effective MACs exactly, by DMA compression accounting
+//! (bitmap + non-zero values) and by the machine's density counters.
+
+use std::ops::AddAssign;
+
+/// A dense row-major bit matrix (`rows × cols` bits, each row padded to whole 64-bit words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitMatrix {
+    rows: usize,
+    cols: usize,
+    words_per_row: usize,
+    words: Vec<u64>,
+}
+
+impl BitMatrix {
+    /// An all-zero bit matrix.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        let words_per_row = cols.div_ceil(64);
+        Self {
+            rows,
+            cols,
+            words_per_row,
+            words: vec![0; rows * words_per_row],
+        }
+    }
+
+    /// Builds the bit matrix with `bit(r, c) = f(r, c)`.
+    pub fn from_fn(rows: usize, cols: usize, mut f: impl FnMut(usize, usize) -> bool) -> Self {
+        let mut m = Self::zeros(rows, cols);
+        for r in 0..rows {
+            let row = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
+            for c in 0..cols {
+                row[c / 64] |= u64::from(f(r, c)) << (c % 64);
+            }
+        }
+        m
+    }
+
+    /// The non-zero indicator of a strided f32 matrix: `bit(r, c) = data[r*rs + c*cs] != 0`.
+    pub fn nonzero(data: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        Self::from_fn(rows, cols, |r, c| data[r * rs + c * cs] != 0.0)
+    }
+
+    /// Sets bit `(r, c)`.
+    pub fn set(&mut self, r: usize, c: usize) {
+        self.words[r * self.words_per_row + c / 64] |= 1 << (c % 64);
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (bits per row).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The words of row `r`.
+    pub fn row(&self, r: usize) -> &[u64] {
+        &self.words[r * self.words_per_row..(r + 1) * self.words_per_row]
+    }
+
+    /// Bit `(r, c)`.
+    pub fn get(&self, r: usize, c: usize) -> bool {
+        self.row(r)[c / 64] >> (c % 64) & 1 == 1
+    }
+
+    /// Number of set bits in row `r`.
+    pub fn row_count(&self, r: usize) -> u64 {
+        popcount(self.row(r))
+    }
+
+    /// Number of set bits.
+    pub fn count(&self) -> u64 {
+        popcount(&self.words)
+    }
+}
+
+/// Number of set bits in `words`.
+pub fn popcount(words: &[u64]) -> u64 {
+    words.iter().map(|w| u64::from(w.count_ones())).sum()
+}
+
+/// Number of bits set in both `a` and `b`.
+pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u64::from((x & y).count_ones()))
+        .sum()
+}
+
+/// Number of non-zero elements of `data` (NaN counts as non-zero; ±0 as zero).
+pub fn count_nonzero(data: &[f32]) -> u64 {
+    data.iter().map(|&x| u64::from(x != 0.0)).sum()
+}
+
+/// Fraction of non-zero elements (1.0 for an empty slice).
+pub fn density(data: &[f32]) -> f64 {
+    if data.is_empty() {
+        1.0
+    } else {
+        count_nonzero(data) as f64 / data.len() as f64
+    }
+}
+
+/// Packs the non-zero indicator of `data` into 64-bit words (bit `i % 64` of word `i / 64`), the
+/// bitmap a compressed DMA transfer sends alongside the non-zero values.
+pub fn nonzero_bitmap(data: &[f32]) -> Vec<u64> {
+    data.chunks(64)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &x)| w | u64::from(x != 0.0) << i)
+        })
+        .collect()
+}
+
+/// Exact work counters of one compute kernel call, measured on the real operands.
+///
+/// Invariant: `mac_slots == effective + zero_operand + masked_out`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkCounts {
+    /// Dense MAC slots: every (output, reduction index) pair, including padding taps.
+    pub mac_slots: u64,
+    /// MACs of computed outputs whose two operands are both non-zero.
+    pub effective: u64,
+    /// MACs of computed outputs with at least one zero operand (zero-skippable or clock-gated);
+    /// padding taps count here.
+    pub zero_operand: u64,
+    /// MAC slots of outputs skipped by a keep-mask (never computed).
+    pub masked_out: u64,
+    /// Output elements.
+    pub outputs: u64,
+    /// Output elements skipped by a keep-mask (written as zero).
+    pub outputs_skipped: u64,
+    /// Whether `effective`/`zero_operand` were counted exactly (false: counting was switched off
+    /// and both are zero).
+    pub exact: bool,
+}
+
+impl WorkCounts {
+    /// Fraction of MAC slots that were effective (0 for an empty kernel).
+    pub fn effective_fraction(&self) -> f64 {
+        if self.mac_slots == 0 {
+            0.0
+        } else {
+            self.effective as f64 / self.mac_slots as f64
+        }
+    }
+}
+
+impl AddAssign for WorkCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.mac_slots += o.mac_slots;
+        self.effective += o.effective;
+        self.zero_operand += o.zero_operand;
+        self.masked_out += o.masked_out;
+        self.outputs += o.outputs;
+        self.outputs_skipped += o.outputs_skipped;
+        self.exact = self.exact && o.exact;
+    }
+}
+
+/// Whether kernels count effective MACs exactly (default) or only the cheap shape-derived counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Counting {
+    /// Count effective and zero-operand MACs exactly from the operands (bitmap popcounts).
+    #[default]
+    Exact,
+    /// Only `mac_slots`, `outputs`, `outputs_skipped` and `masked_out`; `effective` stays 0.
+    SlotsOnly,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmaps_and_counts() {
+        let data = [0.0, 1.0, -0.0, 2.0, f32::NAN];
+        assert_eq!(count_nonzero(&data), 3);
+        assert_eq!(nonzero_bitmap(&data), vec![0b11010]);
+        let m = BitMatrix::nonzero(&data, 1, 5, 5, 1);
+        assert_eq!(m.count(), 3);
+        assert!(m.get(0, 1) && !m.get(0, 2));
+        let big: Vec<f32> = (0..130).map(|i| (i % 3) as f32).collect();
+        let bm = BitMatrix::nonzero(&big, 2, 65, 65, 1);
+        assert_eq!(bm.count(), count_nonzero(&big));
+        assert_eq!(popcount(&nonzero_bitmap(&big)), count_nonzero(&big));
+        assert_eq!(
+            and_popcount(bm.row(0), bm.row(1)),
+            (0..65).filter(|&c| big[c] != 0.0 && big[65 + c] != 0.0).count() as u64
+        );
+    }
+}

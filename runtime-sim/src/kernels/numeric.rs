@@ -1,0 +1,370 @@
+//! Storage formats: fp32, fp16 (IEEE binary16), fp8 E4M3 (OCP "E4M3FN") and fp8 E5M2.
+//!
+//! Every conversion to a narrower format rounds to nearest, ties to even (RNE).
+//!
+//! - **E4M3** (OCP E4M3FN): 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities; the only NaN
+//!   codes are `S.1111.111`; maximum finite magnitude 448. Finite values beyond 448 and ±inf
+//!   **saturate** to ±448 (the accelerator's forward-path convention).
+//! - **E5M2**: 1 sign, 5 exponent (bias 15), 2 mantissa bits; IEEE-like with ±inf and NaN; maximum
+//!   finite magnitude 57344. Overflow follows IEEE RNE: values at or above 61440 (half an ulp above
+//!   the maximum) become ±inf, which loss scaling detects.
+//!
+//! Byte buffers are little-endian (fp32 4 bytes, fp16 2 bytes, fp8 1 byte per element).
+
+use super::{check_len, Result};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use std::sync::LazyLock;
+
+/// A storage format of tensor elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16.
+    F16,
+    /// fp8 E4M3 (OCP E4M3FN, saturating).
+    E4M3,
+    /// fp8 E5M2 (IEEE-like).
+    E5M2,
+}
+
+/// Bit layout of an 8-bit minifloat.
+struct Fp8Spec {
+    mant_bits: u32,
+    bias: i32,
+    /// Largest finite positive code.
+    max_code: u32,
+    /// Code used for positive NaN.
+    nan_code: u8,
+    /// Code produced on overflow (saturation for E4M3, inf for E5M2).
+    overflow_code: u8,
+    /// Whether the all-ones exponent field is reserved for inf/NaN (IEEE-like).
+    ieee_special: bool,
+}
+
+const E4M3: Fp8Spec = Fp8Spec {
+    mant_bits: 3,
+    bias: 7,
+    max_code: 0x7E,
+    nan_code: 0x7F,
+    overflow_code: 0x7E,
+    ieee_special: false,
+};
+
+const E5M2: Fp8Spec = Fp8Spec {
+    mant_bits: 2,
+    bias: 15,
+    max_code: 0x7B,
+    nan_code: 0x7E,
+    overflow_code: 0x7C,
+    ieee_special: true,
+};
+
+/// `2^k` as f32 for `k` in the normal range.
+fn pow2(k: i32) -> f32 {
+    f32::from_bits(((k + 127) as u32) << 23)
+}
+
+impl Fp8Spec {
+    /// Encodes `x` with round-to-nearest-even.
+    fn encode(&self, x: f32) -> u8 {
+        let sign = ((x.to_bits() >> 31) as u8) << 7;
+        if x.is_nan() {
+            return sign | self.nan_code;
+        }
+        let a = x.abs();
+        if a.is_infinite() {
+            return sign | self.overflow_code;
+        }
+        let emin = 1 - self.bias;
+        // f32 subnormals are far below half the smallest fp8 subnormal and round to zero.
+        if a < f32::MIN_POSITIVE {
+            return sign;
+        }
+        let exp = (((a.to_bits() >> 23) & 0xFF) as i32 - 127).max(emin);
+        // Exact power-of-two scaling: the integer part of `scaled` is the significand in units of
+        // the target ulp at exponent `exp`.
+        let scaled = a * pow2(self.mant_bits as i32 - exp);
+        let mut sig = scaled.round_ties_even() as u32;
+        let mut exp = exp;
+        if sig >= 2 << self.mant_bits {
+            sig >>= 1;
+            exp += 1;
+        }
+        let code = if sig < 1 << self.mant_bits {
+            sig // subnormal (or zero): exponent field 0
+        } else {
+            (((exp + self.bias) as u32) << self.mant_bits) | (sig - (1 << self.mant_bits))
+        };
+        if code > self.max_code {
+            sign | self.overflow_code
+        } else {
+            sign | code as u8
+        }
+    }
+
+    /// Decodes one code (reference implementation used to build the lookup table).
+    fn decode(&self, code: u8) -> f32 {
+        let sign = if code & 0x80 != 0 { -1.0 } else { 1.0 };
+        let mag = u32::from(code & 0x7F);
+        let exp_field = mag >> self.mant_bits;
+        let mant = mag & ((1 << self.mant_bits) - 1);
+        let exp_max = 0x7F >> self.mant_bits;
+        if self.ieee_special && exp_field == exp_max {
+            return if mant == 0 { sign * f32::INFINITY } else { f32::NAN };
+        }
+        if !self.ieee_special && mag == 0x7F {
+            return f32::NAN;
+        }
+        let value = if exp_field == 0 {
+            mant as f32 * pow2(1 - self.bias - self.mant_bits as i32)
+        } else {
+            ((1 << self.mant_bits) | mant) as f32 * pow2(exp_field as i32 - self.bias - self.mant_bits as i32)
+        };
+        sign * value
+    }
+
+    fn table(&self) -> [f32; 256] {
+        std::array::from_fn(|c| self.decode(c as u8))
+    }
+}
+
+static E4M3_TABLE: LazyLock<[f32; 256]> = LazyLock::new(|| E4M3.table());
+static E5M2_TABLE: LazyLock<[f32; 256]> = LazyLock::new(|| E5M2.table());
+
+/// Encodes `x` as fp8 E4M3 (RNE, saturating to ±448).
+pub fn f32_to_e4m3(x: f32) -> u8 {
+    E4M3.encode(x)
+}
+
+/// Decodes an fp8 E4M3 code.
+pub fn e4m3_to_f32(code: u8) -> f32 {
+    E4M3_TABLE[usize::from(code)]
+}
+
+/// Encodes `x` as fp8 E5M2 (RNE, IEEE overflow to ±inf).
+pub fn f32_to_e5m2(x: f32) -> u8 {
+    E5M2.encode(x)
+}
+
+/// Decodes an fp8 E5M2 code.
+pub fn e5m2_to_f32(code: u8) -> f32 {
+    E5M2_TABLE[usize::from(code)]
+}
+
+impl Format {
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Format::F32 => 4,
+            Format::F16 => 2,
+            Format::E4M3 | Format::E5M2 => 1,
+        }
+    }
+
+    /// Bits per element.
+    pub fn bits(self) -> usize {
+        8 * self.bytes()
+    }
+
+    /// Rounds `x` to the nearest value representable in this format (RNE) and returns it as f32.
+    pub fn quantize(self, x: f32) -> f32 {
+        match self {
+            Format::F32 => x,
+            Format::F16 => f16::from_f32(x).to_f32(),
+            Format::E4M3 => e4m3_to_f32(f32_to_e4m3(x)),
+            Format::E5M2 => e5m2_to_f32(f32_to_e5m2(x)),
+        }
+    }
+
+    /// Rounds every element of `data` to this format in place.
+    pub fn quantize_slice(self, data: &mut [f32]) {
+        match self {
+            Format::F32 => {}
+            _ => data.iter_mut().for_each(|x| *x = self.quantize(*x)),
+        }
+    }
+
+    /// Encodes `src` into little-endian bytes; `dst` must hold `src.len() * self.bytes()` bytes.
+    pub fn encode_slice(self, src: &[f32], dst: &mut [u8]) -> Result<()> {
+        check_len("encoded buffer", dst, src.len() * self.bytes())?;
+        match self {
+            Format::F32 => {
+                for (d, x) in dst.chunks_exact_mut(4).zip(src) {
+                    d.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+            Format::F16 => {
+                let mut halves = vec![f16::ZERO; src.len()];
+                halves.convert_from_f32_slice(src);
+                for (d, h) in dst.chunks_exact_mut(2).zip(&halves) {
+                    d.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            Format::E4M3 => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f32_to_e4m3(x)),
+            Format::E5M2 => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f32_to_e5m2(x)),
+        }
+        Ok(())
+    }
+
+    /// Decodes little-endian bytes into `dst`; `src` must hold `dst.len() * self.bytes()` bytes.
+    pub fn decode_slice(self, src: &[u8], dst: &mut [f32]) -> Result<()> {
+        check_len("encoded buffer", src, dst.len() * self.bytes())?;
+        match self {
+            Format::F32 => {
+                for (x, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+                }
+            }
+            Format::F16 => {
+                let halves: Vec<f16> = src
+                    .chunks_exact(2)
+                    .map(|s| f16::from_le_bytes([s[0], s[1]]))
+                    .collect();
+                halves.convert_to_f32_slice(dst);
+            }
+            Format::E4M3 => decode_with(&E4M3_TABLE, src, dst),
+            Format::E5M2 => decode_with(&E5M2_TABLE, src, dst),
+        }
+        Ok(())
+    }
+
+    /// Encodes `src` into a new byte vector.
+    pub fn to_bytes(self, src: &[f32]) -> Vec<u8> {
+        let mut out = vec![0; src.len() * self.bytes()];
+        self.encode_slice(src, &mut out).expect("buffer sized from src");
+        out
+    }
+
+    /// Decodes a byte buffer into a new f32 vector; its length must be a multiple of the element size.
+    pub fn from_bytes(self, src: &[u8]) -> Result<Vec<f32>> {
+        let n = src.len() / self.bytes();
+        check_len("encoded buffer", src, n * self.bytes())?;
+        let mut out = vec![0.0; n];
+        self.decode_slice(src, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn decode_with(table: &[f32; 256], src: &[u8], dst: &mut [f32]) {
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(x, &c)| *x = table[usize::from(c)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Straightforward reference: nearest finite code by value, ties to the even code (even mantissa).
+    fn reference_encode(table: &[f32; 256], x: f32) -> Option<u8> {
+        let mut best: Option<(f64, u8)> = None;
+        for code in 0u8..=0x7F {
+            let v = table[usize::from(code)];
+            if !v.is_finite() {
+                continue;
+            }
+            let d = (f64::from(x.abs()) - f64::from(v)).abs();
+            best = match best {
+                Some((bd, bc)) if bd < d || (bd == d && bc & 1 == 0) => Some((bd, bc)),
+                _ => Some((d, code)),
+            };
+        }
+        best.map(|(_, c)| c | if x.is_sign_negative() { 0x80 } else { 0 })
+    }
+
+    #[test]
+    fn fp8_all_codes_round_trip() {
+        for code in 0..=255u8 {
+            for (enc, dec) in [
+                (f32_to_e4m3 as fn(f32) -> u8, e4m3_to_f32 as fn(u8) -> f32),
+                (f32_to_e5m2, e5m2_to_f32),
+            ] {
+                let v = dec(code);
+                if v.is_nan() {
+                    assert!(dec(enc(v)).is_nan());
+                } else {
+                    assert_eq!(enc(v), code, "code {code:#04x} value {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fp8_known_values() {
+        assert_eq!(e4m3_to_f32(0x7E), 448.0);
+        assert!(e4m3_to_f32(0x7F).is_nan());
+        assert_eq!(e4m3_to_f32(0x01), 2f32.powi(-9));
+        assert_eq!(e4m3_to_f32(0x08), 2f32.powi(-6));
+        assert_eq!(e5m2_to_f32(0x7B), 57344.0);
+        assert_eq!(e5m2_to_f32(0x7C), f32::INFINITY);
+        assert_eq!(e5m2_to_f32(0x01), 2f32.powi(-16));
+        assert_eq!(f32_to_e4m3(1e6), 0x7E);
+        assert_eq!(f32_to_e4m3(f32::NEG_INFINITY), 0xFE);
+        assert_eq!(f32_to_e4m3(464.0), 0x7E); // tie 448|480 -> even (448)
+        assert_eq!(f32_to_e5m2(61440.0), 0x7C); // tie 57344|61440(inf) -> inf
+        assert_eq!(f32_to_e5m2(61439.0), 0x7B);
+        assert_eq!(f32_to_e5m2(-1e9), 0xFC);
+        assert_eq!(f32_to_e4m3(-0.0), 0x80);
+        assert_eq!(f32_to_e4m3(2f32.powi(-10)), 0x00); // tie 0|min subnormal -> even (0)
+        assert_eq!(f32_to_e4m3(1.5 * 2f32.powi(-9)), 0x02); // tie 1|2 subnormal units -> even
+    }
+
+    #[test]
+    fn fp8_ties_match_reference() {
+        // Every midpoint between adjacent finite codes, plus points just either side of it.
+        for (table, enc) in [
+            (&*E4M3_TABLE, f32_to_e4m3 as fn(f32) -> u8),
+            (&*E5M2_TABLE, f32_to_e5m2 as fn(f32) -> u8),
+        ] {
+            let mut vals: Vec<f32> = table[..0x80].iter().copied().filter(|v| v.is_finite()).collect();
+            vals.sort_by(f32::total_cmp);
+            for w in vals.windows(2) {
+                let mid = (w[0] + w[1]) / 2.0;
+                for x in [mid, mid.next_down(), mid.next_up(), -mid, w[0], w[1]] {
+                    assert_eq!(Some(enc(x)), reference_encode(table, x), "x = {x}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fp8_encode_matches_reference_in_range(x in -440.0f32..440.0) {
+            prop_assert_eq!(Some(f32_to_e4m3(x)), reference_encode(&E4M3_TABLE, x));
+            prop_assert_eq!(Some(f32_to_e5m2(x)), reference_encode(&E5M2_TABLE, x));
+        }
+
+        #[test]
+        fn byte_round_trip(v in proptest::collection::vec(-1000.0f32..1000.0, 0..64)) {
+            for fmt in [Format::F32, Format::F16, Format::E4M3, Format::E5M2] {
+                let q: Vec<f32> = v.iter().map(|&x| fmt.quantize(x)).collect();
+                let bytes = fmt.to_bytes(&v);
+                prop_assert_eq!(bytes.len(), v.len() * fmt.bytes());
+                prop_assert_eq!(fmt.from_bytes(&bytes).unwrap(), q.clone());
+                let mut s = v.clone();
+                fmt.quantize_slice(&mut s);
+                prop_assert_eq!(s, q);
+            }
+        }
+    }
+
+    #[test]
+    fn f16_is_rne() {
+        // 1 + 2^-11 is the midpoint between 1 and 1 + 2^-10: ties to even (1.0).
+        assert_eq!(Format::F16.quantize(1.0 + 2f32.powi(-11)), 1.0);
+        assert_eq!(
+            Format::F16.quantize(1.0 + 3.0 * 2f32.powi(-11)),
+            1.0 + 2.0 * 2f32.powi(-10)
+        );
+    }
+
+    #[test]
+    fn bad_byte_length_is_an_error() {
+        assert!(Format::F16.from_bytes(&[1, 2, 3]).is_err());
+        let mut out = [0.0f32; 2];
+        assert!(Format::F32.decode_slice(&[0; 7], &mut out).is_err());
+    }
+}
