@@ -21,6 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Assemble a .tasm program into a .tbin binary.
+    Asm(cmd::asm::AsmArgs),
+    /// Disassemble a .tbin binary into .tasm text (re-assembles to the same bytes).
+    Disasm(cmd::disasm::DisasmArgs),
     /// Compile a model (.onnx or .tg) and emit a stage, e.g. `--emit tg`.
     Compile(cmd::compile::CompileArgs),
 }
@@ -28,6 +32,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Asm(args) => cmd::asm::run(args),
+        Command::Disasm(args) => cmd::disasm::run(args),
         Command::Compile(args) => cmd::compile::run(args),
     };
     match result {

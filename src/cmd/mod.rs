@@ -1,2 +1,4 @@
 //! One module per subcommand.
 pub mod compile;
+pub mod asm;
+pub mod disasm;
