@@ -15,6 +15,7 @@
 
 use crate::exec::{Activity, Features, OperandUse, PeOperands, Work};
 use crate::ledger::{Event, Events, N_EVENTS};
+use crate::machine::Machine;
 use crate::timing::TimingParams;
 use trainer_isa::names::Dataflow;
 
@@ -45,6 +46,45 @@ fn read_bytes(u: &OperandUse, compressed: bool) -> u64 {
 }
 
 impl CostModel {
+    /// The cost model of a machine.
+    pub fn from_machine(m: &Machine) -> CostModel {
+        let mut energy_pj = [0.0; N_EVENTS];
+        for &e in Event::ALL {
+            energy_pj[e as usize] = m.pj_by_name(e.component(), e.action()).unwrap_or(0.0);
+        }
+        let u = &m.units;
+        CostModel {
+            name: m.name.clone(),
+            timing: TimingParams {
+                pe_groups: m.pe.groups as usize,
+                lanes_per_group: m.pe.lanes_per_group as usize,
+                fp8_multiplier: m.pe.fp8_multiplier.into(),
+                fp32_divisor: m.pe.fp32_divisor.into(),
+                clock_hz: m.clock_hz(),
+                dram_bits_per_cycle: m.dram_bits_per_cycle(),
+                dram_latency: m.dram.latency_cycles.into(),
+                vec_per_cycle: u.vector_per_cycle.into(),
+                bn_per_cycle: u.bn_per_cycle.into(),
+                mask_per_cycle: u.mask_per_cycle.into(),
+                spec_per_cycle: u.spec_per_cycle.into(),
+                compute_startup: u.compute_startup_cycles.into(),
+            },
+            energy_pj,
+            rf_bytes_per_lane: m.pe.rf_bytes_per_lane.into(),
+            features: Features {
+                speculation: m.features.speculation,
+                adaptive_dataflow: m.features.adaptive_dataflow,
+                regrouping: m.features.pe_regrouping,
+            },
+            buffers: [&m.buffers.ibuf, &m.buffers.wbuf, &m.buffers.obuf, &m.buffers.gbuf].map(|b| b.size_bytes as usize),
+        }
+    }
+
+    /// The cost model of a built-in machine or machine file (`--machine NAME|FILE`).
+    pub fn resolve(name_or_path: &str) -> Result<CostModel, crate::machine::MachineError> {
+        Machine::resolve(name_or_path).map(|m| CostModel::from_machine(&m))
+    }
+
     /// Adds the dataflow model's buffer and register-file events of a conv/matmul.
     pub fn dataflow_events(&self, ops: &PeOperands, random_macs: u64, ev: &mut Events) {
         let a_bytes = read_bytes(&ops.a, ops.skip.a);
@@ -97,9 +137,7 @@ impl CostModel {
             (dram_bits as f64 / t.dram_bits_per_cycle).ceil() as u64,
         ];
         let pe = match &act.work {
-            Work::Pe {
-                per_unit, regroup, ..
-            } => t.pe_cycles(per_unit, *regroup),
+            Work::Pe { per_unit, regroup, prec, .. } => t.pe_cycles(per_unit, *regroup, *prec),
             _ => 0,
         };
         t.compute_startup + streams.into_iter().fold(pe, u64::max)

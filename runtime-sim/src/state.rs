@@ -14,7 +14,7 @@ pub struct State {
     /// Density counters `dc0`–`dc7`.
     dc: [u64; 8],
     /// f32 configuration registers in [`CfgF32`] code order.
-    cfg_f32: [f32; 8],
+    cfg_f32: [f32; 9],
     /// Integer configuration registers in [`CfgInt`] code order.
     cfg_int: [u32; 3],
     /// MAC mode.
@@ -30,7 +30,7 @@ impl Default for State {
         State {
             ar: [0; 8],
             dc: [0; 8],
-            cfg_f32: [1.0, 0.0, 0.0, 0.0, 0.1, 1e-5, 0.0, 0.0],
+            cfg_f32: [1.0, 0.0, 0.0, 0.0, 0.1, 1e-5, 0.0, 0.0, 0.0],
             cfg_int: [0, 1, 7],
             prec: Precision::Fp32,
             tokens: [0; TOKENS],

@@ -8,15 +8,19 @@
 //! decides, unless PE regrouping rebalances the work over all groups.
 
 use std::collections::VecDeque;
-use trainer_isa::names::QueueName;
+use trainer_isa::names::{Precision, QueueName};
 
 /// Throughput parameters of the machine (from the machine model).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimingParams {
     /// PE groups.
     pub pe_groups: usize,
-    /// MAC lanes per PE group (MACs per cycle).
+    /// fp16 MAC lanes per PE group (fp16 MACs per cycle).
     pub lanes_per_group: usize,
+    /// fp8 MACs per cycle per fp16 lane.
+    pub fp8_multiplier: u64,
+    /// fp16 lanes per fp32 MAC.
+    pub fp32_divisor: u64,
     /// Clock frequency in Hz.
     pub clock_hz: f64,
     /// DRAM bandwidth in bits per cycle.
@@ -36,24 +40,40 @@ pub struct TimingParams {
 }
 
 impl TimingParams {
-    /// Total MAC lanes.
+    /// Total fp16 MAC lanes.
     pub fn lanes(&self) -> u64 {
         (self.pe_groups * self.lanes_per_group) as u64
     }
 
-    /// Cycles of PE-array work: `per_unit` performed MACs per output unit.
-    pub fn pe_cycles(&self, per_unit: &[u64], regroup: bool) -> u64 {
+    /// MACs per cycle of the whole array in a MAC mode, as a fraction `(numerator, denominator)`.
+    fn rate(&self, prec: Precision) -> (u64, u64) {
         let lanes = self.lanes_per_group.max(1) as u64;
+        match prec {
+            Precision::Fp16 => (lanes, 1),
+            Precision::Fp8 => (lanes * self.fp8_multiplier.max(1), 1),
+            Precision::Fp32 => (lanes, self.fp32_divisor.max(1)),
+        }
+    }
+
+    /// MACs per cycle of the whole array in a MAC mode.
+    pub fn macs_per_cycle(&self, prec: Precision) -> f64 {
+        let (num, den) = self.rate(prec);
+        (num * self.pe_groups as u64) as f64 / den as f64
+    }
+
+    /// Cycles of PE-array work in MAC mode `prec`: `per_unit` performed MACs per output unit.
+    pub fn pe_cycles(&self, per_unit: &[u64], regroup: bool, prec: Precision) -> u64 {
+        let (num, den) = self.rate(prec);
         let total: u64 = per_unit.iter().sum();
         let groups = self.pe_groups.max(1);
         if regroup || per_unit.is_empty() {
-            return total.div_ceil(lanes * groups as u64);
+            return (total * den).div_ceil(num * groups as u64);
         }
         let units = per_unit.len();
         (0..groups)
             .map(|g| {
                 let (lo, hi) = (g * units / groups, (g + 1) * units / groups);
-                per_unit[lo..hi].iter().sum::<u64>().div_ceil(lanes)
+                (per_unit[lo..hi].iter().sum::<u64>() * den).div_ceil(num)
             })
             .max()
             .unwrap_or(0)
@@ -157,6 +177,8 @@ mod tests {
         TimingParams {
             pe_groups: 4,
             lanes_per_group: 2,
+            fp8_multiplier: 2,
+            fp32_divisor: 4,
             clock_hz: 1e9,
             dram_bits_per_cycle: 64.0,
             dram_latency: 10,
@@ -173,8 +195,10 @@ mod tests {
         let p = params();
         let work = [8, 0, 0, 0, 0, 0, 0, 8];
         // Groups get units {0,1}, {2,3}, {4,5}, {6,7}: 8 MACs on 2 lanes = 4 cycles.
-        assert_eq!(p.pe_cycles(&work, false), 4);
-        assert_eq!(p.pe_cycles(&work, true), 2);
+        assert_eq!(p.pe_cycles(&work, false, Precision::Fp16), 4);
+        assert_eq!(p.pe_cycles(&work, true, Precision::Fp16), 2);
+        assert_eq!(p.pe_cycles(&work, true, Precision::Fp8), 1);
+        assert_eq!(p.pe_cycles(&work, false, Precision::Fp32), 16);
     }
 
     #[test]

@@ -1,1 +1,3 @@
-//! Microbenchmarks.
+//! Microbenchmarks that run real programs on the simulator.
+
+pub mod peak;

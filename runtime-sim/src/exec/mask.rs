@@ -33,12 +33,23 @@ fn top_k(w: &[f32], k: usize) -> Vec<u32> {
     idx
 }
 
+/// The sparsity register as the decimal it was set from: the shortest decimal that rounds to the
+/// f32 value (so `0.9` means 0.9, not 0.899999976, and half-way cases of `k` round as intended).
+fn register_sparsity(s: f32) -> f64 {
+    s.to_string().parse().unwrap_or(f64::from(s))
+}
+
 /// Executes a mask/speculation/density operation.
 pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
     ctx.act.work = Work::Stream;
     match *op {
         Op::PruneTopk { n, k, src, mask } => {
             let w = ctx.read("src", src, n)?;
+            let k = if k == 0 {
+                crate::kernels::prune::kept_count(n, register_sparsity(ctx.state.f(CfgF32::Sparsity)))
+            } else {
+                k
+            };
             let mut m = vec![false; n];
             top_k(&w, k).iter().for_each(|&i| m[i as usize] = true);
             ctx.write_mask("mask", mask, &m)?;

@@ -62,6 +62,8 @@ pub enum Work {
         per_unit: Vec<u64>,
         /// Whether PE regrouping is in effect for this instruction.
         regroup: bool,
+        /// MAC mode.
+        prec: trainer_isa::names::Precision,
         /// Operand footprints for the machine's dataflow model (buffer and register-file traffic).
         operands: PeOperands,
     },

@@ -143,6 +143,7 @@ fn account(ctx: &mut Ctx, t: &TensorOp, census: &Census, operands: PeOperands) {
     ctx.act.work = Work::Pe {
         per_unit,
         regroup,
+        prec: ctx.state.prec,
         operands,
     };
 }
