@@ -1,0 +1,48 @@
+//! `trainer compile --emit tg` end to end through the binary.
+
+use std::process::Command;
+
+fn trainer(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run trainer");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn graph_only_resnet18_prints_twenty_convolutions() {
+    let (ok, out, err) = trainer(&["compile", "tests/data/resnet18_imagenet_graph.onnx", "--emit", "tg"]);
+    assert!(ok, "{err}");
+    let convs: Vec<&str> = out.lines().filter(|l| l.contains("tg.conv")).collect();
+    assert_eq!(convs.len(), 20);
+    assert!(convs[0].ends_with("-> tensor<1x64x112x112xf32>"), "{}", convs[0]);
+}
+
+#[test]
+fn tg_example_with_batch_and_generic_output() {
+    let (ok, out, err) = trainer(&["compile", "examples/mlp.tg", "--emit", "tg", "--batch", "4"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("-> tensor<4x10xf32>"), "{out}");
+    let (ok, out, _) = trainer(&["compile", "examples/mlp.tg", "--emit", "tg", "--generic"]);
+    assert!(ok);
+    assert!(out.contains("\"tg.gemm\""), "{out}");
+}
+
+#[test]
+fn errors_are_rendered_without_panics() {
+    let (ok, _, err) = trainer(&["compile", "tests/data/absent.onnx", "--emit", "tg"]);
+    assert!(!ok);
+    assert!(err.starts_with("error: `tests/data/absent.onnx`: cannot read"), "{err}");
+    let (ok, _, err) = trainer(&["compile", "Cargo.toml", "--emit", "tg"]);
+    assert!(!ok);
+    assert!(err.contains("unknown model format"), "{err}");
+    let (ok, _, err) = trainer(&["compile", "examples/mlp.tg", "--emit", "tg", "--batch", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--batch must be at least 1"), "{err}");
+}
