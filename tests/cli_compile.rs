@@ -17,7 +17,12 @@ fn trainer(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn graph_only_resnet18_prints_twenty_convolutions() {
-    let (ok, out, err) = trainer(&["compile", "tests/data/resnet18_imagenet_graph.onnx", "--emit", "tg"]);
+    let (ok, out, err) = trainer(&[
+        "compile",
+        "tests/data/resnet18_imagenet_graph.onnx",
+        "--emit",
+        "tg",
+    ]);
     assert!(ok, "{err}");
     let convs: Vec<&str> = out.lines().filter(|l| l.contains("tg.conv")).collect();
     assert_eq!(convs.len(), 20);
@@ -38,7 +43,10 @@ fn tg_example_with_batch_and_generic_output() {
 fn errors_are_rendered_without_panics() {
     let (ok, _, err) = trainer(&["compile", "tests/data/absent.onnx", "--emit", "tg"]);
     assert!(!ok);
-    assert!(err.starts_with("error: `tests/data/absent.onnx`: cannot read"), "{err}");
+    assert!(
+        err.starts_with("error: `tests/data/absent.onnx`: cannot read"),
+        "{err}"
+    );
     let (ok, _, err) = trainer(&["compile", "Cargo.toml", "--emit", "tg"]);
     assert!(!ok);
     assert!(err.contains("unknown model format"), "{err}");
