@@ -4,3 +4,6 @@ pub mod ir;
 pub mod text;
 pub mod frontend;
 pub mod dialect;
+pub mod autodiff;
+pub mod interp;
+pub mod sdt;
