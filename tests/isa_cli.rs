@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn trainer(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("trainer runs")
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("trainer runs")
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -27,13 +30,21 @@ fn examples() -> Vec<PathBuf> {
 
 fn assemble(src: &Path, dst: &Path) {
     let o = trainer(&[Path::new("asm"), src, Path::new("-o"), dst]);
-    assert!(o.status.success(), "asm {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "asm {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
 fn examples_roundtrip_byte_identical() {
     let files = examples();
-    assert!(files.len() >= 3, "expected at least 3 .tasm examples, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected at least 3 .tasm examples, found {files:?}"
+    );
     let tmp = tempfile::tempdir().expect("temp dir");
     for f in files {
         let x = tmp.path().join("x.tbin");
@@ -41,7 +52,12 @@ fn examples_roundtrip_byte_identical() {
         let z = tmp.path().join("z.tbin");
         assemble(&f, &x);
         let o = trainer(&[Path::new("disasm"), &x]);
-        assert!(o.status.success(), "disasm {}: {}", f.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "disasm {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         std::fs::write(&y, &o.stdout).expect("write y.tasm");
         assemble(&y, &z);
         let (xb, zb) = (std::fs::read(&x).expect("x"), std::fs::read(&z).expect("z"));
@@ -87,7 +103,10 @@ fn corrupt_binaries_fail_cleanly() {
         assert!(!stderr.contains("panicked"), "case {case}: {stderr}");
         if !o.status.success() {
             rejected += 1;
-            assert!(stderr.contains("error:") && stderr.contains("bad.tbin"), "case {case}: {stderr}");
+            assert!(
+                stderr.contains("error:") && stderr.contains("bad.tbin"),
+                "case {case}: {stderr}"
+            );
         }
     }
     // Flips inside f32 immediates or addresses can leave a valid program; most must be rejected.
@@ -99,7 +118,12 @@ fn asm_errors_name_file_and_place() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("broken.tasm");
     std::fs::write(&src, "nop\nfill n=4 value=1.0 out=qbuf:f32@0\n").expect("write");
-    let o = trainer(&[Path::new("asm"), &src, Path::new("-o"), &tmp.path().join("out.tbin")]);
+    let o = trainer(&[
+        Path::new("asm"),
+        &src,
+        Path::new("-o"),
+        &tmp.path().join("out.tbin"),
+    ]);
     assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("broken.tasm:2:"), "{stderr}");

@@ -1,7 +1,6 @@
 //! Property tests: codec and container round trips, and robustness against arbitrary bytes.
 
 use proptest::prelude::*;
-use trainer_isa::names::NamedEnum;
 use trainer_isa::program::{Role, Segment, TensorEntry};
 use trainer_isa::{
     assemble, decode_all, decode_at, disassemble, encode, tbin, DType, FieldKind, Instr, Opcode, Operand,
@@ -42,10 +41,18 @@ fn instr() -> impl Strategy<Value = Instr> {
 
 /// Instructions without loop structure, wrapped in balanced loops.
 fn code() -> impl Strategy<Value = Vec<Instr>> {
-    let flat = instr().prop_filter("no loop markers", |i| !matches!(i.op(), Opcode::Loop | Opcode::EndLoop));
+    let flat = instr().prop_filter("no loop markers", |i| {
+        !matches!(i.op(), Opcode::Loop | Opcode::EndLoop)
+    });
     (prop::collection::vec(flat, 0..24), any::<u32>(), any::<bool>()).prop_map(|(mut body, count, wrap)| {
         if wrap {
-            body.insert(0, Instr::build(Opcode::Loop).with("count", count).finish().expect("valid loop"));
+            body.insert(
+                0,
+                Instr::build(Opcode::Loop)
+                    .with("count", count)
+                    .finish()
+                    .expect("valid loop"),
+            );
             body.push(Instr::build(Opcode::EndLoop).finish().expect("valid endloop"));
         }
         body
@@ -57,7 +64,13 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn program() -> impl Strategy<Value = Program> {
-    let tensor = (text(), 0..Role::ALL.len(), 0..DType::ALL.len(), prop::collection::vec(0u32..8, 0..4), 0u32..4096)
+    let tensor = (
+        text(),
+        0..Role::ALL.len(),
+        0..DType::ALL.len(),
+        prop::collection::vec(0u32..8, 0..4),
+        0u32..4096,
+    )
         .prop_map(|(name, r, d, shape, addr)| TensorEntry {
             name,
             role: Role::ALL[r],
@@ -73,11 +86,27 @@ fn program() -> impl Strategy<Value = Program> {
     )
         .prop_map(|(code, tensors, meta, data)| {
             let mut seen = std::collections::HashSet::new();
-            let tensors = tensors.into_iter().filter(|t| seen.insert(t.name.clone())).collect();
+            let tensors = tensors
+                .into_iter()
+                .filter(|t| seen.insert(t.name.clone()))
+                .collect();
             let mut keys = std::collections::HashSet::new();
             let meta = meta.into_iter().filter(|(k, _)| keys.insert(k.clone())).collect();
-            let data = data.into_iter().enumerate().map(|(i, bytes)| Segment { addr: i as u32 * 100, bytes }).collect();
-            Program { dram_size: 1 << 16, code, data, tensors, meta }
+            let data = data
+                .into_iter()
+                .enumerate()
+                .map(|(i, bytes)| Segment {
+                    addr: i as u32 * 100,
+                    bytes,
+                })
+                .collect();
+            Program {
+                dram_size: 1 << 16,
+                code,
+                data,
+                tensors,
+                meta,
+            }
         })
 }
 

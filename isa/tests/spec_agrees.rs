@@ -46,9 +46,14 @@ fn spec_lists_exactly_the_table() {
 fn spec_field_lists_match_the_table() {
     let spec = spec();
     for (name, body) in sections(&spec) {
-        let Some(d) = TABLE.iter().find(|d| d.mnemonic == name) else { continue };
+        let Some(d) = TABLE.iter().find(|d| d.mnemonic == name) else {
+            continue;
+        };
         let block = field_block(d);
-        assert!(body.contains(&block), "section `{name}` must contain the field list:\n{block}");
+        assert!(
+            body.contains(&block),
+            "section `{name}` must contain the field list:\n{block}"
+        );
     }
 }
 

@@ -22,8 +22,7 @@ pub struct AsmArgs {
 pub fn run(args: AsmArgs) -> Result<()> {
     let src = std::fs::read_to_string(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let program =
-        trainer_isa::assemble(&src).map_err(|e| anyhow!("{}:{e}", args.input.display()))?;
+    let program = trainer_isa::assemble(&src).map_err(|e| anyhow!("{}:{e}", args.input.display()))?;
     let bytes = trainer_isa::tbin::write(&program)
         .with_context(|| format!("cannot encode {}", args.input.display()))?;
     std::fs::write(&args.output, bytes).with_context(|| format!("cannot write {}", args.output.display()))

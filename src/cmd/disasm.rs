@@ -20,14 +20,17 @@ pub struct DisasmArgs {
 
 /// Runs `trainer disasm`.
 pub fn run(args: DisasmArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
     let program = trainer_isa::tbin::read(&bytes).with_context(|| format!("{}", args.input.display()))?;
     let text = trainer_isa::disassemble(&program);
     match &args.output {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
         None => {
             use std::io::Write;
-            std::io::stdout().write_all(text.as_bytes()).context("cannot write to standard output")
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("cannot write to standard output")
         }
     }
 }

@@ -107,7 +107,7 @@ fn unescape(s: &str) -> Result<String, LexError> {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, LexError> {
-    if s.len() % 2 != 0 {
+    if s.len() & 1 == 1 {
         return Err(LexError::OddHex);
     }
     // The regex admits only ASCII hex digits, so every pair parses.
