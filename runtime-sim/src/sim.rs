@@ -13,6 +13,7 @@ use crate::ledger::{Event, Ledger, TagKey};
 use crate::memory::{Buffers, Dram, Memory};
 use crate::state::State;
 use crate::timing::{queue_index, Timeline};
+use trainer_isa::names::CfgF32;
 use trainer_isa::{DType, Program, Queue, TensorEntry};
 
 /// Outcome of one run.
@@ -39,6 +40,25 @@ impl RunStats {
     /// Dense-equivalent MACs over the run.
     pub fn dense_macs(&self) -> u64 {
         self.ledger.tags.values().map(|t| t.dense_macs).sum()
+    }
+}
+
+/// Accumulates a later run (host loops run entries one after another): events and work per tag,
+/// cycles, queue busy cycles, instructions and S3 counts add up.
+impl std::ops::AddAssign<&RunStats> for RunStats {
+    fn add_assign(&mut self, later: &RunStats) {
+        for (key, e) in &later.ledger.tags {
+            let t = self.ledger.entry(*key);
+            t.events += &e.events;
+            t.compute_cycles += e.compute_cycles;
+            t.effective_macs += e.effective_macs;
+            t.dense_macs += e.dense_macs;
+        }
+        self.cycles += later.cycles;
+        self.instructions += later.instructions;
+        self.busy.iter_mut().zip(later.busy).for_each(|(b, l)| *b += l);
+        self.s3.0 += later.s3.0;
+        self.s3.1 += later.s3.1;
     }
 }
 
@@ -176,12 +196,47 @@ impl Simulator {
 
     /// Runs the program once from pc 0 with reset registers and cleared buffers; DRAM persists.
     pub fn run(&mut self) -> Result<RunStats, Fault> {
-        self.mem.buffers.clear();
+        self.run_at(0, State::default())
+    }
+
+    /// Runs the code entry `name` (its start is metadata `entry.<name>`, `spec/tbin.md`) with reset
+    /// registers except the f32 configuration registers in `preset` (e.g. `sparsity` before
+    /// `entry.prune`); buffers are cleared, DRAM persists.
+    pub fn run_entry(&mut self, name: &str, preset: &[(CfgF32, f32)]) -> Result<RunStats, SimError> {
+        let pc = self
+            .prog
+            .program
+            .meta
+            .iter()
+            .find(|(k, _)| k.strip_prefix("entry.") == Some(name))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .filter(|&pc| pc < self.prog.ops.len() && self.loop_depth(pc) == 0)
+            .ok_or_else(|| SimError::UnknownEntry(name.to_string()))?;
         let mut state = State::default();
+        for &(r, v) in preset {
+            state.set_f(r, v);
+        }
+        Ok(self.run_at(pc, state)?)
+    }
+
+    /// Loop nesting depth at instruction `pc` (entries must start outside loops).
+    fn loop_depth(&self, pc: usize) -> i64 {
+        self.prog.ops[..pc]
+            .iter()
+            .map(|o| match o.op {
+                Op::Loop { .. } => 1,
+                Op::EndLoop { .. } => -1,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn run_at(&mut self, start: usize, mut state: State) -> Result<RunStats, Fault> {
+        self.mem.buffers.clear();
         let mut timeline = Timeline::new();
         let mut stats = RunStats::default();
         let mut loops: Vec<u32> = Vec::new();
-        let mut pc = 0usize;
+        let mut pc = start;
         let ops = &self.prog.ops;
         while pc < ops.len() {
             let d = &ops[pc];
