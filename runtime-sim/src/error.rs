@@ -93,6 +93,9 @@ pub enum SimError {
         /// What is wrong.
         why: String,
     },
+    /// No metadata `entry.<name>` (or not a valid instruction index).
+    #[error("the program has no valid entry `{0}` (metadata `entry.{0}`)")]
+    UnknownEntry(String),
     /// A run-time fault.
     #[error(transparent)]
     Fault(#[from] Fault),
