@@ -7,3 +7,5 @@ pub mod dialect;
 pub mod autodiff;
 pub mod interp;
 pub mod sdt;
+pub mod lower;
+pub mod codegen;

@@ -185,6 +185,8 @@ named_enum!(
         S2Margin = "s2_margin",
         /// S3 decision threshold (in normalised units).
         S3Threshold = "s3_threshold",
+        /// Target weight sparsity used by `prune.topk` with `k = 0` (set by the host per step).
+        Sparsity = "sparsity",
     }
 );
 

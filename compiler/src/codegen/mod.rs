@@ -1,0 +1,247 @@
+//! Code generation: a `trn` module ([`crate::lower`]) to a Trainer [`Program`] (and `.tbin`
+//! bytes): instructions through the ISA's instruction table (field kinds decide how each
+//! attribute is encoded), initializers from the weight table, the tensor table and metadata.
+//! Deterministic: the same module gives byte-identical output.
+
+use crate::ir::{Attribute, Module, OpId};
+use std::collections::BTreeMap;
+use trainer_isa::names::{EnumDef, FlagDef};
+use trainer_isa::{
+    DType, FieldKind, Instr, NamedEnum, Opcode, Operand, Program, Role, Segment, Space, TensorEntry, Value,
+};
+
+/// A code-generation error.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// The module is not a lowered `trn` program.
+    #[error("no `trn.program` in the module (run the lowering first)")]
+    NoProgram,
+    /// An instruction or tensor that does not fit the ISA.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn bad(msg: impl Into<String>) -> CodegenError {
+    CodegenError::Invalid(msg.into())
+}
+
+fn parse_enum<T: NamedEnum>(s: &str, what: &str) -> Result<T, CodegenError> {
+    T::DEF
+        .code_of(s)
+        .and_then(T::from_code)
+        .ok_or_else(|| bad(format!("unknown {what} `{s}`")))
+}
+
+/// Parses an operand in assembly form `space:dtype@addr`.
+pub fn parse_operand(s: &str) -> Result<Operand, CodegenError> {
+    if s == "none" {
+        return Ok(Operand::NONE);
+    }
+    let err = || bad(format!("malformed operand `{s}`"));
+    let (space, rest) = s.split_once(':').ok_or_else(err)?;
+    let (dtype, addr) = rest.split_once('@').ok_or_else(err)?;
+    let addr = match addr.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => addr.parse(),
+    }
+    .map_err(|_| err())?;
+    Ok(Operand::new(
+        parse_enum::<Space>(space, "space")?,
+        parse_enum::<DType>(dtype, "dtype")?,
+        addr,
+    ))
+}
+
+fn enum_code(e: &EnumDef, s: &str) -> Option<u8> {
+    e.code_of(s)
+}
+
+fn flag_bits(f: &FlagDef, s: &str) -> Option<u8> {
+    if s == "none" {
+        return Some(0);
+    }
+    s.split('+').try_fold(0u8, |acc, n| f.bit_of(n).map(|b| acc | b))
+}
+
+/// The ISA instruction of a `trn.<mnemonic>` op, fields from its attributes via the table.
+pub fn instr_of(m: &Module, op: OpId) -> Result<Instr, CodegenError> {
+    let o = m.op(op);
+    let mn = o
+        .name()
+        .strip_prefix("trn.")
+        .ok_or_else(|| bad(format!("`{}` is not a trn instruction", o.name())))?;
+    let code = Opcode::from_mnemonic(mn).ok_or_else(|| bad(format!("unknown instruction `{mn}`")))?;
+    let def = code.def();
+    let mut args = Vec::with_capacity(def.fields.len());
+    for f in def.fields {
+        let a = o.attr(f.name);
+        let wrong = || {
+            bad(format!(
+                "`{mn}` field `{}`: expected {}",
+                f.name,
+                f.kind.describe()
+            ))
+        };
+        let v = match (f.kind, a) {
+            (FieldKind::OptOperand, None) => Value::Operand(Operand::NONE),
+            (FieldKind::Flags(_), None) => Value::Flags(0),
+            (_, None) => return Err(bad(format!("`{mn}` lacks field `{}`", f.name))),
+            (FieldKind::U8 | FieldKind::U16 | FieldKind::U32, Some(a)) => {
+                Value::Int(a.as_int().and_then(|v| u32::try_from(v).ok()).ok_or_else(wrong)?)
+            }
+            (FieldKind::F32, Some(a)) => Value::from(a.as_f64().ok_or_else(wrong)? as f32),
+            (FieldKind::Enum(e), Some(a)) => {
+                Value::Enum(a.as_str().and_then(|s| enum_code(e, s)).ok_or_else(wrong)?)
+            }
+            (FieldKind::Flags(fl), Some(a)) => {
+                Value::Flags(a.as_str().and_then(|s| flag_bits(fl, s)).ok_or_else(wrong)?)
+            }
+            (FieldKind::Operand | FieldKind::OptOperand, Some(a)) => {
+                Value::Operand(parse_operand(a.as_str().ok_or_else(wrong)?)?)
+            }
+        };
+        args.push(v);
+    }
+    Instr::new(code, args).map_err(|e| bad(e.to_string()))
+}
+
+/// Bytes of `values` stored as `dtype` (floats: f32 bits, f16 round-to-nearest-even).
+fn encode_values(dtype: DType, values: &[f32]) -> Result<Vec<u8>, CodegenError> {
+    Ok(match dtype {
+        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F16 => values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        d => {
+            return Err(bad(format!(
+                "initializers of dtype {} are not supported",
+                d.name()
+            )))
+        }
+    })
+}
+
+/// Bytes of a tensor of `n` ones.
+fn ones(dtype: DType, n: usize) -> Result<Vec<u8>, CodegenError> {
+    Ok(match dtype {
+        DType::B1 => {
+            let mut b = vec![0xffu8; n.div_ceil(8)];
+            if n % 8 != 0 {
+                *b.last_mut().expect("n > 0") = (1u8 << (n % 8)) - 1;
+            }
+            b
+        }
+        DType::E4m3 => vec![0x38; n],
+        DType::E5m2 => vec![0x3c; n],
+        d => encode_values(d, &vec![1.0; n])?,
+    })
+}
+
+/// Generates the program of the `trn` module `m`, with metadata `meta` appended.
+pub fn generate(m: &Module, meta: &[(String, String)]) -> Result<Program, CodegenError> {
+    let prog = m
+        .block(m.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).name() == "trn.program")
+        .ok_or(CodegenError::NoProgram)?;
+    let p = m.op(prog);
+    let body = m.region(p.regions()[0]).blocks()[0];
+    let mut program = Program {
+        dram_size: p.attr("dram_size").and_then(Attribute::as_int).unwrap_or(0) as u64,
+        ..Program::default()
+    };
+    let mut entries = Vec::new();
+    for &op in m.block(body).ops() {
+        let o = m.op(op);
+        match o.name() {
+            "trn.tensor" => {
+                let s = |k: &str| {
+                    o.attr(k)
+                        .and_then(Attribute::as_str)
+                        .ok_or_else(|| bad(format!("trn.tensor lacks `{k}`")))
+                };
+                let name = s("name")?.to_string();
+                let role = parse_enum::<Role>(s("role")?, "role")?;
+                let dtype = parse_enum::<DType>(s("dtype")?, "dtype")?;
+                let shape: Vec<u32> = o
+                    .attr("shape")
+                    .and_then(Attribute::as_ints)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|d| d as u32)
+                    .collect();
+                let addr = o.attr("addr").and_then(Attribute::as_int).unwrap_or(0) as u32;
+                let n: usize = shape.iter().map(|&d| d as usize).product();
+                let bytes = match s("init")? {
+                    "ones" => Some(ones(dtype, n)?),
+                    init => match init.strip_prefix("weight:") {
+                        Some(w) => {
+                            let t = m
+                                .weights
+                                .get(w)
+                                .ok_or_else(|| bad(format!("no initializer for `{w}`")))?;
+                            if t.data.len() != n {
+                                return Err(bad(format!(
+                                    "initializer `{w}` has {} values, the tensor {n}",
+                                    t.data.len()
+                                )));
+                            }
+                            Some(encode_values(dtype, &t.data)?)
+                        }
+                        None => None,
+                    },
+                };
+                if let Some(bytes) = bytes {
+                    program.data.push(Segment { addr, bytes });
+                }
+                program.tensors.push(TensorEntry {
+                    name,
+                    role,
+                    dtype,
+                    shape,
+                    addr,
+                });
+            }
+            "trn.entry" => {
+                let name = o
+                    .attr("sym_name")
+                    .and_then(Attribute::as_str)
+                    .unwrap_or("main")
+                    .to_string();
+                let start = program.code.len();
+                let b = m.region(o.regions()[0]).blocks()[0];
+                for &i in m.block(b).ops() {
+                    program.code.push(instr_of(m, i)?);
+                }
+                entries.push((name, start));
+            }
+            other => return Err(bad(format!("unexpected `{other}` in trn.program"))),
+        }
+    }
+    program.data.sort_by_key(|s| s.addr);
+    let mut keys = BTreeMap::new();
+    for (name, start) in entries {
+        keys.insert(format!("entry.{name}"), start.to_string());
+    }
+    if let Some(Attribute::Array(layers)) = p.attr("layers") {
+        for (i, l) in layers.iter().enumerate() {
+            keys.insert(format!("layer.{i}"), l.as_str().unwrap_or("").to_string());
+        }
+    }
+    keys.insert(
+        "precision".into(),
+        p.attr("precision")
+            .and_then(Attribute::as_str)
+            .unwrap_or("fp32")
+            .to_string(),
+    );
+    for (k, v) in meta {
+        keys.insert(k.clone(), v.clone());
+    }
+    program.meta = keys.into_iter().collect();
+    program.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(program)
+}

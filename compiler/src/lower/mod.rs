@@ -1,0 +1,203 @@
+//! Lowering of the `sdt` training program to the `trn` dialect (`spec/lowering.md`).
+//!
+//! The result is one `trn.program` op holding the tensor table (`trn.tensor`) and three entries
+//! (`trn.entry @prune`, `@train`, `@eval`), each a list of `trn.<mnemonic>` instructions whose
+//! attributes are the ISA fields — close enough to the ISA that [`crate::codegen`] only resolves
+//! names through the instruction table.
+//!
+//! * [`plan`]: DRAM layout of the tensor table and a reusing arena for temporaries.
+//! * [`conv`], [`matmul`]: tiling to the machine's buffers with double-buffered DMA ([`tile`]).
+//! * [`stream`]: streaming instructions (BN, elementwise, pooling, loss, update, masks).
+
+pub mod conv;
+pub mod emit;
+pub mod matmul;
+pub mod plan;
+pub mod stream;
+pub mod tile;
+mod walk;
+
+use crate::ir::{Attribute, InsertPoint, Module, OperationState};
+use emit::TrnInstr;
+use plan::{Init, StaticPlan};
+
+/// Storage precision of activations, weights used by the PE array and gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Everything f32 (reference mode).
+    Fp32,
+    /// f16 storage, f32 accumulation, f32 master weights.
+    Fp16,
+    /// E4M3 forward / E5M2 gradients, f32 accumulation, f32 master weights.
+    Fp8,
+}
+
+impl Precision {
+    /// Name (`fp32`, `fp16`, `fp8`), also the ISA's MAC mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Fp8 => "fp8",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Precision> {
+        [Precision::Fp32, Precision::Fp16, Precision::Fp8]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
+
+/// Options of the lowering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LowerOptions {
+    /// Storage precision.
+    pub precision: Precision,
+    /// On-chip buffer capacities in bytes: ibuf, wbuf, obuf, gbuf (from the machine model).
+    pub buffers: [u64; 4],
+}
+
+impl Default for LowerOptions {
+    /// fp32 with the buffer sizes of the built-in `trainer-28nm` machine.
+    fn default() -> Self {
+        LowerOptions {
+            precision: Precision::Fp32,
+            buffers: [131072, 131072, 131072, 262144],
+        }
+    }
+}
+
+/// A lowering error.
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    /// The module holds no `sdt.step`.
+    #[error("no `sdt.step` in the module (run autodiff first)")]
+    NoStep,
+    /// An op that cannot be lowered (unsupported form, does not fit the machine, ...).
+    #[error("`{op}` (layer `{layer}`): {msg}")]
+    Op {
+        /// Op name.
+        op: String,
+        /// Its layer.
+        layer: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A malformed program.
+    #[error("{0}")]
+    Program(String),
+}
+
+/// Lowers the `sdt.step` of `m` to a `trn` module.
+pub fn lower(m: &Module, o: &LowerOptions) -> Result<Module, LowerError> {
+    let step = m
+        .block(m.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&x| m.op(x).name() == "sdt.step")
+        .ok_or(LowerError::NoStep)?;
+    let block = m.region(m.op(step).regions()[0]).blocks()[0];
+    let ops = m.block(block).ops().to_vec();
+    let args = m.block(block).args().to_vec();
+    let ret = *ops
+        .iter()
+        .find(|&&x| m.op(x).name() == "sdt.return")
+        .ok_or_else(|| LowerError::Program("no `sdt.return`".into()))?;
+    let [loss, logits] = m.op(ret).operands() else {
+        return Err(LowerError::Program("the step must return (loss, logits)".into()));
+    };
+    let logits_shape = plan::shape_of(m.ty(*logits))
+        .ok_or_else(|| LowerError::Program("logits need a static shape".into()))?;
+    let sp = plan::plan_static(m, &ops, &args, logits_shape, o.precision).map_err(LowerError::Program)?;
+    let mut layers = Vec::new();
+    let ce = ops
+        .iter()
+        .position(|&x| m.op(x).name() == "sdt.softmax_ce")
+        .ok_or_else(|| LowerError::Program("no loss".into()))?;
+    let outs = walk::Outputs {
+        loss: *loss,
+        logits: *logits,
+    };
+    let prune = walk::prune_entry(m, &sp, &ops, &mut layers)?;
+    let (train, train_high) = walk::entry(m, o, &sp, &ops, false, outs, &mut layers)?;
+    let (eval, eval_high) = walk::entry(m, o, &sp, &ops[..ce], true, outs, &mut layers)?;
+    let name = m
+        .op(step)
+        .attr("sym_name")
+        .and_then(Attribute::as_str)
+        .unwrap_or("main")
+        .to_string();
+    let dram = train_high.max(eval_high).max(sp.end);
+    Ok(build_module(
+        m,
+        &name,
+        o,
+        &sp,
+        dram,
+        &layers,
+        [("prune", prune), ("train", train), ("eval", eval)],
+    ))
+}
+
+fn build_module(
+    m: &Module,
+    name: &str,
+    o: &LowerOptions,
+    sp: &StaticPlan,
+    dram: u64,
+    layers: &[String],
+    entries: [(&str, Vec<TrnInstr>); 3],
+) -> Module {
+    let mut t = Module::new();
+    t.weights = m.weights.clone();
+    let st = OperationState::new("trn.program")
+        .attr("sym_name", Attribute::str(name))
+        .attr("dram_size", Attribute::Int(dram as i64))
+        .attr("precision", Attribute::str(o.precision.name()))
+        .attr(
+            "layers",
+            Attribute::Array(layers.iter().map(Attribute::str).collect()),
+        )
+        .regions(1);
+    let prog = t.insert_op(InsertPoint::End(t.body()), st);
+    let region = t.op(prog).regions()[0];
+    let body = t.add_block(region, &[]);
+    for ten in &sp.tensors {
+        let init = match &ten.init {
+            Init::Zeros => "zeros".to_string(),
+            Init::Ones => "ones".to_string(),
+            Init::Weight(w) => format!("weight:{w}"),
+        };
+        let st = OperationState::new("trn.tensor")
+            .attr("name", Attribute::str(&ten.name))
+            .attr("role", Attribute::str(trainer_isa::NamedEnum::name(ten.role)))
+            .attr(
+                "dtype",
+                Attribute::str(trainer_isa::NamedEnum::name(ten.loc.dtype)),
+            )
+            .attr(
+                "shape",
+                Attribute::ints(&ten.loc.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()),
+            )
+            .attr("addr", Attribute::Int(ten.loc.addr.into()))
+            .attr("init", Attribute::str(init));
+        t.insert_op(InsertPoint::End(body), st);
+    }
+    for (entry, code) in entries {
+        let st = OperationState::new("trn.entry")
+            .attr("sym_name", Attribute::str(entry))
+            .regions(1);
+        let e = t.insert_op(InsertPoint::End(body), st);
+        let r = t.op(e).regions()[0];
+        let b = t.add_block(r, &[]);
+        for i in code {
+            let mut st = OperationState::new(format!("trn.{}", i.mnemonic));
+            st.attrs = i.fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            t.insert_op(InsertPoint::End(b), st);
+        }
+    }
+    t
+}
