@@ -230,13 +230,20 @@ pub fn float_from_bits(elem: ElemType, bits: u64) -> f64 {
     match elem {
         ElemType::F32 => f32::from_bits(bits as u32) as f64,
         ElemType::F16 => half::f16::from_bits(bits as u16).to_f64(),
-        ElemType::F8E4M3FN => f64::NAN,
-        ElemType::F8E5M2 => match bits {
-            0x7C => f64::INFINITY,
-            0xFC => f64::NEG_INFINITY,
-            _ => f64::NAN,
-        },
+        ElemType::F8E4M3FN => f8e4m3fn_from_bits(bits as u8),
+        ElemType::F8E5M2 => half::f16::from_bits(u16::from(bits as u8) << 8).to_f64(),
         _ => f64::from_bits(bits),
+    }
+}
+
+/// Decodes an `f8E4M3FN` byte: bias 7, no infinities, `S.1111.111` is NaN.
+fn f8e4m3fn_from_bits(b: u8) -> f64 {
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let (exp, man) = (i32::from((b >> 3) & 0xF), f64::from(b & 7));
+    sign * match (exp, man) {
+        (15, 7.0) => f64::NAN,
+        (0, m) => m / 8.0 * 2f64.powi(-6),
+        (e, m) => (1.0 + m / 8.0) * 2f64.powi(e - 7),
     }
 }
 

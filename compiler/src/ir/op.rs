@@ -363,6 +363,11 @@ impl Module {
         self.values.len()
     }
 
+    /// Number of blocks ever created (valid [`BlockId`]s are below this).
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Number of operations ever created, including erased ones.
     pub fn num_ops(&self) -> usize {
         self.ops.len()

@@ -12,8 +12,9 @@ pub struct LexError;
 #[logos(skip r"//[^\n]*")]
 #[logos(error = LexError)]
 pub enum Tok<'a> {
-    /// A result definition including its `=`: `%0 =`, `%3:2 =`.
-    #[regex(r"%[A-Za-z0-9_$.\-]+(:[0-9]+)?[ \t\r\n]*=")]
+    /// A result definition including its `=`: `%0 =`, `%3:2 =`; produced by [`tokens`] from a
+    /// value name followed by `=` (or by `:N =`), so the LR(1) grammar can tell results from
+    /// operands.
     ResultDef(&'a str),
     /// A value use or block-argument name: `%0`, `%3#1`, `%arg0`.
     #[regex(r"%[A-Za-z0-9_$.\-]+(#[0-9]+)?")]
@@ -102,12 +103,42 @@ pub enum Tok<'a> {
     Arrow,
 }
 
+/// A token with its byte span, or a lexer error with its offset.
+pub type Spanned<'a> = Result<(usize, Tok<'a>, usize), (usize, LexError)>;
+
 /// Spanned token stream in the shape lalrpop expects: `(start, token, end)` byte offsets.
-pub fn tokens(src: &str) -> impl Iterator<Item = Result<(usize, Tok<'_>, usize), (usize, LexError)>> {
-    Tok::lexer(src).spanned().map(|(t, span)| match t {
-        Ok(t) => Ok((span.start, t, span.end)),
-        Err(e) => Err((span.start, e)),
-    })
+pub fn tokens(src: &str) -> Vec<Spanned<'_>> {
+    let raw: Vec<Spanned<'_>> = Tok::lexer(src)
+        .spanned()
+        .map(|(t, span)| match t {
+            Ok(t) => Ok((span.start, t, span.end)),
+            Err(e) => Err((span.start, e)),
+        })
+        .collect();
+    let kind = |j: usize| match raw.get(j) {
+        Some(Ok((s, t, e))) => Some((*s, t, *e)),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if let Some((start, Tok::ValueId(v), _)) = kind(i) {
+            let def = match (kind(i + 1), kind(i + 2), kind(i + 3)) {
+                _ if v.contains('#') => None,
+                (Some((_, Tok::Eq, e)), ..) => Some((e, 2)),
+                (Some((_, Tok::Colon, _)), Some((_, Tok::Int(_), _)), Some((_, Tok::Eq, e))) => Some((e, 4)),
+                _ => None,
+            };
+            if let Some((end, n)) = def {
+                out.push(Ok((start, Tok::ResultDef(&src[start..end]), end)));
+                i += n;
+                continue;
+            }
+        }
+        out.push(raw[i].clone());
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,7 +146,7 @@ mod tests {
     use super::*;
 
     fn kinds(s: &str) -> Vec<Tok<'_>> {
-        tokens(s).map(|t| t.unwrap().1).collect()
+        tokens(s).into_iter().map(|t| t.unwrap().1).collect()
     }
 
     #[test]
@@ -146,6 +177,7 @@ mod tests {
                 Tok::BareId("f8E4M3FN"),
             ]
         );
-        assert!(tokens("`").next().unwrap().is_err());
+        assert!(tokens("`")[0].is_err());
+        assert_eq!(kinds("%a, %b")[0], Tok::ValueId("%a"));
     }
 }

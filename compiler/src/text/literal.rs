@@ -28,6 +28,7 @@ pub fn result_def(pos: usize, tok: &str) -> R<(Name, usize)> {
     let (name, n) = match t.split_once(':') {
         Some((name, n)) => {
             let n = n
+                .trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|&n| n > 0)
@@ -38,7 +39,7 @@ pub fn result_def(pos: usize, tok: &str) -> R<(Name, usize)> {
     };
     Ok((
         Name {
-            text: name.to_string(),
+            text: name.trim().to_string(),
             pos,
         },
         n,
@@ -160,8 +161,64 @@ pub fn dense(pos: usize, lit: Option<DenseLit>, ty: Type) -> R<Attribute> {
         Some(DenseLit::Scalar(s, p)) => flat = vec![(*s, *p); n as usize],
         Some(l) => flatten(l, &t.shape, &mut flat, pos)?,
     }
-    let elem = t.elem;
-    let shape = t.shape.clone();
+    dense_from_scalars(t.shape.clone(), t.elem, flat)
+}
+
+/// `dense<"0x...">` → dense attribute. This is MLIR's form for constants of more than 100
+/// elements: the raw little-endian bytes of the elements (`i1` packed eight to a byte, least
+/// significant bit first); the bytes of a single element mean a splat.
+pub fn dense_hex(pos: usize, tok: &str, ty: Type) -> R<Attribute> {
+    let err = |msg: &str| UserError::new(pos, msg.to_string());
+    let Some(t) = ty.as_tensor() else {
+        return Err(err("dense attribute needs a tensor type"));
+    };
+    let n = t
+        .num_elements()
+        .ok_or_else(|| err("dense attribute needs a static shape"))? as usize;
+    let text = string(pos, tok)?;
+    let digits = text
+        .strip_prefix("0x")
+        .filter(|d| d.len() % 2 == 0 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| err("a dense string must be hex bytes \"0x...\""))?;
+    let bytes: Vec<u8> = digits
+        .as_bytes()
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap_or("00"), 16).unwrap_or(0))
+        .collect();
+    let size_err = || err("dense hex data does not match the size of its type");
+    let scalars: Vec<Scalar> = if t.elem == ElemType::I1 {
+        match bytes.as_slice() {
+            [b @ (0 | 0xFF)] => vec![Scalar::Bool(*b != 0); n],
+            _ if bytes.len() == n.div_ceil(8) => (0..n)
+                .map(|i| Scalar::Bool((bytes[i / 8] >> (i % 8)) & 1 == 1))
+                .collect(),
+            _ => return Err(size_err()),
+        }
+    } else {
+        let width = (t.elem.bits() / 8) as usize;
+        let words: Vec<u64> = bytes
+            .chunks(width)
+            .map(|c| c.iter().rev().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+            .collect();
+        let one = |w: u64| match t.elem {
+            e if e.is_float() => Scalar::Hex(w),
+            ElemType::I32 => Scalar::Int(i64::from(w as u32 as i32)),
+            _ => Scalar::Int(w as i64),
+        };
+        if bytes.len() == width {
+            vec![one(words[0]); n]
+        } else if bytes.len() == width * n {
+            words.into_iter().map(one).collect()
+        } else {
+            return Err(size_err());
+        }
+    };
+    let flat = scalars.into_iter().map(|s| (s, pos)).collect();
+    dense_from_scalars(t.shape.clone(), t.elem, flat)
+}
+
+/// Builds a dense attribute from row-major scalars (each with its byte offset for errors).
+fn dense_from_scalars(shape: Vec<i64>, elem: ElemType, flat: Vec<(Scalar, usize)>) -> R<Attribute> {
     if elem.is_float() {
         let vals = flat
             .into_iter()

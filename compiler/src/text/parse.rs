@@ -55,7 +55,9 @@ pub fn parse_module(src: &str, file: &str) -> Result<Module, TextError> {
             msg,
         }
     };
-    let toks = tokens(src).map(|r| r.map_err(|(p, _)| UserError::new(p, "unrecognised character")));
+    let toks = tokens(src)
+        .into_iter()
+        .map(|r| r.map_err(|(p, _)| UserError::new(p, "unrecognised character")));
     let ops = grammar::FileParser::new().parse(toks).map_err(|e| match e {
         LrError::User { error } => err(error.pos, error.msg),
         LrError::InvalidToken { location } => err(location, "invalid token".into()),
