@@ -12,3 +12,5 @@ pub mod interp;
 pub mod sdt;
 pub mod lower;
 pub mod codegen;
+#[cfg(feature = "mlir")]
+pub mod mlir;

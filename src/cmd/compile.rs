@@ -28,8 +28,11 @@ pub struct CompileArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print IR in MLIR generic syntax instead of the readable custom form.
-    #[arg(long)]
+    #[arg(long, visible_alias = "mlir-print-op-generic")]
     pub generic: bool,
+    /// Check the emitted IR with real MLIR 22 (needs a build with the `mlir` feature).
+    #[arg(long)]
+    pub mlir_verify: bool,
     /// Write the output to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -45,6 +48,7 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let module = frontend::load(&args.model, &opts)?;
+    super::mlir_verify::check(&module, args.mlir_verify)?;
     let out = match args.emit {
         Emit::Tg if args.generic => text::print_generic(&module),
         Emit::Tg => text::print_custom(&module),

@@ -2,3 +2,4 @@
 pub mod compile;
 pub mod asm;
 pub mod disasm;
+pub mod mlir_verify;
