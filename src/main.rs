@@ -27,6 +27,10 @@ enum Command {
     Disasm(cmd::disasm::DisasmArgs),
     /// Compile a model (.onnx or .tg) and emit a stage, e.g. `--emit tg`.
     Compile(cmd::compile::CompileArgs),
+    /// Run a .tbin program on the simulator and report cycles and energy.
+    Run(cmd::run::RunArgs),
+    /// Run a microbenchmark, e.g. `bench peak` (peak energy efficiency).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         Command::Asm(args) => cmd::asm::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),
         Command::Compile(args) => cmd::compile::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

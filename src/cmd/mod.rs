@@ -3,3 +3,5 @@ pub mod compile;
 pub mod asm;
 pub mod disasm;
 pub mod mlir_verify;
+pub mod bench;
+pub mod run;
