@@ -8,13 +8,17 @@
 //! - BP: `dcol (J×P) = W_gᵀ · dy[n,g] (Kg×P)`, scattered back with col2im (padding taps dropped)
 //! - WG: `dW_g (Kg×J) = Σ_n dy[n,g] · col[n,g]ᵀ`
 //!
+//! Weights at most [`gemm::SPARSE_DENSITY`] dense (after the weight mask) use the sparse kernel
+//! [`gemm::spmm`] (work ∝ non-zero weights) instead of the dense GEMM, and a WG keep-mask at most
+//! that dense uses [`gemm::sddmm`] (work ∝ kept gradients).
+//!
 //! FF and BP run in parallel over images; WG over fixed batch chunks whose partial sums are added in
 //! chunk order, so results never depend on the thread count. Effective MACs are counted with
 //! [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the method). MAC
 //! slots are `N·K·J·P` in every phase (the same products); padding taps count as zero-operand MACs.
 
 use super::density::{BitMatrix, Counting, WorkCounts};
-use super::gemm::{self, MatRef};
+use super::gemm::{self, Csr, MatRef};
 use super::mask::{apply_weight_mask, bits_of, store};
 use super::{check_len, invalid, Result};
 use rayon::prelude::*;
@@ -229,6 +233,15 @@ pub fn conv_ff(
     let w = masked_weights(shape, w, opts.weight_mask)?;
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
     let in_plane = shape.cg() * shape.h * shape.w;
+    let sparse: Vec<Option<Csr>> = (0..shape.groups)
+        .map(|g| {
+            Ok(sparse_rows(MatRef::row_major(
+                &w[g * kg * j..(g + 1) * kg * j],
+                kg,
+                j,
+            )?))
+        })
+        .collect::<Result<_>>()?;
     let per_image = |(n, yn): (usize, &mut [f32])| -> Result<WorkCounts> {
         let mut col = vec![0.0; j * p];
         let mut tmp = vec![0.0; kg * p];
@@ -243,7 +256,10 @@ pub fn conv_ff(
             let colv = MatRef::row_major(&col, j, p)?;
             let keep_g = opts.keep.map(|m| &m[(n * shape.k + g * kg) * p..][..kg * p]);
             let keep = keep_g.map(|m| bits_of(m, kg, p));
-            gemm::gemm(wv, colv, &mut tmp, p, false)?;
+            match &sparse[g] {
+                Some(csr) => gemm::spmm(csr, &col, p, &mut tmp, p, false)?,
+                None => gemm::gemm(wv, colv, &mut tmp, p, false)?,
+            }
             store(
                 &mut yn[g * kg * p..(g + 1) * kg * p],
                 &tmp,
@@ -275,6 +291,13 @@ pub fn conv_bp(
     let w = masked_weights(shape, w, opts.weight_mask)?;
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
     let in_plane = shape.cg() * shape.h * shape.w;
+    let sparse: Vec<Option<Csr>> = (0..shape.groups)
+        .map(|g| {
+            Ok(sparse_rows(
+                MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t(),
+            ))
+        })
+        .collect::<Result<_>>()?;
     let per_image = |(n, dxn): (usize, &mut [f32])| -> Result<WorkCounts> {
         let mut dcol = vec![0.0; j * p];
         let mut tmp = vec![0.0; in_plane];
@@ -285,7 +308,11 @@ pub fn conv_bp(
         for g in 0..shape.groups {
             let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t();
             let dyv = MatRef::row_major(&dy[(n * shape.k + g * kg) * p..][..kg * p], kg, p)?;
-            gemm::gemm(wv, dyv, &mut dcol, p, false)?;
+            let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
+            match &sparse[g] {
+                Some(csr) => gemm::spmm(csr, dyg, p, &mut dcol, p, false)?,
+                None => gemm::gemm(wv, dyv, &mut dcol, p, false)?,
+            }
             tmp.fill(0.0);
             shape.walk_taps(|jj, q, i| {
                 if let Some(i) = i {
@@ -360,6 +387,12 @@ pub fn conv_wg(
                 .map(|m| bits_of(&m[g * kg * j..(g + 1) * kg * j], kg, j))
         })
         .collect();
+    let keep_slices: Vec<Option<&[bool]>> = (0..shape.groups)
+        .map(|g| opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]))
+        .collect();
+    let sparse_keep = opts
+        .keep
+        .is_some_and(|m| m.iter().filter(|&&k| k).count() as f64 <= gemm::SPARSE_DENSITY * m.len() as f64);
     let chunk = shape.n.div_ceil(WG_CHUNKS);
     let partials: Vec<Result<(Vec<f32>, WorkCounts)>> = (0..shape.n.div_ceil(chunk))
         .into_par_iter()
@@ -373,9 +406,14 @@ pub fn conv_wg(
             for n in c * chunk..((c + 1) * chunk).min(shape.n) {
                 for (g, keep) in keeps.iter().enumerate() {
                     shape.im2col(&x[(n * shape.groups + g) * in_plane..][..in_plane], &mut col);
-                    let dyv = MatRef::row_major(&dy[(n * shape.k + g * kg) * p..][..kg * p], kg, p)?;
+                    let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
+                    let dyv = MatRef::row_major(dyg, kg, p)?;
                     let colv = MatRef::row_major(&col, j, p)?.t();
-                    gemm::gemm(dyv, colv, &mut acc[g * kg * j..(g + 1) * kg * j], j, true)?;
+                    let acc_g = &mut acc[g * kg * j..(g + 1) * kg * j];
+                    match keep_slices[g] {
+                        Some(keep) if sparse_keep => gemm::sddmm(dyg, &col, p, keep, acc_g)?,
+                        _ => gemm::gemm(dyv, colv, acc_g, j, true)?,
+                    }
                     counts += product_counts(dyv, colv, keep.as_ref(), None, opts.counting);
                 }
             }
@@ -435,6 +473,12 @@ fn check_keep(keep: Option<&[bool]>, len: usize) -> Result<()> {
 fn masked_weights<'w>(shape: &ConvShape, w: &'w [f32], mask: Option<&[bool]>) -> Result<Cow<'w, [f32]>> {
     check_len("conv weights", w, shape.weight_len())?;
     apply_weight_mask(w, mask)
+}
+
+/// CSR of a weight view when it is sparse enough for [`gemm::spmm`].
+fn sparse_rows(w: MatRef) -> Option<Csr> {
+    let csr = Csr::from_view(w);
+    (csr.density() <= gemm::SPARSE_DENSITY).then_some(csr)
 }
 
 fn sum_counts(parts: Vec<Result<WorkCounts>>) -> Result<WorkCounts> {

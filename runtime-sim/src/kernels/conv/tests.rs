@@ -125,13 +125,17 @@ fn shapes() -> Vec<ConvShape> {
 #[test]
 fn conv_matches_naive_reference_with_masks_and_counts() {
     let mut rng = Rng::new(1);
-    for sh in shapes() {
+    // (weight density, keep density): the second pair exercises the sparse kernels (spmm, sddmm).
+    for (sh, (wd, kd)) in shapes()
+        .into_iter()
+        .flat_map(|s| [(s, (0.7, 0.6)), (s, (0.15, 0.2))])
+    {
         for masked in [false, true] {
             let x = sparse_vec(&mut rng, sh.input_len(), 0.6);
-            let w = sparse_vec(&mut rng, sh.weight_len(), 0.7);
+            let w = sparse_vec(&mut rng, sh.weight_len(), wd);
             let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
             let mut bools =
-                |n: usize| -> Vec<bool> { (0..n).map(|_| !masked || rng.uniform() < 0.6).collect() };
+                |n: usize| -> Vec<bool> { (0..n).map(|_| !masked || rng.uniform() < kd).collect() };
             let (wmask, keep_y, keep_x, keep_w) = (
                 bools(sh.weight_len()),
                 bools(sh.output_len()),
