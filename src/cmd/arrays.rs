@@ -140,15 +140,19 @@ pub fn write_npy(path: &Path, array: &Array) -> Result<()> {
     })
 }
 
-/// Writes named f32 arrays as an (uncompressed) `.npz` archive, in the given order.
+/// Writes named f32 arrays as an uncompressed `.npz` archive (like `numpy.savez`), in the given
+/// order, with fixed timestamps so the same arrays give the same bytes.
 pub fn write_npz(path: &Path, arrays: &[(String, Array)]) -> Result<()> {
     write_atomic(path, |tmp| {
         let err = || format!("cannot write {}", path.display());
         let mut npz = npyz::npz::NpzWriter::create(tmp).with_context(err)?;
+        let options = zip::write::FileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default());
         for (name, array) in arrays {
             let shape: Vec<u64> = array.shape.iter().map(|&d| d as u64).collect();
             let mut w = npz
-                .array::<f32>(name, Default::default())
+                .array::<f32>(name, options)
                 .with_context(err)?
                 .default_dtype()
                 .shape(&shape)

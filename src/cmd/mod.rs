@@ -5,3 +5,7 @@ pub mod disasm;
 pub mod mlir_verify;
 pub mod bench;
 pub mod run;
+pub mod run_train;
+pub mod arrays;
+pub mod batches;
+pub mod schedule;

@@ -130,7 +130,7 @@ impl Binary {
         let steps = meta_num::<u64>(p, "steps")?;
         let sparsity = meta_num::<f64>(p, "sparsity")?.unwrap_or(0.0);
         let schedule = p.meta("schedule").unwrap_or("constant").to_string();
-        let ramp_steps = super::train_opts::ramp_steps(&schedule, steps).context("metadata `schedule`")?;
+        let ramp_steps = super::schedule::ramp_steps(&schedule, steps).context("metadata `schedule`")?;
         let prune_interval = meta_num::<u64>(p, "prune_interval")?.unwrap_or(1);
         if prune_interval == 0 {
             bail!("metadata `prune_interval` must be at least 1");
