@@ -19,6 +19,12 @@ pub struct BenchArgs {
 pub enum Bench {
     /// Peak energy efficiency: one large conv layer, FF, dense and at 90% activation + 90% weight sparsity.
     Peak(PeakArgs),
+    /// The paper's comparisons (BRIEF §7) on a ResNet-18 SDT step: trainer-28nm, each feature off, baseline-sdt.
+    Paper(super::bench_paper::PaperArgs),
+    /// Simulator speed: one ResNet-18 SDT step (median), effective MACs/s, peak memory.
+    Sim(super::bench_speed::SimArgs),
+    /// Compiler speed across models, with time per graph op.
+    Compile(super::bench_speed::CompileBenchArgs),
 }
 
 /// Precision of the peak benchmark.
@@ -48,6 +54,9 @@ pub struct PeakArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.which {
         Bench::Peak(p) => run_peak(&p),
+        Bench::Paper(p) => super::bench_paper::run(&p),
+        Bench::Sim(s) => super::bench_speed::run_sim(&s),
+        Bench::Compile(c) => super::bench_speed::run_compile(&c),
     }
 }
 

@@ -1,0 +1,223 @@
+//! `trainer bench sim` and `trainer bench compile`: how fast the toolchain itself is.
+//!
+//! `bench sim` times one simulated SDT training step (median over runs, with full accounting) and
+//! reports effective MACs simulated per second and the peak resident memory; a dense fp32 step of
+//! the same network, timed in the same run, is the baseline. `bench compile` times the whole
+//! compile pipeline (import → `.tbin` program) over several models and reports time per
+//! operation, so that growth with network depth can be read off.
+
+use super::bench_run::{self, median, train_steps, Workload};
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use trainer_sim::Simulator;
+
+/// Options of `trainer bench sim`.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Model (ResNet-18 for CIFAR-10 by default).
+    #[arg(long, default_value = "examples/resnet18.tg")]
+    pub model: PathBuf,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Timed training steps (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: u64,
+    /// Skip the dense fp32 baseline step.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `trainer bench compile` (default compile options, as `trainer compile MODEL --batch N -o OUT`).
+#[derive(Args, Debug)]
+pub struct CompileBenchArgs {
+    /// Models to compile (missing files are reported and skipped).
+    #[arg(default_values = ["examples/mlp.tg", "examples/lenet.tg", "examples/resnet18.tg", "tests/data/mobilenet_v2_cifar10.onnx", "tests/data/vgg11_bn_graph.onnx", "tests/data/resnet18_imagenet_graph.onnx"])]
+    pub models: Vec<PathBuf>,
+    /// Batch size.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed compilations per model (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Timing of one workload's training step.
+struct StepTiming {
+    compile_seconds: f64,
+    step_seconds: f64,
+    prune_seconds: f64,
+    effective_macs: u64,
+    dense_macs: u64,
+}
+
+fn time_step(w: &Workload, runs: u64) -> Result<StepTiming> {
+    let (program, compile_seconds) = w.compile(
+        "trainer-28nm",
+        &["--speculation", "s1,s3", "--dataflow", "adaptive"],
+    )?;
+    let mut sim = Simulator::new(program, bench_run::cost_model("trainer-28nm", |_| {})?)?;
+    let stats = train_steps(&mut sim, runs, w.seed)?;
+    let n = runs.max(1);
+    Ok(StepTiming {
+        compile_seconds,
+        step_seconds: median(&stats.train_seconds),
+        prune_seconds: median(&stats.prune_seconds),
+        effective_macs: stats.train.effective_macs() / n,
+        dense_macs: stats.train.dense_macs() / n,
+    })
+}
+
+/// Target of issue 7: one ResNet-18 CIFAR SDT step (batch 16, 90%, fp16) in at most this long.
+const STEP_TARGET_SECONDS: f64 = 1.0;
+
+/// Runs `trainer bench sim`.
+pub fn run_sim(args: &SimArgs) -> Result<()> {
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let sparse = Workload {
+        model: args.model.clone(),
+        batch: args.batch,
+        precision: "fp16".into(),
+        sparsity: 0.9,
+        seed: 0,
+    };
+    let t = time_step(&sparse, args.runs)?;
+    let rss = bench_run::peak_rss_bytes();
+    let base = if args.no_baseline {
+        None
+    } else {
+        let dense = Workload {
+            precision: "fp32".into(),
+            sparsity: 0.0,
+            ..sparse.clone()
+        };
+        Some(time_step(&dense, args.runs)?)
+    };
+    let macs_per_s = t.effective_macs as f64 / t.step_seconds;
+    if args.json {
+        let doc = json!({
+            "model": args.model.display().to_string(), "batch": args.batch, "runs": args.runs,
+            "step_seconds_median": t.step_seconds, "prune_seconds_median": t.prune_seconds,
+            "compile_seconds": t.compile_seconds, "effective_macs": t.effective_macs, "dense_macs": t.dense_macs,
+            "effective_macs_per_second": macs_per_s, "peak_rss_bytes": rss, "target_step_seconds": STEP_TARGET_SECONDS,
+            "baseline_dense_fp32_step_seconds_median": base.as_ref().map(|b| b.step_seconds),
+            "baseline_dense_fp32_macs_per_second": base.as_ref().map(|b| b.effective_macs as f64 / b.step_seconds),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!(
+        "{} batch {}, fp16, 90% weight sparsity, trainer-28nm, median of {} step(s):",
+        args.model.display(),
+        args.batch,
+        args.runs
+    );
+    println!(
+        "  train step      {:.3} s  (target {STEP_TARGET_SECONDS:.1} s: {:.2}x of it)",
+        t.step_seconds,
+        t.step_seconds / STEP_TARGET_SECONDS
+    );
+    println!("  prune entry     {:.3} s", t.prune_seconds);
+    println!("  compile         {:.3} s", t.compile_seconds);
+    println!(
+        "  effective MACs  {} of {} dense per step: {:.3e} effective MACs/s",
+        t.effective_macs, t.dense_macs, macs_per_s
+    );
+    if let Some(kb) = rss {
+        println!(
+            "  peak RSS        {:.1} MB (VmHWM of the whole run)",
+            kb as f64 / 1e6
+        );
+    }
+    if let Some(b) = base {
+        println!(
+            "  baseline: dense fp32 step {:.3} s, {:.3e} MACs/s; sparse fp16 step takes {:.2}x of it",
+            b.step_seconds,
+            b.effective_macs as f64 / b.step_seconds,
+            t.step_seconds / b.step_seconds
+        );
+    }
+    Ok(())
+}
+
+/// Runs `trainer bench compile`.
+pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let mut rows = Vec::new();
+    for model in &args.models {
+        if !model.exists() {
+            eprintln!("bench compile: {} not found, skipped", model.display());
+            continue;
+        }
+        let w = Workload {
+            model: model.clone(),
+            batch: args.batch,
+            precision: "fp32".into(),
+            sparsity: 0.0,
+            seed: 0,
+        };
+        let opts = trainer_compiler::frontend::FrontendOptions {
+            batch: Some(args.batch),
+            seed: 0,
+        };
+        let graph_ops = trainer_compiler::frontend::load(model, &opts)?.num_ops();
+        let mut times = Vec::new();
+        let mut instructions = 0;
+        let mut error = None;
+        for _ in 0..args.runs {
+            match w.compile("trainer-28nm", &[]) {
+                Ok((p, s)) => {
+                    instructions = p.code.len();
+                    times.push(s);
+                }
+                Err(e) => {
+                    error = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        let secs = median(&times);
+        rows.push(json!({
+            "model": model.display().to_string(), "graph_ops": graph_ops, "instructions": instructions,
+            "seconds_median": error.is_none().then_some(secs),
+            "microseconds_per_graph_op": error.is_none().then(|| 1e6 * secs / graph_ops.max(1) as f64),
+            "error": error,
+        }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"batch": args.batch, "runs": args.runs, "models": rows}))?
+        );
+        return Ok(());
+    }
+    println!("compile to a .tbin program (default options, as `trainer compile MODEL --batch N`), batch {}, median of {} run(s):", args.batch, args.runs);
+    println!(
+        "{:<44} {:>9} {:>12} {:>10} {:>12}",
+        "model", "tg ops", "instructions", "seconds", "us / tg op"
+    );
+    for r in &rows {
+        let model = r["model"].as_str().unwrap_or("");
+        if let Some(e) = r["error"].as_str() {
+            println!("{model:<44} {:>9} does not compile: {e}", r["graph_ops"]);
+            continue;
+        }
+        println!(
+            "{:<44} {:>9} {:>12} {:>10.3} {:>12.1}",
+            model,
+            r["graph_ops"],
+            r["instructions"],
+            r["seconds_median"].as_f64().unwrap_or(0.0),
+            r["microseconds_per_graph_op"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}

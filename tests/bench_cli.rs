@@ -1,0 +1,59 @@
+//! `trainer bench paper` on a tiny configuration: every row of BRIEF §7 is in the JSON with paper
+//! value, simulated value and ratio; every configuration has its reports; the plots are SVG.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn bench_paper_writes_rows_configs_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let plots = dir.path().join("plots");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lenet.tg");
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["bench", "paper", "--steps", "1", "--batch", "2", "--model"])
+        .arg(&model)
+        .arg("--json")
+        .arg(&json)
+        .arg("--plots")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for figure in [
+        "IRSU speculation",
+        "decoupled BN",
+        "vs prior sparse training processor: speed",
+        "peak EE, FP8",
+    ] {
+        assert!(out.contains(figure), "missing `{figure}` in:\n{out}");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9);
+    for r in rows {
+        for k in ["figure", "paper", "simulated", "ratio"] {
+            assert!(!r[k].is_null(), "row without `{k}`: {r}");
+        }
+    }
+    for c in [
+        "trainer",
+        "no-speculation",
+        "fixed-dataflow",
+        "conventional-bn",
+        "baseline-sdt",
+    ] {
+        let cfg = &doc["configs"][c];
+        assert!(cfg["train"]["total"]["energy_pj"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(
+            cfg["train"]["phases"].is_object() && cfg["train"]["total"]["components"].is_object(),
+            "{c}"
+        );
+    }
+    assert!(doc["peak"]["fp16_sparse_tflops_per_w"].is_number());
+    for svg in ["energy_by_component.svg", "energy_by_phase.svg"] {
+        let text = std::fs::read_to_string(plots.join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("baseline-sdt"), "{svg}");
+    }
+}
