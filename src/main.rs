@@ -27,6 +27,8 @@ enum Command {
     Disasm(cmd::disasm::DisasmArgs),
     /// Compile a model (.onnx or .tg) and emit a stage, e.g. `--emit tg`.
     Compile(cmd::compile::CompileArgs),
+    /// Run a pass pipeline on textual IR and print the result (like mlir-opt).
+    Opt(cmd::opt::OptArgs),
     /// Run a .tbin program on the simulator and report cycles and energy.
     Run(cmd::run::RunArgs),
     /// Run a microbenchmark, e.g. `bench peak` (peak energy efficiency).
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Asm(args) => cmd::asm::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),
         Command::Compile(args) => cmd::compile::run(args),
+        Command::Opt(args) => cmd::opt::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };

@@ -183,10 +183,7 @@ impl Verifier<'_> {
         };
         // Walk up from the user: at each level, the op in that block and its position.
         let mut cur = user;
-        loop {
-            let Some(b) = m.op(cur).parent_block() else {
-                break;
-            };
+        while let Some(b) = m.op(cur).parent_block() {
             let pos = m.position_in_block(cur);
             if b == def_block {
                 return match def_pos {

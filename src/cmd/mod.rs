@@ -13,3 +13,4 @@ pub mod run_train;
 pub mod arrays;
 pub mod batches;
 pub mod schedule;
+pub mod opt;

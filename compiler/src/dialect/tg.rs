@@ -45,7 +45,7 @@ fn verify_param(m: &Module, op: OpId) -> Vec<String> {
     let o = m.op(op);
     o.results()
         .iter()
-        .filter(|&&r| !m.ty(r).as_tensor().is_some_and(|t| t.num_elements().is_some()))
+        .filter(|&&r| !matches!(m.ty(r).as_tensor(), Some(t) if t.num_elements().is_some()))
         .map(|&r| format!("result must be a static tensor, found {}", m.ty(r)))
         .collect()
 }

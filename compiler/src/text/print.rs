@@ -13,7 +13,7 @@
 //! [`PrintOptions::debug_info`] is set.
 
 use crate::ir::attr::{write_attr_name, write_dict_body};
-use crate::ir::{Attrs, BlockId, Module, OpId, RegionId, Type, ValueDef, ValueId};
+use crate::ir::{Attrs, BlockId, Module, OpId, RegionId, Type, ValueId};
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
@@ -246,13 +246,5 @@ fn results(types: &[&Type]) -> String {
     match types {
         [t] => t.to_string(),
         _ => format!("({})", join(types)),
-    }
-}
-
-/// Short printed description of a value for diagnostics: `%arg0 of block 3` or `result 1 of op 7`.
-pub fn describe_value(m: &Module, v: ValueId) -> String {
-    match m.value(v).def() {
-        ValueDef::OpResult(op, i) => format!("result {i} of '{}' (op #{})", m.op(op).name(), op.0),
-        ValueDef::BlockArg(b, i) => format!("argument {i} of block #{}", b.0),
     }
 }
