@@ -198,9 +198,51 @@ impl ConvShape {
     }
 
     /// im2col of one group of one image: `col` is J×P.
+    ///
+    /// Works row segment by row segment (the in-bounds output columns of each (j, output row) are
+    /// computed once), so the inner loop is a strided gather, or a plain copy at stride 1.
     fn im2col(&self, xg: &[f32], col: &mut [f32]) {
-        let p = self.p();
-        self.walk_taps(|j, q, i| col[j * p + q] = i.map_or(0.0, |i| xg[i]));
+        let (oh, ow) = (self.out_h(), self.out_w());
+        let (sh, sw) = self.stride;
+        let (dh, dw) = self.dilation;
+        for ci in 0..self.cg() {
+            for r in 0..self.r {
+                for s in 0..self.s {
+                    let j = (ci * self.r + r) * self.s + s;
+                    // Output columns x with 0 <= x*sw + s*dw - left < w.
+                    let shift = s * dw;
+                    let x_lo = self.pad.left.saturating_sub(shift).div_ceil(sw).min(ow);
+                    let x_hi = (self.w + self.pad.left)
+                        .saturating_sub(shift)
+                        .div_ceil(sw)
+                        .clamp(x_lo, ow);
+                    for y in 0..oh {
+                        let dst = &mut col[j * oh * ow + y * ow..][..ow];
+                        let ih = (y * sh + r * dh)
+                            .checked_sub(self.pad.top)
+                            .filter(|&i| i < self.h);
+                        let Some(ih) = ih else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        let src = &xg[(ci * self.h + ih) * self.w..][..self.w];
+                        dst[..x_lo].fill(0.0);
+                        dst[x_hi..].fill(0.0);
+                        if x_lo == x_hi {
+                            continue;
+                        }
+                        let first = x_lo * sw + shift - self.pad.left;
+                        if sw == 1 {
+                            dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
+                        } else {
+                            for (k, d) in dst[x_lo..x_hi].iter_mut().enumerate() {
+                                *d = src[first + k * sw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

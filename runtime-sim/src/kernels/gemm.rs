@@ -94,9 +94,30 @@ impl<'a> MatRef<'a> {
 
     /// Non-zero count of every row.
     fn row_nnz(&self) -> Vec<u64> {
-        (0..self.rows)
-            .map(|r| (0..self.cols).map(|c| u64::from(self.at(r, c) != 0.0)).sum())
-            .collect()
+        let nz = |x: &f32| u64::from(*x != 0.0);
+        if self.rows == 0 || self.cols == 0 {
+            vec![0; self.rows]
+        } else if self.cs == 1 {
+            (0..self.rows)
+                .map(|r| self.data[r * self.rs..][..self.cols].iter().map(nz).sum())
+                .collect()
+        } else if self.rs == 1 {
+            // Columns are contiguous: add them up column by column.
+            let mut out = vec![0; self.rows];
+            for c in 0..self.cols {
+                let col = &self.data[c * self.cs..][..self.rows];
+                out.iter_mut().zip(col).for_each(|(o, x)| *o += nz(x));
+            }
+            out
+        } else {
+            (0..self.rows)
+                .map(|r| {
+                    (0..self.cols)
+                        .map(|c| nz(&self.data[r * self.rs + c * self.cs]))
+                        .sum()
+                })
+                .collect()
+        }
     }
 }
 
