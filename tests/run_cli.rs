@@ -3,30 +3,10 @@
 //! accuracy, JSON report, weights, logits), one step checked against a hand computation, and bad
 //! arguments rejected with clear errors.
 
-use npyz::WriterBuilder;
+mod common;
+
+use common::{accuracy, data, digits, read_npy, read_npz, stderr, stdout, trainer, write_f32, write_i64};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(file)
-}
-
-fn trainer<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("trainer runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Assembles the fixture into `dir`.
 fn fixture(dir: &Path) -> PathBuf {
@@ -39,48 +19,6 @@ fn fixture(dir: &Path) -> PathBuf {
     ]);
     assert!(o.status.success(), "asm: {}", stderr(&o));
     tbin
-}
-
-fn write_f32(path: &Path, shape: &[u64], values: &[f32]) {
-    let mut w = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(std::io::BufWriter::new(std::fs::File::create(path).unwrap()))
-        .begin_nd()
-        .unwrap();
-    w.extend(values.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn write_i64(path: &Path, values: &[i64]) {
-    let mut w = npyz::WriteOptions::<i64>::new()
-        .default_dtype()
-        .shape(&[values.len() as u64])
-        .writer(std::io::BufWriter::new(std::fs::File::create(path).unwrap()))
-        .begin_nd()
-        .unwrap();
-    w.extend(values.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
-    (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
-}
-
-fn read_npz(path: &Path, name: &str) -> (Vec<u64>, Vec<f32>) {
-    let mut npz = npyz::npz::NpzArchive::open(path).unwrap();
-    let arr = npz
-        .by_name(name)
-        .unwrap()
-        .unwrap_or_else(|| panic!("{name} in {}", path.display()));
-    (arr.shape().to_vec(), arr.into_vec::<f32>().unwrap())
-}
-
-fn digits() -> (Vec<f32>, Vec<i64>) {
-    let x = npyz::NpyFile::new(std::fs::File::open(data("digits_x.npy")).unwrap()).unwrap();
-    let y = npyz::NpyFile::new(std::fs::File::open(data("digits_y.npy")).unwrap()).unwrap();
-    (x.into_vec::<f32>().unwrap(), y.into_vec::<i64>().unwrap())
 }
 
 #[test]
@@ -119,12 +57,8 @@ fn trains_the_fixture_and_writes_every_output() {
     let out = stdout(&o);
     assert!(out.contains("step 1/100  loss 2.3026"), "{out}");
     assert!(out.contains("step 100/100  loss "), "{out}");
-    let acc_line = out
-        .lines()
-        .find(|l| l.starts_with("test accuracy: "))
-        .expect("accuracy line");
-    let acc: f64 = acc_line["test accuracy: ".len()..][..5].parse().unwrap();
-    assert!(acc >= 0.85, "softmax regression on digits: {acc_line}");
+    let acc = accuracy(&out);
+    assert!(acc >= 0.85, "softmax regression on digits: {acc}");
     for phase in ["ff", "wg", "update"] {
         assert!(
             out.lines().any(|l| l.starts_with("fc ") && l.contains(phase)),
@@ -211,14 +145,14 @@ fn one_step_matches_the_hand_computed_update() {
         let d = |n: usize| (0.1 - f32::from(y[n] == c as i64)) / 16.0;
         let want_b: f32 = -0.1 * (0..16).map(d).sum::<f32>();
         assert!(
-            (bias[c] - want_b).abs() < 1e-6,
+            (bias[c] - f64::from(want_b)).abs() < 1e-6,
             "bias {c}: {} vs {want_b}",
             bias[c]
         );
         for k in 0..64 {
             let want: f32 = -0.1 * (0..16).map(|n| d(n) * x[n * 64 + k]).sum::<f32>();
             assert!(
-                (got[c * 64 + k] - want).abs() < 1e-6,
+                (got[c * 64 + k] - f64::from(want)).abs() < 1e-6,
                 "w[{c},{k}]: {} vs {want}",
                 got[c * 64 + k]
             );
