@@ -417,7 +417,7 @@ impl Check<'_> {
     /// A mask operand: `b1` or a float (non-zero = 1).
     fn mask(&self, field: &str, onchip: bool) -> Result<Operand, SimError> {
         let o = self.op(field);
-        if !o.is_none() && !(o.dtype == DType::B1 || is_float(o.dtype)) {
+        if !(o.is_none() || o.dtype == DType::B1 || is_float(o.dtype)) {
             return Err(self.err(FaultKind::BadDtype {
                 field: self.field_name(field),
                 dtype: o.dtype.name(),
@@ -730,7 +730,7 @@ fn decode_dma(c: &Check) -> Result<DmaOp, SimError> {
     }
     let row_bytes = i.u32("row_bytes");
     let elem = buf.dtype.bytes(1) as u32;
-    if buf.dtype != DType::B1 && row_bytes % elem != 0 {
+    if buf.dtype != DType::B1 && !row_bytes.is_multiple_of(elem) {
         return Err(c.err(FaultKind::BadShape(format!(
             "row_bytes {row_bytes} is not a multiple of the {elem}-byte element"
         ))));
