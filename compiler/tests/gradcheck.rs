@@ -14,12 +14,18 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
     fn tensor(&mut self, shape: &[usize], scale: f32) -> TensorData {
-        TensorData { shape: shape.to_vec(), data: (0..shape.iter().product()).map(|_| self.next() * scale).collect() }
+        TensorData {
+            shape: shape.to_vec(),
+            data: (0..shape.iter().product()).map(|_| self.next() * scale).collect(),
+        }
     }
 }
 
@@ -45,9 +51,18 @@ fn graph(body: impl FnOnce(&mut GraphBuilder, &mut Rng, ValueId) -> ValueId) -> 
     let loc = Location::Unknown;
     let w = b.param("c0.weight", rng.tensor(&[4, 2, 3, 3], 0.5), loc.clone());
     let bias = b.param("c0.bias", rng.tensor(&[4], 0.2), loc.clone());
-    let h = b.op("conv", &[args[0], w, bias], conv_attrs(1, 1, 1, 1), loc.clone()).unwrap()[0];
+    let h = b
+        .op("conv", &[args[0], w, bias], conv_attrs(1, 1, 1, 1), loc.clone())
+        .unwrap()[0];
     let h = body(&mut b, &mut rng, h);
-    let f = b.op("flatten", &[h], attrs(&[("axis", Attribute::Int(1))]), loc.clone()).unwrap()[0];
+    let f = b
+        .op(
+            "flatten",
+            &[h],
+            attrs(&[("axis", Attribute::Int(1))]),
+            loc.clone(),
+        )
+        .unwrap()[0];
     let k = b.ty(f).as_tensor().unwrap().shape[1] as usize;
     let fw = b.param("fc.weight", rng.tensor(&[5, k], 0.3), loc.clone());
     let fb = b.param("fc.bias", rng.tensor(&[5], 0.1), loc.clone());
@@ -92,7 +107,13 @@ fn check(tg: Module) {
             minus.weights.get_mut(&p).unwrap().data[i] -= h;
             *d = (loss(&plus, &x, &y) - loss(&minus, &x, &y)) / (2.0 * h as f64);
         }
-        let num: f64 = g.data.iter().zip(&fd).map(|(&a, &b)| (a as f64 - b).powi(2)).sum::<f64>().sqrt();
+        let num: f64 = g
+            .data
+            .iter()
+            .zip(&fd)
+            .map(|(&a, &b)| (a as f64 - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let den: f64 = fd.iter().map(|b| b * b).sum::<f64>().sqrt();
         // Relative to the gradient's norm, or absolute where the true gradient vanishes (a bias
         // in front of BN).
@@ -102,14 +123,17 @@ fn check(tg: Module) {
 
 #[test]
 fn conv_gemm_relu() {
-    check(graph(|b, _, h| b.op("relu", &[h], Attrs::new(), Location::Unknown).unwrap()[0]));
+    check(graph(|b, _, h| {
+        b.op("relu", &[h], Attrs::new(), Location::Unknown).unwrap()[0]
+    }));
 }
 
 #[test]
 fn strided_grouped_dilated_conv() {
     check(graph(|b, rng, h| {
         let w = b.param("c1.weight", rng.tensor(&[6, 2, 3, 3], 0.5), Location::Unknown);
-        b.op("conv", &[h, w], conv_attrs(2, 2, 2, 2), Location::Unknown).unwrap()[0]
+        b.op("conv", &[h, w], conv_attrs(2, 2, 2, 2), Location::Unknown)
+            .unwrap()[0]
     }));
 }
 
@@ -119,9 +143,27 @@ fn batch_norm_relu() {
         let loc = Location::Unknown;
         let g = b.param("bn.weight", rng.tensor(&[4], 0.5), loc.clone());
         let be = b.param("bn.bias", rng.tensor(&[4], 0.5), loc.clone());
-        let rm = b.param("bn.running_mean", TensorData { shape: vec![4], data: vec![0.0; 4] }, loc.clone());
-        let rv = b.param("bn.running_var", TensorData { shape: vec![4], data: vec![1.0; 4] }, loc.clone());
-        let a = attrs(&[("epsilon", Attribute::Float(1e-5)), ("momentum", Attribute::Float(0.9)), ("training", Attribute::Bool(true))]);
+        let rm = b.param(
+            "bn.running_mean",
+            TensorData {
+                shape: vec![4],
+                data: vec![0.0; 4],
+            },
+            loc.clone(),
+        );
+        let rv = b.param(
+            "bn.running_var",
+            TensorData {
+                shape: vec![4],
+                data: vec![1.0; 4],
+            },
+            loc.clone(),
+        );
+        let a = attrs(&[
+            ("epsilon", Attribute::Float(1e-5)),
+            ("momentum", Attribute::Float(0.9)),
+            ("training", Attribute::Bool(true)),
+        ]);
         let y = b.op("batch_norm", &[h, g, be, rm, rv], a, loc.clone()).unwrap()[0];
         b.op("relu", &[y], Attrs::new(), loc).unwrap()[0]
     }));
@@ -159,9 +201,15 @@ fn average_pool_padded() {
 
 #[test]
 fn global_average_pool_and_reduce_mean() {
-    check(graph(|b, _, h| b.op("global_average_pool", &[h], Attrs::new(), Location::Unknown).unwrap()[0]));
     check(graph(|b, _, h| {
-        let a = attrs(&[("axes", Attribute::ints(&[2, 3])), ("keepdims", Attribute::Bool(false))]);
+        b.op("global_average_pool", &[h], Attrs::new(), Location::Unknown)
+            .unwrap()[0]
+    }));
+    check(graph(|b, _, h| {
+        let a = attrs(&[
+            ("axes", Attribute::ints(&[2, 3])),
+            ("keepdims", Attribute::Bool(false)),
+        ]);
         b.op("reduce_mean", &[h], a, Location::Unknown).unwrap()[0]
     }));
 }
@@ -179,10 +227,25 @@ fn residual_add_concat_reshape() {
     check(graph(|b, rng, h| {
         let loc = Location::Unknown;
         let w = b.param("c1.weight", rng.tensor(&[4, 4, 3, 3], 0.4), loc.clone());
-        let c = b.op("conv", &[h, w], conv_attrs(1, 1, 1, 1), loc.clone()).unwrap()[0];
+        let c = b
+            .op("conv", &[h, w], conv_attrs(1, 1, 1, 1), loc.clone())
+            .unwrap()[0];
         let s = b.op("add", &[c, h], Attrs::new(), loc.clone()).unwrap()[0];
-        let cat = b.op("concat", &[s, h], attrs(&[("axis", Attribute::Int(1))]), loc.clone()).unwrap()[0];
-        b.op("reshape", &[cat], attrs(&[("shape", Attribute::ints(&[N as i64, 8, 36, 1]))]), loc).unwrap()[0]
+        let cat = b
+            .op(
+                "concat",
+                &[s, h],
+                attrs(&[("axis", Attribute::Int(1))]),
+                loc.clone(),
+            )
+            .unwrap()[0];
+        b.op(
+            "reshape",
+            &[cat],
+            attrs(&[("shape", Attribute::ints(&[N as i64, 8, 36, 1]))]),
+            loc,
+        )
+        .unwrap()[0]
     }));
 }
 
@@ -190,7 +253,14 @@ fn residual_add_concat_reshape() {
 fn matmul_layer() {
     check(graph(|b, rng, h| {
         let loc = Location::Unknown;
-        let f = b.op("flatten", &[h], attrs(&[("axis", Attribute::Int(1))]), loc.clone()).unwrap()[0];
+        let f = b
+            .op(
+                "flatten",
+                &[h],
+                attrs(&[("axis", Attribute::Int(1))]),
+                loc.clone(),
+            )
+            .unwrap()[0];
         let w = b.param("mm.weight", rng.tensor(&[144, 7], 0.2), loc.clone());
         b.op("matmul", &[f, w], Attrs::new(), loc).unwrap()[0]
     }));

@@ -12,20 +12,37 @@ use trainer_compiler::ir::{Module, TensorData};
 use trainer_compiler::sdt::{self, SdtOptions};
 
 fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(file)
 }
 
 /// Every array of the archive under `prefix/`, by the rest of its name, as f64.
-fn arrays(npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+fn arrays(
+    npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>,
+    prefix: &str,
+) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
     let names: Vec<String> = npz.array_names().map(str::to_string).collect();
     let mut out = BTreeMap::new();
     for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
         let arr = npz.by_name(&name).unwrap().unwrap();
         let shape: Vec<usize> = arr.shape().iter().map(|&d| d as usize).collect();
         let vals: Vec<f64> = match arr.dtype() {
-            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float && t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
-            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr.into_vec::<i64>().unwrap().into_iter().map(|v| v as f64).collect(),
-            _ => arr.into_vec::<f32>().unwrap().into_iter().map(f64::from).collect(),
+            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float && t.size_field() == 8 => {
+                arr.into_vec::<f64>().unwrap()
+            }
+            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
+                .into_vec::<i64>()
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
+            _ => arr
+                .into_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect(),
         };
         out.insert(name[prefix.len()..].to_string(), (shape, vals));
     }
@@ -35,7 +52,12 @@ fn arrays(npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>, prefix: &str)
 /// ‖a − b‖ / ‖b‖.
 fn rel(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     if den == 0.0 {
         num
@@ -55,23 +77,44 @@ fn reference_step(model: &str, case: &str, opts: &SdtOptions) {
     let mut npz = NpzArchive::open(data(&format!("{model}_step.npz"))).unwrap();
     let all = arrays(&mut npz, &format!("{case}/"));
     let (xs, xv) = &all["x"];
-    let x = TensorData { shape: xs.clone(), data: xv.iter().map(|&v| v as f32).collect() };
+    let x = TensorData {
+        shape: xs.clone(),
+        data: xv.iter().map(|&v| v as f32).collect(),
+    };
     let y: Vec<i64> = all["y"].1.iter().map(|&v| v as i64).collect();
 
-    let tg = frontend::load(&data(&format!("{model}.onnx")), &FrontendOptions { batch: Some(x.shape[0]), seed: 0 }).unwrap();
+    let tg = frontend::load(
+        &data(&format!("{model}.onnx")),
+        &FrontendOptions {
+            batch: Some(x.shape[0]),
+            seed: 0,
+        },
+    )
+    .unwrap();
     if case == "dense" {
         // The tg interpreter's forward pass alone gives the same logits.
         let logits_tg = interp::run_graph(&tg, &[x.clone()]).unwrap();
         check("tg logits", &logits_tg[0], &all["logits"]);
     }
 
-    let mut m: Module = autodiff(&tg, &AutodiffOptions { lr: 0.1, ..Default::default() }).unwrap();
+    let mut m: Module = autodiff(
+        &tg,
+        &AutodiffOptions {
+            lr: 0.1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     sdt::run_pipeline(&mut m, opts).unwrap();
     let mut state = State::init(&m).unwrap();
     let out = interp::run_step(&m, &mut state, &x, &y).unwrap();
 
     let loss = all["loss"].1[0];
-    assert!(((out.loss as f64 - loss) / loss).abs() <= 1e-4, "loss {} vs {loss}", out.loss);
+    assert!(
+        ((out.loss as f64 - loss) / loss).abs() <= 1e-4,
+        "loss {} vs {loss}",
+        out.loss
+    );
     check("logits", &out.logits, &all["logits"]);
     let mut counts = BTreeMap::new();
     for (key, want) in &all {
@@ -88,15 +131,24 @@ fn reference_step(model: &str, case: &str, opts: &SdtOptions) {
         check(key, got.unwrap_or_else(|| panic!("{key}: not produced")), want);
         *counts.entry(kind).or_insert(0) += 1;
     }
-    assert!(counts["grad"] >= 4 && counts["new"] == counts["grad"], "{counts:?}");
+    assert!(
+        counts["grad"] >= 4 && counts["new"] == counts["grad"],
+        "{counts:?}"
+    );
 }
 
 fn dense() -> SdtOptions {
-    SdtOptions { sparsity: 0.0, ..SdtOptions::default() }
+    SdtOptions {
+        sparsity: 0.0,
+        ..SdtOptions::default()
+    }
 }
 
 fn sparse90() -> SdtOptions {
-    SdtOptions { sparsity: 0.9, ..SdtOptions::default() }
+    SdtOptions {
+        sparsity: 0.9,
+        ..SdtOptions::default()
+    }
 }
 
 #[test]
@@ -124,9 +176,22 @@ fn digits_cnn_sparse90() {
 #[test]
 fn pass_variants_agree_on_digits_cnn() {
     for opts in [
-        SdtOptions { sparsity: 0.9, speculation: sdt::Speculation::NONE, ..SdtOptions::default() },
-        SdtOptions { sparsity: 0.9, bn_decoupled: false, ..SdtOptions::default() },
-        SdtOptions { sparsity: 0.9, speculation: sdt::Speculation::NONE, bn_decoupled: false, ..SdtOptions::default() },
+        SdtOptions {
+            sparsity: 0.9,
+            speculation: sdt::Speculation::NONE,
+            ..SdtOptions::default()
+        },
+        SdtOptions {
+            sparsity: 0.9,
+            bn_decoupled: false,
+            ..SdtOptions::default()
+        },
+        SdtOptions {
+            sparsity: 0.9,
+            speculation: sdt::Speculation::NONE,
+            bn_decoupled: false,
+            ..SdtOptions::default()
+        },
     ] {
         reference_step("digits_cnn", "sparse90", &opts);
     }

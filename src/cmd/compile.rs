@@ -11,6 +11,8 @@ use trainer_compiler::text;
 pub enum Emit {
     /// The imported, shape-inferred `tg` dialect IR.
     Tg,
+    /// The `sdt` training program (autodiff and the SDT passes; see spec/passes.md).
+    Sdt,
 }
 
 /// Arguments of `trainer compile`.
@@ -33,6 +35,9 @@ pub struct CompileArgs {
     /// Check the emitted IR with real MLIR 22 (needs a build with the `mlir` feature).
     #[arg(long)]
     pub mlir_verify: bool,
+    /// Training-program options (`--emit sdt` and later stages).
+    #[command(flatten)]
+    pub train: super::train_opts::TrainArgs,
     /// Write the output to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -49,10 +54,15 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
     };
     let module = frontend::load(&args.model, &opts)?;
     super::mlir_verify::check(&module, args.mlir_verify)?;
-    let out = match args.emit {
-        Emit::Tg if args.generic => text::print_generic(&module),
-        Emit::Tg => text::print_custom(&module),
+    let module = match args.emit {
+        Emit::Tg => module,
+        Emit::Sdt => {
+            let mut m = trainer_compiler::autodiff::autodiff(&module, &args.train.autodiff(args.batch))?;
+            trainer_compiler::sdt::run_pipeline(&mut m, &args.train.sdt()?)?;
+            m
+        }
     };
+    let out = if args.generic { text::print_generic(&module) } else { text::print_custom(&module) };
     match &args.output {
         Some(path) => std::fs::write(path, out).with_context(|| format!("cannot write `{}`", path.display())),
         None => {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod compile;
+pub mod train_opts;
 pub mod asm;
 pub mod disasm;
 pub mod mlir_verify;

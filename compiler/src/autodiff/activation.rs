@@ -5,12 +5,22 @@ use crate::ir::{Attribute, Module, Operation, Type, ValueId};
 use crate::sdt::ops::AttrExt;
 
 /// Emits the forward op and records the backward rule.
-pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId]) -> Result<Vec<ValueId>, String> {
+pub(crate) fn forward(
+    cx: &mut Ctx,
+    tg: &Module,
+    op: &Operation,
+    xs: &[ValueId],
+) -> Result<Vec<ValueId>, String> {
     let x = xs[0];
     let ty = tg.ty(op.result(0)).clone();
-    let mask_ty = Type::Mask { shape: ty.as_tensor().map(|t| t.shape.clone()).unwrap_or_default() };
+    let mask_ty = Type::Mask {
+        shape: ty.as_tensor().map(|t| t.shape.clone()).unwrap_or_default(),
+    };
     let (name, attrs) = if op.name() == "tg.clip" {
-        let bounds = vec![("min", Attribute::Float(op.float_attr("min")?)), ("max", Attribute::Float(op.float_attr("max")?))];
+        let bounds = vec![
+            ("min", Attribute::Float(op.float_attr("min")?)),
+            ("max", Attribute::Float(op.float_attr("max")?)),
+        ];
         ("sdt.clip", bounds)
     } else {
         ("sdt.relu", vec![])

@@ -7,10 +7,20 @@ use crate::ir::{Attribute, ElemType, Module, Operation, Type, ValueId};
 use crate::sdt::ops::AttrExt;
 
 /// Emits the forward ops and records the backward rule.
-pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId]) -> Result<Vec<ValueId>, String> {
-    let [x, gamma, beta, rm, rv] = xs else { return Err("expected 5 operands".into()) };
+pub(crate) fn forward(
+    cx: &mut Ctx,
+    tg: &Module,
+    op: &Operation,
+    xs: &[ValueId],
+) -> Result<Vec<ValueId>, String> {
+    let [x, gamma, beta, rm, rv] = xs else {
+        return Err("expected 5 operands".into());
+    };
     let (x, gamma, beta) = (*x, *gamma, *beta);
-    let names = (cx.state_name(*rm).map(str::to_string), cx.state_name(*rv).map(str::to_string));
+    let names = (
+        cx.state_name(*rm).map(str::to_string),
+        cx.state_name(*rv).map(str::to_string),
+    );
     let (Some(rm_name), Some(rv_name)) = names else {
         return Err("the running statistics must be parameters".into());
     };
@@ -26,7 +36,10 @@ pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId])
     let attrs = vec![
         ("count", Attribute::Int(count)),
         ("epsilon", Attribute::Float(op.float_attr("epsilon")?)),
-        ("momentum", Attribute::Float(pytorch_momentum(op.float_attr("momentum")?))),
+        (
+            "momentum",
+            Attribute::Float(pytorch_momentum(op.float_attr("momentum")?)),
+        ),
     ];
     let fin = cx.emit(
         "sdt.bn_finalize",
@@ -44,7 +57,13 @@ pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId])
         let (gty, bty) = (cx.ty(gamma), cx.ty(beta));
         let sums = cx.emit("sdt.bn_bwd_reduce", "bp", &[dy, x, block], &[gty, bty], vec![]);
         if cx.needs(x) {
-            let dx = cx.emit1("sdt.bn_bwd", "bp", &[dy, x, block, sums[0], sums[1]], cx.ty(x), vec![]);
+            let dx = cx.emit1(
+                "sdt.bn_bwd",
+                "bp",
+                &[dy, x, block, sums[0], sums[1]],
+                cx.ty(x),
+                vec![],
+            );
             cx.accumulate(x, dx);
         }
         cx.accumulate(gamma, sums[0]);
@@ -54,7 +73,8 @@ pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId])
     Ok(vec![y, fin[1], fin[2]][..op.results().len()].to_vec())
 }
 
-/// PyTorch's momentum (weight of the new statistic) from ONNX's (weight of the old running value).
+/// PyTorch's momentum (weight of the new statistic) from ONNX's (weight of the old running value),
+/// rounded to 9 decimals so that `1 − 0.9` reads `0.1` (far below f32 resolution).
 fn pytorch_momentum(onnx: f64) -> f64 {
-    1.0 - onnx
+    ((1.0 - onnx) * 1e9).round() / 1e9
 }

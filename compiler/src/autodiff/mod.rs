@@ -16,7 +16,9 @@ mod linear;
 mod pool;
 mod shape;
 
-use crate::ir::{Attribute, BlockId, ElemType, InsertPoint, Location, Module, OpId, OperationState, Type, ValueId};
+use crate::ir::{
+    Attribute, BlockId, ElemType, InsertPoint, Location, Module, OpId, OperationState, Type, ValueId,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Options of the training program.
@@ -36,7 +38,13 @@ pub struct AutodiffOptions {
 
 impl Default for AutodiffOptions {
     fn default() -> Self {
-        AutodiffOptions { batch: None, lr: 0.1, momentum: 0.0, weight_decay: 0.0, loss_scale: 1.0 }
+        AutodiffOptions {
+            batch: None,
+            lr: 0.1,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            loss_scale: 1.0,
+        }
     }
 }
 
@@ -109,17 +117,35 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Appends `name(operands) -> types` with `layer`, `phase` and `attrs`; returns the results.
-    pub(crate) fn emit(&mut self, name: &str, phase: &str, operands: &[ValueId], types: &[Type], attrs: Vec<(&str, Attribute)>) -> Vec<ValueId> {
-        let mut st = OperationState::new(name).operands(operands).results(types).loc(self.loc.clone());
+    pub(crate) fn emit(
+        &mut self,
+        name: &str,
+        phase: &str,
+        operands: &[ValueId],
+        types: &[Type],
+        attrs: Vec<(&str, Attribute)>,
+    ) -> Vec<ValueId> {
+        let mut st = OperationState::new(name)
+            .operands(operands)
+            .results(types)
+            .loc(self.loc.clone());
         st.attrs.insert("layer".into(), Attribute::str(&self.layer));
         st.attrs.insert("phase".into(), Attribute::str(phase));
-        st.attrs.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
+        st.attrs
+            .extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
         let op = self.m.insert_op(InsertPoint::End(self.block), st);
         self.m.op(op).results().to_vec()
     }
 
     /// Single-result [`Ctx::emit`].
-    pub(crate) fn emit1(&mut self, name: &str, phase: &str, operands: &[ValueId], ty: Type, attrs: Vec<(&str, Attribute)>) -> ValueId {
+    pub(crate) fn emit1(
+        &mut self,
+        name: &str,
+        phase: &str,
+        operands: &[ValueId],
+        ty: Type,
+        attrs: Vec<(&str, Attribute)>,
+    ) -> ValueId {
         self.emit(name, phase, operands, &[ty], attrs)[0]
     }
 
@@ -152,7 +178,8 @@ impl Ctx {
 
     /// Records a backward rule.
     pub(crate) fn on_backward(&mut self, f: impl FnOnce(&mut Ctx) -> Result<(), String> + 'static) {
-        self.tape.push((self.layer.clone(), self.loc.clone(), Box::new(f)));
+        self.tape
+            .push((self.layer.clone(), self.loc.clone(), Box::new(f)));
     }
 
     /// State name of an `sdt.state` value (parameters).
@@ -167,7 +194,11 @@ impl Ctx {
 
     /// Emits `sdt.state {name, role, init}`.
     fn state(&mut self, name: &str, role: &str, init: &str, ty: Type) -> ValueId {
-        let attrs = vec![("name", Attribute::str(name)), ("role", Attribute::str(role)), ("init", Attribute::str(init))];
+        let attrs = vec![
+            ("name", Attribute::str(name)),
+            ("role", Attribute::str(role)),
+            ("init", Attribute::str(init)),
+        ];
         let v = self.emit1("sdt.state", "state", &[], ty, attrs);
         self.names.insert(v, name.to_string());
         v
@@ -199,9 +230,16 @@ fn param_roles(tg: &Module, ops: &[OpId]) -> HashMap<ValueId, Role> {
 /// else `<op><index>`.
 fn layer_name(tg: &Module, op: OpId, index: usize) -> String {
     let o = tg.op(op);
-    let param = o.operands().get(1).and_then(|&w| tg.defining_op(w)).filter(|&d| tg.op(d).name() == "tg.param");
+    let param = o
+        .operands()
+        .get(1)
+        .and_then(|&w| tg.defining_op(w))
+        .filter(|&d| tg.op(d).name() == "tg.param");
     if matches!(o.name(), "tg.conv" | "tg.gemm" | "tg.matmul" | "tg.batch_norm") {
-        if let Some(name) = param.and_then(|d| tg.op(d).attr("name")).and_then(Attribute::as_str) {
+        if let Some(name) = param
+            .and_then(|d| tg.op(d).attr("name"))
+            .and_then(Attribute::as_str)
+        {
             return name.strip_suffix(".weight").unwrap_or(name).to_string();
         }
     }
@@ -213,22 +251,47 @@ fn layer_name(tg: &Module, op: OpId, index: usize) -> String {
 
 /// Builds the `sdt` training program of the first `tg.graph` in `tg`.
 pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffError> {
-    let graph = tg.block(tg.body()).ops().iter().copied().find(|&o| tg.op(o).name() == "tg.graph").ok_or(AutodiffError::NoGraph)?;
+    let graph = tg
+        .block(tg.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| tg.op(o).name() == "tg.graph")
+        .ok_or(AutodiffError::NoGraph)?;
     let gblock = tg.region(tg.op(graph).regions()[0]).blocks()[0];
     let ops = tg.block(gblock).ops().to_vec();
     let [x] = tg.block(gblock).args() else {
-        return Err(AutodiffError::Graph("a trainable graph takes exactly one input".into()));
+        return Err(AutodiffError::Graph(
+            "a trainable graph takes exactly one input".into(),
+        ));
     };
-    let xty = tg.ty(*x).as_tensor().cloned().ok_or_else(|| AutodiffError::Graph("the input must be a tensor".into()))?;
-    let batch = *xty.shape.first().filter(|&&b| b > 0).ok_or_else(|| AutodiffError::Graph("the input needs a static batch dimension".into()))?;
+    let xty = tg
+        .ty(*x)
+        .as_tensor()
+        .cloned()
+        .ok_or_else(|| AutodiffError::Graph("the input must be a tensor".into()))?;
+    let batch = *xty
+        .shape
+        .first()
+        .filter(|&&b| b > 0)
+        .ok_or_else(|| AutodiffError::Graph("the input needs a static batch dimension".into()))?;
     if let Some(b) = opts.batch.filter(|&b| b as i64 != batch) {
-        return Err(AutodiffError::Graph(format!("the graph has batch {batch}, the options ask for {b} (set the batch in the frontend)")));
+        return Err(AutodiffError::Graph(format!(
+            "the graph has batch {batch}, the options ask for {b} (set the batch in the frontend)"
+        )));
     }
-    let name = tg.op(graph).attr("sym_name").and_then(Attribute::as_str).unwrap_or("main").to_string();
+    let name = tg
+        .op(graph)
+        .attr("sym_name")
+        .and_then(Attribute::as_str)
+        .unwrap_or("main")
+        .to_string();
 
     let mut m = Module::new();
     m.weights = tg.weights.clone();
-    let st = OperationState::new("sdt.step").attr("sym_name", Attribute::str(&name)).regions(1);
+    let st = OperationState::new("sdt.step")
+        .attr("sym_name", Attribute::str(&name))
+        .regions(1);
     let step_op = m.insert_op(InsertPoint::End(m.body()), st);
     let region = m.op(step_op).regions()[0];
     let block = m.add_block(region, &[Type::Tensor(xty), Type::tensor([batch], ElemType::I64)]);
@@ -254,7 +317,11 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
         if o.name() != "tg.param" {
             continue;
         }
-        let pname = o.attr("name").and_then(Attribute::as_str).unwrap_or_default().to_string();
+        let pname = o
+            .attr("name")
+            .and_then(Attribute::as_str)
+            .unwrap_or_default()
+            .to_string();
         let role = roles.get(&o.result(0)).copied().unwrap_or(Role::Const);
         cx.loc = o.loc.clone();
         let v = cx.state(&pname, role.name(), "weight", tg.ty(o.result(0)).clone());
@@ -266,14 +333,26 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
     }
     cx.loc = Location::Unknown;
     let momenta: BTreeMap<String, ValueId> = if opts.momentum != 0.0 {
-        trainable.iter().map(|(n, v)| (n.clone(), cx.state(&format!("{n}.momentum"), "momentum", "zeros", cx.ty(*v)))).collect()
+        trainable
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    cx.state(&format!("{n}.momentum"), "momentum", "zeros", cx.ty(*v)),
+                )
+            })
+            .collect()
     } else {
         BTreeMap::new()
     };
     let step = cx.state("step", "step", "zeros", Type::tensor([], ElemType::I64));
 
     // Forward.
-    let ret = ops.iter().copied().find(|&o| tg.op(o).name() == "tg.return").ok_or_else(|| AutodiffError::Graph("no `tg.return`".into()))?;
+    let ret = ops
+        .iter()
+        .copied()
+        .find(|&o| tg.op(o).name() == "tg.return")
+        .ok_or_else(|| AutodiffError::Graph("no `tg.return`".into()))?;
     for (index, &op) in ops.iter().enumerate() {
         let o = tg.op(op);
         if matches!(o.name(), "tg.param" | "tg.return") {
@@ -281,13 +360,19 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
         }
         cx.layer = layer_name(tg, op, index);
         cx.loc = o.loc.clone();
-        let err = |msg: String| AutodiffError::Op { op: o.name().to_string(), loc: o.loc.clone(), msg };
+        let err = |msg: String| AutodiffError::Op {
+            op: o.name().to_string(),
+            loc: o.loc.clone(),
+            msg,
+        };
         let operands: Vec<ValueId> = o.operands().iter().map(|v| cx.map[v]).collect();
         let results = match o.name() {
             "tg.conv" | "tg.gemm" | "tg.matmul" => linear::forward(&mut cx, tg, o, &operands),
             "tg.batch_norm" => bn::forward(&mut cx, tg, o, &operands),
             "tg.relu" | "tg.clip" => activation::forward(&mut cx, tg, o, &operands),
-            "tg.max_pool" | "tg.average_pool" | "tg.global_average_pool" | "tg.reduce_mean" => pool::forward(&mut cx, tg, o, &operands),
+            "tg.max_pool" | "tg.average_pool" | "tg.global_average_pool" | "tg.reduce_mean" => {
+                pool::forward(&mut cx, tg, o, &operands)
+            }
             "tg.flatten" | "tg.reshape" | "tg.identity" | "tg.dropout" | "tg.add" | "tg.concat" => {
                 shape::forward(&mut cx, tg, o, &operands)
             }
@@ -305,11 +390,17 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
     }
 
     // Loss on the logits.
-    let out = *tg.op(ret).operands().first().ok_or_else(|| AutodiffError::Graph("the graph returns nothing".into()))?;
+    let out = *tg
+        .op(ret)
+        .operands()
+        .first()
+        .ok_or_else(|| AutodiffError::Graph("the graph returns nothing".into()))?;
     let logits = cx.map[&out];
     let lty = cx.ty(logits);
     if !matches!(lty.as_tensor().map(|t| t.shape.as_slice()), Some(&[n, _]) if n == batch) {
-        return Err(AutodiffError::Graph(format!("the logits output must be [batch, classes], found {lty}")));
+        return Err(AutodiffError::Graph(format!(
+            "the logits output must be [batch, classes], found {lty}"
+        )));
     }
     cx.layer = "loss".into();
     cx.loc = Location::Unknown;
@@ -333,7 +424,11 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
     cx.loc = Location::Unknown;
     for (pname, w) in &trainable {
         let Some(g) = cx.grad(*w) else { continue };
-        cx.layer = pname.strip_suffix(".weight").unwrap_or(pname).to_string();
+        cx.layer = pname
+            .strip_suffix(".weight")
+            .or_else(|| pname.strip_suffix(".bias"))
+            .unwrap_or(pname)
+            .to_string();
         let mut operands = vec![*w, g];
         let mut types = vec![cx.ty(*w)];
         if let Some(&v) = momenta.get(pname) {
@@ -354,10 +449,18 @@ pub fn autodiff(tg: &Module, opts: &AutodiffOptions) -> Result<Module, AutodiffE
         }
     }
     cx.layer = "step".into();
-    let next = cx.emit1("sdt.increment", "update", &[step], Type::tensor([], ElemType::I64), vec![]);
+    let next = cx.emit1(
+        "sdt.increment",
+        "update",
+        &[step],
+        Type::tensor([], ElemType::I64),
+        vec![],
+    );
     cx.assign("step", next);
     for (name, v) in std::mem::take(&mut cx.assigns) {
-        let st = OperationState::new("sdt.assign").operands(&[v]).attr("name", Attribute::str(name));
+        let st = OperationState::new("sdt.assign")
+            .operands(&[v])
+            .attr("name", Attribute::str(name));
         cx.m.insert_op(InsertPoint::End(cx.block), st);
     }
     let st = OperationState::new("sdt.return").operands(&[loss_out[0], logits]);

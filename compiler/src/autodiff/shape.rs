@@ -7,7 +7,12 @@ use crate::ir::{Attribute, Module, Operation, ValueId};
 use crate::sdt::ops::AttrExt;
 
 /// Emits the forward op and records the backward rule.
-pub(crate) fn forward(cx: &mut Ctx, tg: &Module, op: &Operation, xs: &[ValueId]) -> Result<Vec<ValueId>, String> {
+pub(crate) fn forward(
+    cx: &mut Ctx,
+    tg: &Module,
+    op: &Operation,
+    xs: &[ValueId],
+) -> Result<Vec<ValueId>, String> {
     let ty = tg.ty(op.result(0)).clone();
     match op.name() {
         "tg.identity" | "tg.dropout" => Ok(vec![xs[0]]),

@@ -7,20 +7,27 @@ use crate::ir::Operation;
 use crate::sdt::ops::AttrExt;
 
 /// Exactly `N` non-negative entries of an integer array attribute.
-fn arr<const N: usize>(op: &Operation, name: &str, default: Option<[usize; N]>) -> Result<[usize; N], String> {
+fn arr<const N: usize>(
+    op: &Operation,
+    name: &str,
+    default: Option<[usize; N]>,
+) -> Result<[usize; N], String> {
     if op.attr(name).is_none() {
         if let Some(d) = default {
             return Ok(d);
         }
     }
     let v = op.usizes_attr(name)?;
-    v.try_into().map_err(|v: Vec<usize>| format!("attribute `{name}` must have {N} entries, found {}", v.len()))
+    v.try_into()
+        .map_err(|v: Vec<usize>| format!("attribute `{name}` must have {N} entries, found {}", v.len()))
 }
 
 /// Convolution geometry from input shape `x` `[N, C, H, W]` and weight shape `w` `[K, C/G, R, S]`.
 pub fn conv(op: &Operation, x: &[usize], w: &[usize]) -> Result<ConvGeom, String> {
     if x.len() != 4 || w.len() != 4 {
-        return Err(format!("convolution needs rank-4 input and weight, found {x:?} and {w:?}"));
+        return Err(format!(
+            "convolution needs rank-4 input and weight, found {x:?} and {w:?}"
+        ));
     }
     let group = op.int_attr("group").unwrap_or(1).max(1) as usize;
     let g = ConvGeom {
@@ -37,8 +44,8 @@ pub fn conv(op: &Operation, x: &[usize], w: &[usize]) -> Result<ConvGeom, String
         group,
     };
     let padded = [g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]];
-    let ok = g.c % group == 0
-        && g.k % group == 0
+    // `w[1]·group == C` makes C a multiple of the group count.
+    let ok = (g.k / group) * group == g.k
         && w[1] * group == g.c
         && g.stride.iter().chain(&g.dil).all(|&v| v >= 1)
         && padded[0] > g.dil[0] * (g.r.max(1) - 1)
@@ -48,7 +55,9 @@ pub fn conv(op: &Operation, x: &[usize], w: &[usize]) -> Result<ConvGeom, String
     if ok {
         Ok(g)
     } else {
-        Err(format!("inconsistent convolution: input {x:?}, weight {w:?}, group {group}"))
+        Err(format!(
+            "inconsistent convolution: input {x:?}, weight {w:?}, group {group}"
+        ))
     }
 }
 
@@ -63,7 +72,11 @@ pub fn pool(op: &Operation, max: bool, x: &[usize], y: &[usize]) -> Result<PoolG
         kernel: arr(op, "kernel_shape", None)?,
         stride: arr(op, "strides", Some([1, 1]))?,
         pads: arr(op, "pads", Some([0; 4]))?,
-        dil: if max { arr(op, "dilations", Some([1, 1]))? } else { [1, 1] },
+        dil: if max {
+            arr(op, "dilations", Some([1, 1]))?
+        } else {
+            [1, 1]
+        },
         count_include_pad: op.flag("count_include_pad"),
     };
     if g.kernel.iter().chain(&g.stride).chain(&g.dil).any(|&v| v == 0) {

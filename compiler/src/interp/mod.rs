@@ -8,8 +8,8 @@
 //!   masks, BN running statistics, the step counter); [`State::init`] creates it from the
 //!   program's `sdt.state` ops and the module's weight table.
 
-pub mod kernels;
 pub(crate) mod geom;
+pub mod kernels;
 mod sdt;
 mod tg;
 
@@ -49,7 +49,10 @@ pub enum InterpError {
 impl InterpError {
     /// An error about op `op` of module `m`.
     pub(crate) fn op(m: &Module, op: OpId, msg: impl Into<String>) -> Self {
-        InterpError::Op { op: m.op(op).name().to_string(), msg: msg.into() }
+        InterpError::Op {
+            op: m.op(op).name().to_string(),
+            msg: msg.into(),
+        }
     }
 }
 
@@ -70,12 +73,23 @@ impl State {
             let o = m.op(op);
             let err = |msg: String| InterpError::op(m, op, msg);
             let name = o.str_attr("name").map_err(err)?;
-            let shape = static_shape(m.ty(o.result(0))).ok_or_else(|| err("state type must be static".into()))?;
+            let shape =
+                static_shape(m.ty(o.result(0))).ok_or_else(|| err("state type must be static".into()))?;
             let n = shape.iter().product();
             let t = match o.str_attr("init").map_err(err)? {
-                "weight" => m.weights.get(name).cloned().ok_or_else(|| InterpError::MissingState(name.into()))?,
-                "zeros" => TensorData { shape, data: vec![0.0; n] },
-                "ones" => TensorData { shape, data: vec![1.0; n] },
+                "weight" => m
+                    .weights
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| InterpError::MissingState(name.into()))?,
+                "zeros" => TensorData {
+                    shape,
+                    data: vec![0.0; n],
+                },
+                "ones" => TensorData {
+                    shape,
+                    data: vec![1.0; n],
+                },
                 other => return Err(err(format!("unknown init `{other}`"))),
             };
             tensors.insert(name.to_string(), t);

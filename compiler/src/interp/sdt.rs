@@ -19,27 +19,60 @@ pub struct StepOutputs {
 
 /// Runs the first `sdt.step` of `m` once on input batch `x` with labels `y`, updating `state`
 /// (all `sdt.assign`s take effect together at the end of the step).
-pub fn run_step(m: &Module, state: &mut State, x: &TensorData, y: &[i64]) -> Result<StepOutputs, InterpError> {
-    let step = m.block(m.body()).ops().iter().copied().find(|&o| m.op(o).name() == "sdt.step").ok_or(InterpError::NoEntry("sdt.step"))?;
+pub fn run_step(
+    m: &Module,
+    state: &mut State,
+    x: &TensorData,
+    y: &[i64],
+) -> Result<StepOutputs, InterpError> {
+    let step = m
+        .block(m.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).name() == "sdt.step")
+        .ok_or(InterpError::NoEntry("sdt.step"))?;
     let body = m.block(m.region(m.op(step).regions()[0]).blocks()[0]);
     let [xa, ya] = body.args() else {
-        return Err(InterpError::Input { index: 0, msg: "the step must take (x, labels)".into() });
+        return Err(InterpError::Input {
+            index: 0,
+            msg: "the step must take (x, labels)".into(),
+        });
     };
     if static_shape(m.ty(*xa)).as_deref() != Some(&x.shape[..]) {
-        return Err(InterpError::Input { index: 0, msg: format!("expected {}, found shape {:?}", m.ty(*xa), x.shape) });
+        return Err(InterpError::Input {
+            index: 0,
+            msg: format!("expected {}, found shape {:?}", m.ty(*xa), x.shape),
+        });
     }
     if static_shape(m.ty(*ya)) != Some(vec![y.len()]) {
-        return Err(InterpError::Input { index: 1, msg: format!("expected {}, found {} labels", m.ty(*ya), y.len()) });
+        return Err(InterpError::Input {
+            index: 1,
+            msg: format!("expected {}, found {} labels", m.ty(*ya), y.len()),
+        });
     }
-    let mut ex = Exec { m, state, env: HashMap::new(), writes: Vec::new(), grads: BTreeMap::new() };
+    let mut ex = Exec {
+        m,
+        state,
+        env: HashMap::new(),
+        writes: Vec::new(),
+        grads: BTreeMap::new(),
+    };
     ex.env.insert(*xa, x.clone());
-    ex.env.insert(*ya, kernels::tensor(&[y.len()], y.iter().map(|&l| l as f32).collect()));
+    ex.env.insert(
+        *ya,
+        kernels::tensor(&[y.len()], y.iter().map(|&l| l as f32).collect()),
+    );
     for &op in body.ops() {
         if m.op(op).name() == "sdt.return" {
             let [loss, logits] = m.op(op).operands() else {
                 return Err(InterpError::op(m, op, "must return (loss, logits)"));
             };
-            let out = StepOutputs { loss: ex.env[loss].data[0], logits: ex.env[logits].clone(), grads: std::mem::take(&mut ex.grads) };
+            let out = StepOutputs {
+                loss: ex.env[loss].data[0],
+                logits: ex.env[logits].clone(),
+                grads: std::mem::take(&mut ex.grads),
+            };
             for (name, t) in std::mem::take(&mut ex.writes) {
                 ex.state.tensors.insert(name, t);
             }
@@ -68,11 +101,17 @@ impl Exec<'_> {
         match op.name() {
             "sdt.state" => {
                 let name = op.str_attr("name").map_err(|e| InterpError::op(self.m, id, e))?;
-                Ok(vec![self.state.tensors.get(name).cloned().ok_or_else(|| InterpError::MissingState(name.into()))?])
+                Ok(vec![self
+                    .state
+                    .tensors
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| InterpError::MissingState(name.into()))?])
             }
             "sdt.assign" => {
                 let name = op.str_attr("name").map_err(|e| InterpError::op(self.m, id, e))?;
-                self.writes.push((name.to_string(), self.env[&op.operand(0)].clone()));
+                self.writes
+                    .push((name.to_string(), self.env[&op.operand(0)].clone()));
                 Ok(vec![])
             }
             _ => {
@@ -91,12 +130,21 @@ impl Exec<'_> {
     /// Evaluates a pure compute op.
     fn compute(&self, op: &Operation) -> Result<Vec<TensorData>, String> {
         let env = &self.env;
-        let arg = |i: usize| op.operands().get(i).map(|v| &env[v]).ok_or_else(|| format!("missing operand {i}"));
-        let feat = |fixed: usize, f: &str| op.feature_operand(fixed, f).map(|i| arg(i)).transpose();
-        let bns = || -> Result<Option<(&TensorData, &TensorData)>, String> {
-            op.feature_operand(2, "bns").map(|i| Ok((arg(i)?, arg(i + 1)?))).transpose()
+        let arg = |i: usize| {
+            op.operands()
+                .get(i)
+                .map(|v| &env[v])
+                .ok_or_else(|| format!("missing operand {i}"))
         };
-        let out_shape = |i: usize| static_shape(self.m.ty(op.result(i))).ok_or_else(|| "result shape must be static".to_string());
+        let feat = |fixed: usize, f: &str| op.feature_operand(fixed, f).map(arg).transpose();
+        let bns = || -> Result<Option<(&TensorData, &TensorData)>, String> {
+            op.feature_operand(2, "bns")
+                .map(|i| Ok((arg(i)?, arg(i + 1)?)))
+                .transpose()
+        };
+        let out_shape = |i: usize| {
+            static_shape(self.m.ty(op.result(i))).ok_or_else(|| "result shape must be static".to_string())
+        };
         let masked = |t: TensorData, fixed: usize| -> Result<TensorData, String> {
             Ok(match feat(fixed, "omask")? {
                 Some(mask) => ew::apply_mask(&t, mask),
@@ -164,7 +212,11 @@ impl Exec<'_> {
                 vec![y, mask]
             }
             "sdt.clip" => {
-                let (y, mask) = ew::clip(arg(0)?, op.float_attr("min")? as f32, op.float_attr("max")? as f32);
+                let (y, mask) = ew::clip(
+                    arg(0)?,
+                    op.float_attr("min")? as f32,
+                    op.float_attr("max")? as f32,
+                );
                 vec![y, mask]
             }
             "sdt.relu_bwd" | "sdt.apply_mask" => vec![ew::apply_mask(arg(0)?, arg(1)?)],
@@ -192,20 +244,32 @@ impl Exec<'_> {
             "sdt.add" => vec![ew::add(arg(0)?, arg(1)?, &out_shape(0)?)],
             "sdt.reshape" => vec![reshaped(arg(0)?.clone(), out_shape(0)?)],
             "sdt.reduce_mean" => vec![ew::reduce_mean(arg(0)?, &op.usizes_attr("axes")?, &out_shape(0)?)],
-            "sdt.reduce_mean_bwd" => vec![ew::reduce_mean_bwd(arg(0)?, &op.usizes_attr("axes")?, &out_shape(0)?)],
+            "sdt.reduce_mean_bwd" => vec![ew::reduce_mean_bwd(
+                arg(0)?,
+                &op.usizes_attr("axes")?,
+                &out_shape(0)?,
+            )],
             "sdt.concat" => {
                 let xs: Vec<&TensorData> = op.operands().iter().map(|v| &env[v]).collect();
                 vec![ew::concat(&xs, op.int_attr("axis")? as usize)]
             }
             "sdt.slice" => {
                 let axis = op.int_attr("axis")? as usize;
-                vec![ew::slice(arg(0)?, axis, op.int_attr("start")? as usize, out_shape(0)?[axis])]
+                vec![ew::slice(
+                    arg(0)?,
+                    axis,
+                    op.int_attr("start")? as usize,
+                    out_shape(0)?[axis],
+                )]
             }
             "sdt.softmax_ce" => {
                 let labels: Vec<i64> = arg(1)?.data.iter().map(|&l| l as i64).collect();
                 let logits = arg(0)?;
                 if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= logits.shape[1]) {
-                    return Err(format!("label {bad} out of range for {} classes", logits.shape[1]));
+                    return Err(format!(
+                        "label {bad} out of range for {} classes",
+                        logits.shape[1]
+                    ));
                 }
                 let (loss, d) = train::softmax_ce(logits, &labels, op.float_attr("loss_scale")? as f32);
                 vec![kernels::tensor(&[], vec![loss]), d]
@@ -235,7 +299,12 @@ impl Exec<'_> {
                 let step = arg(2)?.data[0] as u64;
                 let interval = op.int_attr("interval")?.max(1) as u64;
                 let next = (step / interval + 1) * interval;
-                vec![train::s2_predict(arg(0)?, arg(1)?, schedule(op, next)?, op.float_attr("margin")? as f32)]
+                vec![train::s2_predict(
+                    arg(0)?,
+                    arg(1)?,
+                    schedule(op, next)?,
+                    op.float_attr("margin")? as f32,
+                )]
             }
             other => return Err(format!("`{other}` is not supported by the interpreter")),
         })
@@ -244,7 +313,11 @@ impl Exec<'_> {
 
 /// Target sparsity of a `prune_mask` / `spec_s2` op at `step`.
 fn schedule(op: &Operation, step: u64) -> Result<f64, String> {
-    Ok(train::scheduled_sparsity(op.float_attr("sparsity")?, op.int_attr("ramp_steps")?.max(0) as u64, step))
+    Ok(train::scheduled_sparsity(
+        op.float_attr("sparsity")?,
+        op.int_attr("ramp_steps")?.max(0) as u64,
+        step,
+    ))
 }
 
 /// Same data with the shape of the result type.
@@ -254,7 +327,11 @@ fn reshaped(t: TensorData, shape: Vec<usize>) -> TensorData {
 
 /// The input of a conv as read: normalized by a fused BN block (`bna`), then ReLU if `bnrelu`,
 /// with the ReLU mask; or unchanged.
-fn read_normalized(op: &Operation, x: &TensorData, block: Option<&TensorData>) -> (TensorData, Option<TensorData>) {
+fn read_normalized(
+    op: &Operation,
+    x: &TensorData,
+    block: Option<&TensorData>,
+) -> (TensorData, Option<TensorData>) {
     match block {
         Some(block) => {
             let y = bn::apply(x, block);
@@ -283,13 +360,21 @@ fn with_bn_sums(dx: TensorData, bns: Option<(&TensorData, &TensorData)>) -> Vec<
 
 /// S3: where the cheap E5M2 prediction says the following BN+ReLU zeroes an output, write the
 /// prediction instead of the exact value.
-fn s3_predict(op: &Operation, g: &conv::ConvGeom, x: &TensorData, w: &TensorData, block: &TensorData, y: &mut TensorData) -> Result<(), String> {
+fn s3_predict(
+    op: &Operation,
+    g: &conv::ConvGeom,
+    x: &TensorData,
+    w: &TensorData,
+    block: &TensorData,
+    y: &mut TensorData,
+) -> Result<(), String> {
     let threshold = op.float_attr("s3_threshold")? as f32;
     let p = conv::ff(g, &ew::map(x, train::round_e5m2), &ew::map(w, train::round_e5m2));
     let (k, plane) = (g.k, g.oh() * g.ow());
     for (i, v) in y.data.iter_mut().enumerate() {
         let ch = (i / plane) % k;
-        let z = block.data[2 * k + ch] * (p.data[i] - block.data[ch]) * block.data[k + ch] + block.data[3 * k + ch];
+        let z = block.data[2 * k + ch] * (p.data[i] - block.data[ch]) * block.data[k + ch]
+            + block.data[3 * k + ch];
         if z < -threshold {
             *v = p.data[i];
         }

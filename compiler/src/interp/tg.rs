@@ -10,15 +10,27 @@ use std::collections::HashMap;
 /// values of its `tg.return` operands. Batch normalization in training form normalizes with the
 /// batch statistics and yields updated running statistics (PyTorch semantics, ONNX momentum).
 pub fn run_graph(m: &Module, inputs: &[TensorData]) -> Result<Vec<TensorData>, InterpError> {
-    let g = m.block(m.body()).ops().iter().copied().find(|&o| m.op(o).name() == "tg.graph").ok_or(InterpError::NoEntry("tg.graph"))?;
+    let g = m
+        .block(m.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).name() == "tg.graph")
+        .ok_or(InterpError::NoEntry("tg.graph"))?;
     let body = m.block(m.region(m.op(g).regions()[0]).blocks()[0]);
     if body.args().len() != inputs.len() {
-        return Err(InterpError::Input { index: inputs.len(), msg: format!("the graph takes {} inputs", body.args().len()) });
+        return Err(InterpError::Input {
+            index: inputs.len(),
+            msg: format!("the graph takes {} inputs", body.args().len()),
+        });
     }
     let mut env: HashMap<ValueId, TensorData> = HashMap::new();
     for (i, (&a, t)) in body.args().iter().zip(inputs).enumerate() {
         if static_shape(m.ty(a)).as_deref() != Some(&t.shape[..]) {
-            return Err(InterpError::Input { index: i, msg: format!("expected {}, found shape {:?}", m.ty(a), t.shape) });
+            return Err(InterpError::Input {
+                index: i,
+                msg: format!("expected {}, found shape {:?}", m.ty(a), t.shape),
+            });
         }
         env.insert(a, t.clone());
     }
@@ -37,12 +49,22 @@ pub fn run_graph(m: &Module, inputs: &[TensorData]) -> Result<Vec<TensorData>, I
 /// Evaluates one op.
 fn eval(m: &Module, id: OpId, env: &HashMap<ValueId, TensorData>) -> Result<Vec<TensorData>, String> {
     let op = m.op(id);
-    let arg = |i: usize| op.operands().get(i).map(|v| &env[v]).ok_or_else(|| format!("missing operand {i}"));
-    let out_shape = |i: usize| static_shape(m.ty(op.result(i))).ok_or_else(|| "result shape must be static".to_string());
+    let arg = |i: usize| {
+        op.operands()
+            .get(i)
+            .map(|v| &env[v])
+            .ok_or_else(|| format!("missing operand {i}"))
+    };
+    let out_shape =
+        |i: usize| static_shape(m.ty(op.result(i))).ok_or_else(|| "result shape must be static".to_string());
     Ok(match op.name() {
         "tg.param" => {
             let name = op.str_attr("name")?;
-            vec![m.weights.get(name).cloned().ok_or_else(|| format!("no weight data for `{name}`"))?]
+            vec![m
+                .weights
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("no weight data for `{name}`"))?]
         }
         "tg.conv" => {
             let (x, w) = (arg(0)?, arg(1)?);
@@ -85,18 +107,37 @@ fn eval(m: &Module, id: OpId, env: &HashMap<ValueId, TensorData>) -> Result<Vec<
                 return Ok(vec![bn::apply(x, &block)]);
             }
             let (n, _, hw) = kernels::nc_rest(&x.shape);
-            let p = bn::BnParams { count: n * hw, eps, momentum: 1.0 - op.float_attr("momentum")? };
+            let p = bn::BnParams {
+                count: n * hw,
+                eps,
+                momentum: 1.0 - op.float_attr("momentum")?,
+            };
             let (block, nrm, nrv) = bn::finalize(&p, &bn::stats(x), gamma, beta, rm, rv);
             vec![bn::apply(x, &block), nrm, nrv]
         }
         "tg.relu" => vec![ew::clip(arg(0)?, 0.0, f32::INFINITY).0],
-        "tg.clip" => vec![ew::clip(arg(0)?, op.float_attr("min")? as f32, op.float_attr("max")? as f32).0],
+        "tg.clip" => vec![
+            ew::clip(
+                arg(0)?,
+                op.float_attr("min")? as f32,
+                op.float_attr("max")? as f32,
+            )
+            .0,
+        ],
         "tg.identity" | "tg.dropout" => vec![arg(0)?.clone()],
-        "tg.flatten" | "tg.reshape" => vec![TensorData { shape: out_shape(0)?, data: arg(0)?.data.clone() }],
+        "tg.flatten" | "tg.reshape" => vec![TensorData {
+            shape: out_shape(0)?,
+            data: arg(0)?.data.clone(),
+        }],
         "tg.add" => vec![ew::add(arg(0)?, arg(1)?, &out_shape(0)?)],
         "tg.softmax" => vec![ew::softmax(arg(0)?, op.int_attr("axis")? as usize)],
-        "tg.max_pool" => vec![pool::max_ff(&geom::pool(op, true, &arg(0)?.shape, &out_shape(0)?)?, arg(0)?).0],
-        "tg.average_pool" => vec![pool::avg_ff(&geom::pool(op, false, &arg(0)?.shape, &out_shape(0)?)?, arg(0)?)],
+        "tg.max_pool" => {
+            vec![pool::max_ff(&geom::pool(op, true, &arg(0)?.shape, &out_shape(0)?)?, arg(0)?).0]
+        }
+        "tg.average_pool" => vec![pool::avg_ff(
+            &geom::pool(op, false, &arg(0)?.shape, &out_shape(0)?)?,
+            arg(0)?,
+        )],
         "tg.global_average_pool" => vec![pool::gavg_ff(arg(0)?)],
         "tg.reduce_mean" => vec![ew::reduce_mean(arg(0)?, &op.usizes_attr("axes")?, &out_shape(0)?)],
         "tg.concat" => {
@@ -108,8 +149,18 @@ fn eval(m: &Module, id: OpId, env: &HashMap<ValueId, TensorData>) -> Result<Vec<
 }
 
 /// BN block `[4, C]` from running statistics (eval form).
-fn eval_block(rm: &TensorData, rv: &TensorData, gamma: &TensorData, beta: &TensorData, eps: f64) -> TensorData {
-    let inv: Vec<f32> = rv.data.iter().map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32).collect();
+fn eval_block(
+    rm: &TensorData,
+    rv: &TensorData,
+    gamma: &TensorData,
+    beta: &TensorData,
+    eps: f64,
+) -> TensorData {
+    let inv: Vec<f32> = rv
+        .data
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect();
     let data = [&rm.data[..], &inv, &gamma.data, &beta.data].concat();
     kernels::tensor(&[4, rm.data.len()], data)
 }

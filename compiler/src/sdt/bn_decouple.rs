@@ -32,7 +32,11 @@ fn result_types(m: &Module, op: OpId) -> Vec<Type> {
 fn stats(m: &mut Module, block: BlockId) {
     for st in ops_named(m, block, "sdt.bn_stats") {
         let y = m.op(st).operand(0);
-        let Some(p) = m.defining_op(y).filter(|&d| matches!(m.op(d).name(), "sdt.conv_ff" | "sdt.matmul_ff") && !m.op(d).has_feature("bns")) else { continue };
+        let Some(p) = m.defining_op(y).filter(|&d| {
+            matches!(m.op(d).name(), "sdt.conv_ff" | "sdt.matmul_ff") && !m.op(d).has_feature("bns")
+        }) else {
+            continue;
+        };
         let mut types = result_types(m, p);
         types.push(m.ty(m.op(st).result(0)).clone());
         let operands = m.op(p).operands().to_vec();
@@ -53,8 +57,13 @@ fn apply(m: &mut Module, block: BlockId) {
         }
         let (r, mask) = (m.op(relu).result(0), m.op(relu).result(1));
         let users = m.uses(r);
-        let fusable = |m: &Module, (u, i): (OpId, usize)| i == 0 && matches!(m.op(u).name(), "sdt.conv_ff" | "sdt.conv_wg") && !m.op(u).has_feature("bna");
-        if users.is_empty() || !users.iter().all(|&u| fusable(m, u)) || !users.iter().any(|&(u, _)| m.op(u).name() == "sdt.conv_ff") {
+        let fusable = |m: &Module, (u, i): (OpId, usize)| {
+            i == 0 && matches!(m.op(u).name(), "sdt.conv_ff" | "sdt.conv_wg") && !m.op(u).has_feature("bna")
+        };
+        if users.is_empty()
+            || !users.iter().all(|&u| fusable(m, u))
+            || !users.iter().any(|&(u, _)| m.op(u).name() == "sdt.conv_ff")
+        {
             continue;
         }
         let mut mask_done = false;
@@ -67,7 +76,14 @@ fn apply(m: &mut Module, block: BlockId) {
                 types.insert(1, m.ty(mask).clone());
             }
             let feats_before = m.op(u).results().len();
-            let new = refuse(m, u, "bna", operands, types, vec![("bnrelu", Attribute::Bool(true))]);
+            let new = refuse(
+                m,
+                u,
+                "bna",
+                operands,
+                types,
+                vec![("bnrelu", Attribute::Bool(true))],
+            );
             if ff {
                 // Results after the ReLU mask shift by one: rewire the ones `refuse` mapped 1:1.
                 let old_extra: Vec<_> = (1..feats_before).map(|i| m.op(new).result(i)).collect();
@@ -88,7 +104,11 @@ fn apply(m: &mut Module, block: BlockId) {
 fn bwd_reduce(m: &mut Module, block: BlockId) {
     for red in ops_named(m, block, "sdt.bn_bwd_reduce") {
         let (dy, x, blk) = (m.op(red).operand(0), m.op(red).operand(1), m.op(red).operand(2));
-        let Some(bp) = m.defining_op(dy).filter(|&d| matches!(m.op(d).name(), "sdt.conv_bp" | "sdt.matmul_bp") && !m.op(d).has_feature("bns")) else { continue };
+        let Some(bp) = m.defining_op(dy).filter(|&d| {
+            matches!(m.op(d).name(), "sdt.conv_bp" | "sdt.matmul_bp") && !m.op(d).has_feature("bns")
+        }) else {
+            continue;
+        };
         let operands = with_operands(m, bp, 2, "bns", &[x, blk]);
         let mut types = result_types(m, bp);
         let c = m.ty(m.op(red).result(0)).clone();

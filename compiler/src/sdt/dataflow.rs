@@ -39,14 +39,18 @@ pub fn cost(df: &str, (a, da): (f64, f64), (b, db): (f64, f64), out: f64) -> f64
 
 /// The cheapest dataflow.
 pub fn choose(a: (f64, f64), b: (f64, f64), out: f64) -> &'static str {
-    DATAFLOWS.iter().copied().fold(("ws", f64::INFINITY), |best, df| {
-        let c = cost(df, a, b, out);
-        if c < best.1 {
-            (df, c)
-        } else {
-            best
-        }
-    }).0
+    DATAFLOWS
+        .iter()
+        .copied()
+        .fold(("ws", f64::INFINITY), |best, df| {
+            let c = cost(df, a, b, out);
+            if c < best.1 {
+                (df, c)
+            } else {
+                best
+            }
+        })
+        .0
 }
 
 /// Expected density of `v`, memoized.
@@ -80,7 +84,9 @@ fn density(m: &Module, v: ValueId, memo: &mut HashMap<ValueId, f64>) -> f64 {
 pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
     if let DataflowMode::Fixed(df) = &o.dataflow {
         if !DATAFLOWS.contains(&df.as_str()) {
-            return Err(SdtError::Invalid(format!("unknown dataflow `{df}` (expected ws, os or is)")));
+            return Err(SdtError::Invalid(format!(
+                "unknown dataflow `{df}` (expected ws, os or is)"
+            )));
         }
     }
     let block = step_block(m)?;
@@ -93,7 +99,11 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
         let size = |v: ValueId| static_shape(m.ty(v)).map_or(0.0, |s| s.iter().product::<usize>() as f64);
         let (a, b, out) = (m.op(op).operand(0), m.op(op).operand(1), m.op(op).result(0));
         // A fused on-read BN+ReLU makes the first operand ReLU-sparse.
-        let da = if m.op(op).has_feature("bna") { RELU_DENSITY } else { density(m, a, &mut memo) };
+        let da = if m.op(op).has_feature("bna") {
+            RELU_DENSITY
+        } else {
+            density(m, a, &mut memo)
+        };
         let db = density(m, b, &mut memo);
         let best = choose((size(a), da), (size(b), db), size(out));
         let (df, hint) = match &o.dataflow {
@@ -105,8 +115,9 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
         if let Some(h) = hint {
             m.set_attr(op, "dataflow_hint", Attribute::str(h));
         }
-        m.set_attr(op, "density_a", Attribute::Float(da));
-        m.set_attr(op, "density_b", Attribute::Float(db));
+        let round = |d: f64| (d * 1e6).round() / 1e6;
+        m.set_attr(op, "density_a", Attribute::Float(round(da)));
+        m.set_attr(op, "density_b", Attribute::Float(round(db)));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod bn_decouple;
 pub mod dataflow;
 pub mod ops;
 pub mod prune;
+pub mod registry;
 pub mod speculate;
 
 use crate::ir::{Attribute, BlockId, InsertPoint, Module, OpId, OperationState, Type, ValueId};
@@ -42,11 +43,23 @@ pub struct Speculation {
 
 impl Speculation {
     /// All off.
-    pub const NONE: Speculation = Speculation { s1: false, s2: false, s3: false };
+    pub const NONE: Speculation = Speculation {
+        s1: false,
+        s2: false,
+        s3: false,
+    };
     /// Only the exact one (S1): the default.
-    pub const EXACT: Speculation = Speculation { s1: true, s2: false, s3: false };
+    pub const EXACT: Speculation = Speculation {
+        s1: true,
+        s2: false,
+        s3: false,
+    };
     /// All on.
-    pub const ALL: Speculation = Speculation { s1: true, s2: true, s3: true };
+    pub const ALL: Speculation = Speculation {
+        s1: true,
+        s2: true,
+        s3: true,
+    };
 }
 
 /// How `sdt-dataflow` assigns dataflows.
@@ -120,13 +133,24 @@ pub fn run_pipeline(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
 
 /// The body block of the `sdt.step` op.
 pub fn step_block(m: &Module) -> Result<BlockId, SdtError> {
-    let step = m.block(m.body()).ops().iter().copied().find(|&o| m.op(o).name() == "sdt.step").ok_or(SdtError::NoStep)?;
+    let step = m
+        .block(m.body())
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).name() == "sdt.step")
+        .ok_or(SdtError::NoStep)?;
     Ok(m.region(m.op(step).regions()[0]).blocks()[0])
 }
 
 /// Live ops of the step named `name`, in order.
 pub(crate) fn ops_named(m: &Module, block: BlockId, name: &str) -> Vec<OpId> {
-    m.block(block).ops().iter().copied().filter(|&o| m.op(o).name() == name).collect()
+    m.block(block)
+        .ops()
+        .iter()
+        .copied()
+        .filter(|&o| m.op(o).name() == name)
+        .collect()
 }
 
 /// The op defining `v` if it is named `name`.
@@ -136,7 +160,10 @@ pub(crate) fn def_named(m: &Module, v: ValueId, name: &str) -> Option<OpId> {
 
 /// The `sdt.state` value named `name`.
 pub(crate) fn state_value(m: &Module, block: BlockId, name: &str) -> Option<ValueId> {
-    ops_named(m, block, "sdt.state").into_iter().find(|&o| m.op(o).str_attr("name").ok() == Some(name)).map(|o| m.op(o).result(0))
+    ops_named(m, block, "sdt.state")
+        .into_iter()
+        .find(|&o| m.op(o).str_attr("name").ok() == Some(name))
+        .map(|o| m.op(o).result(0))
 }
 
 /// Inserts `op` at `at` with `layer`/`phase` and `attrs`; returns its results.
@@ -152,41 +179,81 @@ pub(crate) fn insert(
     let mut st = OperationState::new(name).operands(operands).results(types);
     st.attrs.insert("layer".into(), Attribute::str(layer));
     st.attrs.insert("phase".into(), Attribute::str(phase));
-    st.attrs.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
+    st.attrs
+        .extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
     let op = m.insert_op(at, st);
     m.op(op).results().to_vec()
 }
 
 /// Inserts `sdt.state {name, role, init}` before the first non-state op of the step.
-pub(crate) fn new_state(m: &mut Module, block: BlockId, name: &str, role: &str, init: &str, ty: Type) -> Result<ValueId, SdtError> {
+pub(crate) fn new_state(
+    m: &mut Module,
+    block: BlockId,
+    name: &str,
+    role: &str,
+    init: &str,
+    ty: Type,
+) -> Result<ValueId, SdtError> {
     let at = first_compute(m, block)?;
-    let attrs = vec![("name", Attribute::str(name)), ("role", Attribute::str(role)), ("init", Attribute::str(init))];
-    Ok(insert(m, InsertPoint::Before(at), "sdt.state", ("state", "state"), &[], &[ty], attrs)[0])
+    let attrs = vec![
+        ("name", Attribute::str(name)),
+        ("role", Attribute::str(role)),
+        ("init", Attribute::str(init)),
+    ];
+    Ok(insert(
+        m,
+        InsertPoint::Before(at),
+        "sdt.state",
+        ("state", "state"),
+        &[],
+        &[ty],
+        attrs,
+    )[0])
 }
 
 /// The first op of the step that is not an `sdt.state`.
 pub(crate) fn first_compute(m: &Module, block: BlockId) -> Result<OpId, SdtError> {
-    m.block(block).ops().iter().copied().find(|&o| m.op(o).name() != "sdt.state").ok_or_else(|| SdtError::Invalid("empty step".into()))
+    m.block(block)
+        .ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).name() != "sdt.state")
+        .ok_or_else(|| SdtError::Invalid("empty step".into()))
 }
 
 /// Inserts `sdt.assign {name}(v)` before the step's `sdt.return`.
 pub(crate) fn new_assign(m: &mut Module, block: BlockId, name: &str, v: ValueId) -> Result<(), SdtError> {
-    let ret = *ops_named(m, block, "sdt.return").first().ok_or_else(|| SdtError::Invalid("no `sdt.return`".into()))?;
-    let st = OperationState::new("sdt.assign").operands(&[v]).attr("name", Attribute::str(name));
+    let ret = *ops_named(m, block, "sdt.return")
+        .first()
+        .ok_or_else(|| SdtError::Invalid("no `sdt.return`".into()))?;
+    let st = OperationState::new("sdt.assign")
+        .operands(&[v])
+        .attr("name", Attribute::str(name));
     m.insert_op(InsertPoint::Before(ret), st);
     Ok(())
 }
 
 /// Replaces `op` by a copy with an extra fused `feature`, `operands` and `types` (the full new
 /// lists) and extra `attrs`. Old result `i` is replaced by new result `i`; returns the new op.
-pub(crate) fn refuse(m: &mut Module, op: OpId, feature: &str, operands: Vec<ValueId>, types: Vec<Type>, attrs: Vec<(&str, Attribute)>) -> OpId {
+pub(crate) fn refuse(
+    m: &mut Module,
+    op: OpId,
+    feature: &str,
+    operands: Vec<ValueId>,
+    types: Vec<Type>,
+    attrs: Vec<(&str, Attribute)>,
+) -> OpId {
     let old = m.op(op).clone();
     let mut feats = ops::features(&old);
     feats.push(feature);
-    let mut st = OperationState::new(old.name()).operands(&operands).results(&types).loc(old.loc.clone());
+    let mut st = OperationState::new(old.name())
+        .operands(&operands)
+        .results(&types)
+        .loc(old.loc.clone());
     st.attrs = old.attrs.clone();
     st.attrs.insert("fused".into(), ops::fused_attr(&feats));
-    st.attrs.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
+    st.attrs
+        .extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
     let new = m.insert_op(InsertPoint::Before(op), st);
     for (i, &r) in old.results().iter().enumerate() {
         let nr = m.op(new).result(i);
@@ -198,7 +265,13 @@ pub(crate) fn refuse(m: &mut Module, op: OpId, feature: &str, operands: Vec<Valu
 
 /// The operands of `op` with `extra` inserted where feature `feature`'s operands go (after
 /// `fixed` ones and those of the features before it).
-pub(crate) fn with_operands(m: &Module, op: OpId, fixed: usize, feature: &str, extra: &[ValueId]) -> Vec<ValueId> {
+pub(crate) fn with_operands(
+    m: &Module,
+    op: OpId,
+    fixed: usize,
+    feature: &str,
+    extra: &[ValueId],
+) -> Vec<ValueId> {
     let o = m.op(op);
     let at = fixed
         + ops::FEATURES

@@ -51,15 +51,20 @@ pub(crate) fn operand_count(op: &str, feature: &str) -> usize {
 
 impl AttrExt for Operation {
     fn req(&self, name: &str) -> Result<&Attribute, String> {
-        self.attr(name).ok_or_else(|| format!("`{}` lacks attribute `{name}`", self.name()))
+        self.attr(name)
+            .ok_or_else(|| format!("`{}` lacks attribute `{name}`", self.name()))
     }
 
     fn int_attr(&self, name: &str) -> Result<i64, String> {
-        self.req(name)?.as_int().ok_or_else(|| format!("`{}`: attribute `{name}` must be an integer", self.name()))
+        self.req(name)?
+            .as_int()
+            .ok_or_else(|| format!("`{}`: attribute `{name}` must be an integer", self.name()))
     }
 
     fn float_attr(&self, name: &str) -> Result<f64, String> {
-        self.req(name)?.as_f64().ok_or_else(|| format!("`{}`: attribute `{name}` must be a number", self.name()))
+        self.req(name)?
+            .as_f64()
+            .ok_or_else(|| format!("`{}`: attribute `{name}` must be a number", self.name()))
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -75,12 +80,17 @@ impl AttrExt for Operation {
     fn usizes_attr(&self, name: &str) -> Result<Vec<usize>, String> {
         self.ints_attr(name)?
             .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| format!("`{}`: attribute `{name}` has a negative entry", self.name())))
+            .map(|v| {
+                usize::try_from(v)
+                    .map_err(|_| format!("`{}`: attribute `{name}` has a negative entry", self.name()))
+            })
             .collect()
     }
 
     fn str_attr(&self, name: &str) -> Result<&str, String> {
-        self.req(name)?.as_str().ok_or_else(|| format!("`{}`: attribute `{name}` must be a string", self.name()))
+        self.req(name)?
+            .as_str()
+            .ok_or_else(|| format!("`{}`: attribute `{name}` must be a string", self.name()))
     }
 
     fn has_feature(&self, feature: &str) -> bool {
@@ -105,7 +115,13 @@ impl AttrExt for Operation {
 
 /// The `fused` attribute listing `features` in canonical order.
 pub fn fused_attr(features: &[&str]) -> Attribute {
-    Attribute::Array(FEATURES.iter().filter(|f| features.contains(f)).map(|f| Attribute::str(*f)).collect())
+    Attribute::Array(
+        FEATURES
+            .iter()
+            .filter(|f| features.contains(f))
+            .map(|f| Attribute::str(*f))
+            .collect(),
+    )
 }
 
 /// The features an op currently lists.

@@ -7,14 +7,20 @@
 //! `%wm = sdt.apply_mask(%w, %m)`, which replaces `w` in FF and BP (DPF: the gradient w.r.t. the
 //! masked weight is applied to the dense `w`). With sparse WG the gradient is masked too.
 
-use super::{def_named, first_compute, insert, new_assign, new_state, ops_named, state_value, step_block, SdtError, SdtOptions};
+use super::{
+    def_named, first_compute, insert, new_assign, new_state, ops_named, state_value, step_block, SdtError,
+    SdtOptions,
+};
 use crate::ir::{Attribute, InsertPoint, Module, Type, ValueId};
 use crate::sdt::ops::AttrExt;
 
 /// Runs the pass.
 pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
     if !(0.0..1.0).contains(&o.sparsity) {
-        return Err(SdtError::Invalid(format!("sparsity {} must be in [0, 1)", o.sparsity)));
+        return Err(SdtError::Invalid(format!(
+            "sparsity {} must be in [0, 1)",
+            o.sparsity
+        )));
     }
     let block = step_block(m)?;
     let step = state_value(m, block, "step").ok_or_else(|| SdtError::Invalid("no `step` state".into()))?;
@@ -33,6 +39,8 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
         }
     }
     let n = weights.len();
+    // Mask computations go before the first op of the forward pass, in weight order.
+    let anchor = InsertPoint::Before(first_compute(m, block)?);
     let keep = |i: usize| !(o.exempt_first && i == 0 || o.exempt_last && i + 1 == n);
     for (_, (w, name)) in weights.into_iter().enumerate().filter(|(i, _)| keep(*i)) {
         let shape = m.ty(w).as_tensor().map(|t| t.shape.clone()).unwrap_or_default();
@@ -41,17 +49,36 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
         let uses = m.uses(w);
         let mask_name = format!("{name}.mask");
         let old = new_state(m, block, &mask_name, "mask", "ones", mty.clone())?;
-        let at = InsertPoint::Before(first_compute(m, block)?);
         let attrs = vec![
             ("sparsity", Attribute::Float(o.sparsity)),
             ("ramp_steps", Attribute::Int(o.ramp_steps as i64)),
             ("interval", Attribute::Int(o.interval.max(1) as i64)),
         ];
-        let mask = insert(m, at, "sdt.prune_mask", (&layer, "prune"), &[w, old, step], &[mty], attrs)[0];
-        let wm = insert(m, at, "sdt.apply_mask", (&layer, "prune"), &[w, mask], &[m.ty(w).clone()], vec![])[0];
+        let mask = insert(
+            m,
+            anchor,
+            "sdt.prune_mask",
+            (&layer, "prune"),
+            &[w, old, step],
+            &[mty],
+            attrs,
+        )[0];
+        let wm = insert(
+            m,
+            anchor,
+            "sdt.apply_mask",
+            (&layer, "prune"),
+            &[w, mask],
+            &[m.ty(w).clone()],
+            vec![],
+        )[0];
         for (user, i) in uses {
             let name = m.op(user).name();
-            if matches!(name, "sdt.conv_ff" | "sdt.conv_bp" | "sdt.matmul_ff" | "sdt.matmul_bp") && i == 1 {
+            if matches!(
+                name,
+                "sdt.conv_ff" | "sdt.conv_bp" | "sdt.matmul_ff" | "sdt.matmul_bp"
+            ) && i == 1
+            {
                 m.set_operand(user, i, wm);
             }
         }
@@ -60,7 +87,15 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
             for sgd in ops_named(m, block, "sdt.sgd") {
                 if m.op(sgd).str_attr("param").ok() == Some(name.as_str()) {
                     let g = m.op(sgd).operand(1);
-                    let gm = insert(m, InsertPoint::Before(sgd), "sdt.apply_mask", (&layer, "wg"), &[g, mask], &[m.ty(g).clone()], vec![])[0];
+                    let gm = insert(
+                        m,
+                        InsertPoint::Before(sgd),
+                        "sdt.apply_mask",
+                        (&layer, "wg"),
+                        &[g, mask],
+                        &[m.ty(g).clone()],
+                        vec![],
+                    )[0];
                     m.set_operand(sgd, 1, gm);
                 }
             }

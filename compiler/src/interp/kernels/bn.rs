@@ -100,7 +100,13 @@ pub fn bwd_reduce(dy: &TensorData, x: &TensorData, block: &TensorData) -> (Tenso
 }
 
 /// Input gradient `dx = γσ⁻¹/M·(M·dy − dβ − x̂·dγ)` with `M = N·H·W`.
-pub fn bwd(dy: &TensorData, x: &TensorData, block: &TensorData, dgamma: &TensorData, dbeta: &TensorData) -> TensorData {
+pub fn bwd(
+    dy: &TensorData,
+    x: &TensorData,
+    block: &TensorData,
+    dgamma: &TensorData,
+    dbeta: &TensorData,
+) -> TensorData {
     let c = block.shape[1];
     let (n, _, hw) = nc_rest(&x.shape);
     let m = (n * hw) as f32;

@@ -65,12 +65,14 @@ impl ConvGeom {
                         for cc in 0..cg {
                             let c = g * cg + cc;
                             for r in 0..self.r {
-                                let ih = (y * self.stride[0] + r * self.dil[0]) as isize - self.pads[0] as isize;
+                                let ih =
+                                    (y * self.stride[0] + r * self.dil[0]) as isize - self.pads[0] as isize;
                                 if ih < 0 || ih as usize >= self.h {
                                     continue;
                                 }
                                 for s in 0..self.s {
-                                    let iw = (x * self.stride[1] + s * self.dil[1]) as isize - self.pads[1] as isize;
+                                    let iw = (x * self.stride[1] + s * self.dil[1]) as isize
+                                        - self.pads[1] as isize;
                                     if iw < 0 || iw as usize >= self.w {
                                         continue;
                                     }

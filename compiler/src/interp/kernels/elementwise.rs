@@ -11,12 +11,22 @@ pub fn map(x: &TensorData, f: impl Fn(f32) -> f32) -> TensorData {
 
 /// `(clamp(x, lo, hi), mask)` with mask 1 where `lo < x < hi` (ReLU: `lo = 0, hi = ∞`).
 pub fn clip(x: &TensorData, lo: f32, hi: f32) -> (TensorData, TensorData) {
-    (map(x, |v| v.max(lo).min(hi)), map(x, |v| f32::from(v > lo && v < hi)))
+    (
+        map(x, |v| v.max(lo).min(hi)),
+        map(x, |v| f32::from(v > lo && v < hi)),
+    )
 }
 
 /// `x` where `mask` is non-zero, else 0.
 pub fn apply_mask(x: &TensorData, mask: &TensorData) -> TensorData {
-    tensor(&x.shape, x.data.iter().zip(&mask.data).map(|(&v, &m)| if m != 0.0 { v } else { 0.0 }).collect())
+    tensor(
+        &x.shape,
+        x.data
+            .iter()
+            .zip(&mask.data)
+            .map(|(&v, &m)| if m != 0.0 { v } else { 0.0 })
+            .collect(),
+    )
 }
 
 /// Numpy-broadcasting `a + b`.
@@ -32,7 +42,9 @@ pub fn add(a: &TensorData, b: &TensorData, shape: &[usize]) -> TensorData {
 /// Maps a flat index of `shape` to the flat index of a tensor of `from` broadcast to it.
 pub fn broadcast_index(from: &[usize], shape: &[usize]) -> impl Fn(usize) -> usize {
     let r = shape.len();
-    let padded: Vec<usize> = std::iter::repeat_n(1, r - from.len()).chain(from.iter().copied()).collect();
+    let padded: Vec<usize> = std::iter::repeat_n(1, r - from.len())
+        .chain(from.iter().copied())
+        .collect();
     let shape = shape.to_vec();
     move |mut i| {
         let (mut out, mut stride) = (0, 1);
@@ -70,7 +82,11 @@ pub fn bias_grad(dy: &TensorData) -> TensorData {
 
 /// The shape with the reduced `axes` set to 1 (keepdims form).
 fn kept(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect()
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect()
 }
 
 /// Mean over `axes`, result of shape `out_shape` (with or without the kept dimensions).
@@ -82,19 +98,31 @@ pub fn reduce_mean(x: &TensorData, axes: &[usize], out_shape: &[usize]) -> Tenso
     for (i, &v) in x.data.iter().enumerate() {
         acc[idx(i)] += v as f64;
     }
-    tensor(out_shape, acc.into_iter().map(|v| (v / count as f64) as f32).collect())
+    tensor(
+        out_shape,
+        acc.into_iter().map(|v| (v / count as f64) as f32).collect(),
+    )
 }
 
 /// Gradient of [`reduce_mean`]: `dx = dy / count` broadcast back to `x_shape`.
 pub fn reduce_mean_bwd(dy: &TensorData, axes: &[usize], x_shape: &[usize]) -> TensorData {
     let count: usize = axes.iter().map(|&a| x_shape[a]).product();
     let idx = broadcast_index(&kept(x_shape, axes), x_shape);
-    tensor(x_shape, (0..x_shape.iter().product()).map(|i| dy.data[idx(i)] / count as f32).collect())
+    tensor(
+        x_shape,
+        (0..x_shape.iter().product())
+            .map(|i| dy.data[idx(i)] / count as f32)
+            .collect(),
+    )
 }
 
 /// `(outer, axis length, inner)` sizes of `shape` around `axis`.
 fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 /// Concatenation along `axis`.

@@ -12,16 +12,26 @@ use crate::ir::TensorData;
 
 /// A zero tensor of `shape`.
 pub fn zeros(shape: &[usize]) -> TensorData {
-    TensorData { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+    TensorData {
+        shape: shape.to_vec(),
+        data: vec![0.0; shape.iter().product()],
+    }
 }
 
 /// A tensor of `shape` with `data` (the caller guarantees the element count).
 pub fn tensor(shape: &[usize], data: Vec<f32>) -> TensorData {
     debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-    TensorData { shape: shape.to_vec(), data }
+    TensorData {
+        shape: shape.to_vec(),
+        data,
+    }
 }
 
 /// Splits a shape of rank >= 2 into `(N, C, product of the rest)`.
 pub fn nc_rest(shape: &[usize]) -> (usize, usize, usize) {
-    (shape[0], shape.get(1).copied().unwrap_or(1), shape.iter().skip(2).product())
+    (
+        shape[0],
+        shape.get(1).copied().unwrap_or(1),
+        shape.iter().skip(2).product(),
+    )
 }

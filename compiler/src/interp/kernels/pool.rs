@@ -50,7 +50,12 @@ impl PoolGeom {
                             }
                         }
                     }
-                    f((plane * self.out[0] + y) * self.out[1] + x, plane * h * w, &pos, padded);
+                    f(
+                        (plane * self.out[0] + y) * self.out[1] + x,
+                        plane * h * w,
+                        &pos,
+                        padded,
+                    );
                 }
             }
         }
@@ -113,13 +118,21 @@ pub fn avg_bwd(g: &PoolGeom, dy: &TensorData) -> TensorData {
 /// Global average pool `[N, C, H, W] → [N, C, 1, 1]`.
 pub fn gavg_ff(x: &TensorData) -> TensorData {
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
-    let data = x.data.chunks(h * w).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32).collect();
+    let data = x
+        .data
+        .chunks(h * w)
+        .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32)
+        .collect();
     super::tensor(&[n, c, 1, 1], data)
 }
 
 /// Global average pool backward: `dy / (H·W)` everywhere.
 pub fn gavg_bwd(dy: &TensorData, input: &[usize]) -> TensorData {
     let hw = input[2] * input[3];
-    let data = dy.data.iter().flat_map(|&d| std::iter::repeat_n(d / hw as f32, hw)).collect();
+    let data = dy
+        .data
+        .iter()
+        .flat_map(|&d| std::iter::repeat_n(d / hw as f32, hw))
+        .collect();
     super::tensor(input, data)
 }
