@@ -16,41 +16,92 @@ use trainer_sim::machine::Machine;
 use trainer_sim::Simulator;
 
 fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(file)
 }
 
 fn array(npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>, name: &str) -> Vec<f64> {
-    let arr = npz.by_name(name).unwrap().unwrap_or_else(|| panic!("no array {name}"));
+    let arr = npz
+        .by_name(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no array {name}"));
     match arr.dtype() {
-        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr.into_vec::<i64>().unwrap().into_iter().map(|v| v as f64).collect(),
+        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
+            .into_vec::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
         npyz::DType::Plain(t) if t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
-        _ => arr.into_vec::<f32>().unwrap().into_iter().map(f64::from).collect(),
+        _ => arr
+            .into_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect(),
     }
 }
 
 fn rel(a: &[f32], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(f64::MIN_POSITIVE)
 }
 
 fn reference(case: &str, sparsity: f64) {
     let mut npz = NpzArchive::open(data("digits_cnn_step.npz")).unwrap();
-    let x: Vec<f32> = array(&mut npz, &format!("{case}/x")).into_iter().map(|v| v as f32).collect();
-    let y: Vec<i64> = array(&mut npz, &format!("{case}/y")).into_iter().map(|v| v as i64).collect();
-    let tg = frontend::load(&data("digits_cnn.onnx"), &FrontendOptions { batch: Some(y.len()), seed: 0 }).unwrap();
-    let mut m = autodiff(&tg, &AutodiffOptions { lr: 0.1, ..Default::default() }).unwrap();
-    sdt::run_pipeline(&mut m, &SdtOptions { sparsity, ..Default::default() }).unwrap();
+    let x: Vec<f32> = array(&mut npz, &format!("{case}/x"))
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let y: Vec<i64> = array(&mut npz, &format!("{case}/y"))
+        .into_iter()
+        .map(|v| v as i64)
+        .collect();
+    let tg = frontend::load(
+        &data("digits_cnn.onnx"),
+        &FrontendOptions {
+            batch: Some(y.len()),
+            seed: 0,
+        },
+    )
+    .unwrap();
+    let mut m = autodiff(
+        &tg,
+        &AutodiffOptions {
+            lr: 0.1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    sdt::run_pipeline(
+        &mut m,
+        &SdtOptions {
+            sparsity,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let program = codegen::generate(&lower::lower(&m, &LowerOptions::default()).unwrap(), &[]).unwrap();
     let cost = CostModel::from_machine(&Machine::resolve("trainer-28nm").unwrap());
     let mut s = Simulator::new(program, cost).unwrap();
     s.write_tensor("input", &x).unwrap();
     s.write_tensor_ints("labels", &y).unwrap();
     if sparsity > 0.0 {
-        s.run_entry("prune", &[(CfgF32::Sparsity, sparsity as f32)]).unwrap();
+        s.run_entry("prune", &[(CfgF32::Sparsity, sparsity as f32)])
+            .unwrap();
     }
     s.run_entry("train", &[]).unwrap();
-    let names: Vec<String> = npz.array_names().filter_map(|n| n.strip_prefix(&format!("{case}/new/")).map(str::to_string)).collect();
+    let names: Vec<String> = npz
+        .array_names()
+        .filter_map(|n| n.strip_prefix(&format!("{case}/new/")).map(str::to_string))
+        .collect();
     assert!(!names.is_empty());
     for name in names {
         let want = array(&mut npz, &format!("{case}/new/{name}"));

@@ -127,8 +127,9 @@ fn ones(dtype: DType, n: usize) -> Result<Vec<u8>, CodegenError> {
     Ok(match dtype {
         DType::B1 => {
             let mut b = vec![0xffu8; n.div_ceil(8)];
-            if n % 8 != 0 {
-                *b.last_mut().expect("n > 0") = (1u8 << (n % 8)) - 1;
+            let tail = n % 8;
+            if let (Some(last), 1..) = (b.last_mut(), tail) {
+                *last = (1u8 << tail) - 1;
             }
             b
         }

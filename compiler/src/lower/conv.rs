@@ -47,15 +47,11 @@ fn bytes(d: DType, elems: usize) -> u64 {
     d.bytes(elems as u64)
 }
 
+/// Geometry fields of a tile: `[n, c, h, k, groups]` and the tile's (`pad_t`, `pad_b`).
 fn geometry_fields(
     g: &ConvGeom,
-    n: usize,
-    c: usize,
-    h: usize,
-    k: usize,
-    groups: usize,
-    pt: usize,
-    pb: usize,
+    [n, c, h, k, groups]: [usize; 5],
+    (pt, pb): (usize, usize),
 ) -> Vec<(&'static str, crate::ir::Attribute)> {
     vec![
         int("n", n),
@@ -356,7 +352,7 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                 a,
                 "ff",
                 &opt(false, a.bnrelu),
-                geometry_fields(g, nl, cl, h, kl, groups, pt, pb),
+                geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb)),
                 ops,
                 (dci, dcw),
             ));
@@ -589,7 +585,7 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     ),
                 ];
                 let groups = if grouped { cl / gc } else { 1 };
-                let geo = geometry_fields(g, nl, cl, g.h, kl, groups, g.pads[0], g.pads[2]);
+                let geo = geometry_fields(g, [nl, cl, g.h, kl, groups], (g.pads[0], g.pads[2]));
                 tile.compute
                     .push(compute(a, "bp", &opt(!first, false), geo, ops, (dci, dcw)));
                 if last {
@@ -747,7 +743,7 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     ),
                 ];
                 let groups = if grouped { kl / gk } else { 1 };
-                let geo = geometry_fields(g, nl, cl, h, kl, groups, pt, pb);
+                let geo = geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb));
                 tile.compute
                     .push(compute(a, "wg", &opt(ii > 0, a.bnrelu), geo, ops, (dci, dcw)));
                 if ii + 1 == inner.len() {

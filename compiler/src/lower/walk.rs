@@ -130,7 +130,8 @@ pub fn entry(
         w.lower_op(op).map_err(err)?;
         w.release(op, i);
     }
-    for v in [outs.logits] {
+    {
+        let v = outs.logits;
         let want = sp.tensor("logits").expect("planned");
         let have = w
             .locs
