@@ -50,7 +50,8 @@ pub struct OptArgs {
 
 /// Runs `trainer opt`.
 pub fn run(args: OptArgs) -> Result<()> {
-    let registry = PassRegistry::standard();
+    let mut registry = PassRegistry::standard();
+    trainer_compiler::sdt::registry::register(&mut registry);
     if args.list_passes {
         for (name, summary) in registry.list() {
             println!("{name:14} {summary}");
