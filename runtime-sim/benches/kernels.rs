@@ -127,3 +127,18 @@ fn wg(b: Bencher, sparsity: f64) {
         )
     });
 }
+
+/// WG without exact counting: the cost of the arithmetic alone (dense GEMM, or sddmm at 90%).
+#[divan::bench(args = SPARSITY, sample_count = 10)]
+fn wg_slots_only(b: Bencher, sparsity: f64) {
+    let d = data(sparsity);
+    let mut dw = vec![0.0; d.shape.weight_len()];
+    let keep = (sparsity > 0.0).then_some(&d.mask[..]);
+    let opts = ConvOpts {
+        keep,
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    b.counter(flops(&d))
+        .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
+}

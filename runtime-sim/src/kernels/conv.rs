@@ -10,7 +10,7 @@
 //!
 //! Weights at most [`gemm::SPARSE_DENSITY`] dense (after the weight mask) use the sparse kernel
 //! [`gemm::spmm`] (work ∝ non-zero weights) instead of the dense GEMM, and a WG keep-mask at most
-//! that dense uses [`gemm::sddmm`] (work ∝ kept gradients).
+//! [`gemm::SDDMM_DENSITY`] dense uses [`gemm::sddmm`] (work ∝ kept gradients).
 //!
 //! FF and BP run in parallel over images; WG over fixed batch chunks whose partial sums are added in
 //! chunk order, so results never depend on the thread count. Effective MACs are counted with
@@ -434,7 +434,7 @@ pub fn conv_wg(
         .collect();
     let sparse_keep = opts
         .keep
-        .is_some_and(|m| m.iter().filter(|&&k| k).count() as f64 <= gemm::SPARSE_DENSITY * m.len() as f64);
+        .is_some_and(|m| m.iter().filter(|&&k| k).count() as f64 <= gemm::SDDMM_DENSITY * m.len() as f64);
     let chunk = shape.n.div_ceil(WG_CHUNKS);
     let partials: Vec<Result<(Vec<f32>, WorkCounts)>> = (0..shape.n.div_ceil(chunk))
         .into_par_iter()

@@ -38,6 +38,22 @@ impl BitMatrix {
         m
     }
 
+    /// The non-zero indicator of `rows` contiguous rows of `cols` values each (`row(r)` returns
+    /// row `r`), packed 64 values at a time.
+    pub fn from_rows<'a>(rows: usize, cols: usize, row: impl Fn(usize) -> &'a [f32]) -> Self {
+        let mut m = Self::zeros(rows, cols);
+        for r in 0..rows {
+            let words = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
+            for (w, chunk) in words.iter_mut().zip(row(r)[..cols].chunks(64)) {
+                *w = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0, |acc, (i, &x)| acc | u64::from(x != 0.0) << i);
+            }
+        }
+        m
+    }
+
     /// The non-zero indicator of a strided f32 matrix: `bit(r, c) = data[r*rs + c*cs] != 0`.
     pub fn nonzero(data: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
         Self::from_fn(rows, cols, |r, c| data[r * rs + c * cs] != 0.0)

@@ -125,10 +125,11 @@ fn shapes() -> Vec<ConvShape> {
 #[test]
 fn conv_matches_naive_reference_with_masks_and_counts() {
     let mut rng = Rng::new(1);
-    // (weight density, keep density): the second pair exercises the sparse kernels (spmm, sddmm).
+    // (weight density, keep density): the later pairs exercise the sparse kernels (spmm; sddmm at
+    // a keep density below `SDDMM_DENSITY`).
     for (sh, (wd, kd)) in shapes()
         .into_iter()
-        .flat_map(|s| [(s, (0.7, 0.6)), (s, (0.15, 0.2))])
+        .flat_map(|s| [(s, (0.7, 0.6)), (s, (0.15, 0.2)), (s, (0.15, 0.02))])
     {
         for masked in [false, true] {
             let x = sparse_vec(&mut rng, sh.input_len(), 0.6);
