@@ -13,6 +13,10 @@ pub enum Emit {
     Tg,
     /// The `sdt` training program (autodiff and the SDT passes; see spec/passes.md).
     Sdt,
+    /// The `trn` hardware-level IR (tiles, buffers, DMA, tokens; see spec/lowering.md).
+    Trn,
+    /// Trainer assembly of the compiled binary (`.tasm`).
+    Asm,
 }
 
 /// Arguments of `trainer compile`.
@@ -20,9 +24,9 @@ pub enum Emit {
 pub struct CompileArgs {
     /// Model to compile: an ONNX file (`.onnx`) or a `.tg` graph.
     pub model: PathBuf,
-    /// Stage to emit.
+    /// Stage to emit as text; without it, the compiled `.tbin` binary is written to `-o`.
     #[arg(long, value_enum)]
-    pub emit: Emit,
+    pub emit: Option<Emit>,
     /// Batch size (replaces symbolic batch dimensions; overrides an ONNX model's batch).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -38,6 +42,9 @@ pub struct CompileArgs {
     /// Training-program options (`--emit sdt` and later stages).
     #[command(flatten)]
     pub train: super::train_opts::TrainArgs,
+    /// Lowering and code-generation options (`--emit trn|asm` and the binary).
+    #[command(flatten)]
+    pub target: super::build::TargetArgs,
     /// Write the output to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -53,17 +60,36 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let module = frontend::load(&args.model, &opts)?;
-    super::mlir_verify::check(&module, args.mlir_verify)?;
     let module = match args.emit {
-        Emit::Tg => module,
-        Emit::Sdt => {
-            let mut m = trainer_compiler::autodiff::autodiff(&module, &args.train.autodiff(args.batch))?;
-            trainer_compiler::sdt::run_pipeline(&mut m, &args.train.sdt()?)?;
-            m
+        Some(Emit::Tg) => module,
+        Some(Emit::Sdt) => super::build::training_program(&module, &args.train, &args.target, args.batch)?,
+        Some(Emit::Trn) => super::build::lowered(&module, &args.train, &args.target, args.batch)?,
+        Some(Emit::Asm) => {
+            let program = super::build::binary(&module, &args, &args.train, &args.target)?;
+            return write(&args.output, trainer_isa::disassemble(&program));
+        }
+        None => {
+            let path = args
+                .output
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("give `-o OUT.tbin` (or `--emit tg|sdt|trn|asm`)"))?;
+            let program = super::build::binary(&module, &args, &args.train, &args.target)?;
+            let bytes = trainer_isa::tbin::write(&program)?;
+            return std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()));
         }
     };
-    let out = if args.generic { text::print_generic(&module) } else { text::print_custom(&module) };
-    match &args.output {
+    super::mlir_verify::check(&module, args.mlir_verify)?;
+    let out = if args.generic {
+        text::print_generic(&module)
+    } else {
+        text::print_custom(&module)
+    };
+    write(&args.output, out)
+}
+
+/// Writes text to `output`, or standard output.
+fn write(output: &Option<PathBuf>, out: String) -> anyhow::Result<()> {
+    match output {
         Some(path) => std::fs::write(path, out).with_context(|| format!("cannot write `{}`", path.display())),
         None => {
             print!("{out}");

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod compile;
+pub mod build;
 pub mod train_opts;
 pub mod asm;
 pub mod disasm;
