@@ -146,3 +146,40 @@ fn digits_cnn_sparse_momentum_step_matches_interpreter() {
     };
     check_step(&onnx("digits_cnn.onnx", 16), &opts, &ad, 1e-4);
 }
+
+fn tg_example(file: &str, batch: usize) -> Module {
+    frontend::load(
+        &data(&format!("examples/{file}")),
+        &FrontendOptions {
+            batch: Some(batch),
+            seed: 1,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn example_mlp_tg_step_matches_interpreter() {
+    check_step(
+        &tg_example("mlp.tg", 2),
+        &SdtOptions {
+            sparsity: 0.5,
+            ..SdtOptions::default()
+        },
+        &AutodiffOptions::default(),
+        1e-4,
+    );
+}
+
+#[test]
+fn example_lenet_tg_step_matches_interpreter() {
+    check_step(
+        &tg_example("lenet.tg", 2),
+        &SdtOptions {
+            sparsity: 0.5,
+            ..SdtOptions::default()
+        },
+        &AutodiffOptions::default(),
+        1e-4,
+    );
+}
