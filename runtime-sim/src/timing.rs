@@ -98,8 +98,8 @@ pub struct Timeline {
     gate: [u64; 3],
     /// Times at which pending token signals were reached, per token.
     tokens: Vec<VecDeque<u64>>,
-    /// When the DRAM channel is next free.
-    dram_free: u64,
+    /// Busy intervals of the DRAM channel, sorted and disjoint.
+    dram_busy: Vec<(u64, u64)>,
     /// Busy cycles per queue.
     busy: [u64; 3],
 }
@@ -122,16 +122,40 @@ impl Timeline {
         (start, end)
     }
 
-    /// Runs a DMA transfer of `bits` on queue `q`, sharing the DRAM channel.
+    /// Runs a DMA transfer of `bits` on queue `q`, sharing the DRAM channel: the transfer takes
+    /// the earliest gap in the channel's schedule at or after the queue is ready (transfers are
+    /// placed in time, not in program order).
     pub fn dma(&mut self, q: usize, bits: u64, p: &TimingParams) -> (u64, u64) {
         let ready = self.free[q].max(self.gate[q]);
-        let start = ready.max(self.dram_free);
         let transfer = (bits as f64 / p.dram_bits_per_cycle).ceil() as u64;
-        self.dram_free = start + transfer;
+        let start = self.reserve_dram(ready, transfer);
         let end = start + transfer + p.dram_latency;
         self.busy[q] += end - ready;
         self.free[q] = end;
         (ready, end)
+    }
+
+    /// Reserves `len` cycles of the DRAM channel at the earliest time `>= ready`.
+    fn reserve_dram(&mut self, ready: u64, len: u64) -> u64 {
+        // Intervals ending before every queue's next possible start can never matter again.
+        let horizon = (0..3).map(|q| self.free[q].max(self.gate[q])).min().unwrap_or(0);
+        self.dram_busy.retain(|&(_, e)| e > horizon);
+        let mut start = ready;
+        let mut at = self.dram_busy.len();
+        for (i, &(s, e)) in self.dram_busy.iter().enumerate() {
+            if e <= start {
+                continue;
+            }
+            if s >= start + len {
+                at = i;
+                break;
+            }
+            start = start.max(e);
+        }
+        if len > 0 {
+            self.dram_busy.insert(at, (start, start + len));
+        }
+        start
     }
 
     /// `tok.signal` reached in queue `q`.
@@ -211,6 +235,13 @@ mod tests {
         assert_eq!(t.run(2, 30), (20, 50));
         t.dma(0, 640, &p); // the next load overlaps the compute: 20..40
         assert_eq!(t.end(), 50);
+        // A store issued later in program order but ready earlier than a reserved transfer
+        // takes the gap before it.
+        let mut u = Timeline::new();
+        u.gate[0] = 100;
+        assert_eq!(u.dma(0, 640, &p), (100, 120)); // channel 100..110
+        assert_eq!(u.dma(1, 640, &p), (0, 20)); // channel 0..10
+        assert_eq!(u.dma(1, 6400, &p), (20, 220)); // 100 cycles do not fit 20..100: 110..210
         assert!(!t.wait(2, 1));
         t.barrier();
         assert_eq!(t.run(1, 5), (50, 55));
