@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn trainer(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer")
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("run trainer")
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -28,27 +31,60 @@ fn examples_run_deterministically() {
     for src in files {
         let tbin = tmp.path().join("p.tbin");
         let o = trainer(&["asm".as_ref(), src.as_os_str(), "-o".as_ref(), tbin.as_os_str()]);
-        assert!(o.status.success(), "asm {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "asm {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let mut reports = Vec::new();
         for i in 0..2 {
             let r = tmp.path().join(format!("r{i}.json"));
-            let o = trainer(&["run".as_ref(), tbin.as_os_str(), "--report".as_ref(), r.as_os_str()]);
-            assert!(o.status.success(), "run {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
+            let o = trainer(&[
+                "run".as_ref(),
+                tbin.as_os_str(),
+                "--report".as_ref(),
+                r.as_os_str(),
+            ]);
+            assert!(
+                o.status.success(),
+                "run {}: {}",
+                src.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
             assert!(String::from_utf8_lossy(&o.stdout).contains("cycles"));
             reports.push(std::fs::read_to_string(&r).unwrap());
         }
-        assert_eq!(reports[0], reports[1], "{}: reports differ between runs", src.display());
+        assert_eq!(
+            reports[0],
+            reports[1],
+            "{}: reports differ between runs",
+            src.display()
+        );
         let doc: serde_json::Value = serde_json::from_str(&reports[0]).unwrap();
         assert!(doc["cycles"].as_u64().unwrap() > 0, "{}", src.display());
         assert!(doc["total"]["energy_pj"].as_f64().unwrap() > 0.0);
         // The baseline machine runs it too.
-        let o = trainer(&["run".as_ref(), tbin.as_os_str(), "--machine".as_ref(), "baseline-sdt".as_ref()]);
+        let o = trainer(&[
+            "run".as_ref(),
+            tbin.as_os_str(),
+            "--machine".as_ref(),
+            "baseline-sdt".as_ref(),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // A tiny instruction budget stops the run with an error naming the pc and instruction.
-        let o = trainer(&["run".as_ref(), tbin.as_os_str(), "--max-instructions".as_ref(), "2".as_ref()]);
+        let o = trainer(&[
+            "run".as_ref(),
+            tbin.as_os_str(),
+            "--max-instructions".as_ref(),
+            "2".as_ref(),
+        ]);
         assert!(!o.status.success());
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains("fault at pc 2") && e.contains("instruction limit"), "{e}");
+        assert!(
+            e.contains("fault at pc 2") && e.contains("instruction limit"),
+            "{e}"
+        );
     }
 }
 
@@ -70,14 +106,24 @@ fn bench_peak_json_prints_the_figures() {
     let s8 = doc["fp8_sparse_tflops_per_w"].as_f64().unwrap();
     assert!((s16 - 173.28).abs() <= 0.05 * 173.28, "{s16}");
     assert!((s8 - 276.55).abs() <= 0.05 * 276.55, "{s8}");
-    let o = trainer(&["bench".as_ref(), "peak".as_ref(), "--precision".as_ref(), "fp8".as_ref()]);
+    let o = trainer(&[
+        "bench".as_ref(),
+        "peak".as_ref(),
+        "--precision".as_ref(),
+        "fp8".as_ref(),
+    ]);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("276.55"));
 }
 
 #[test]
 fn unknown_machine_is_a_clear_error() {
-    let o = trainer(&["bench".as_ref(), "peak".as_ref(), "--machine".as_ref(), "no-such-machine".as_ref()]);
+    let o = trainer(&[
+        "bench".as_ref(),
+        "peak".as_ref(),
+        "--machine".as_ref(),
+        "no-such-machine".as_ref(),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown machine `no-such-machine`"));
 }

@@ -1,16 +1,16 @@
 //! The Trainer compiler: MLIR-style IR, frontends, training-program passes, lowering and codegen.
 
 pub mod analysis;
-pub mod ir;
-pub mod pass;
-pub mod text;
-pub mod verify;
-pub mod frontend;
-pub mod dialect;
 pub mod autodiff;
-pub mod interp;
-pub mod sdt;
-pub mod lower;
 pub mod codegen;
+pub mod dialect;
+pub mod frontend;
+pub mod interp;
+pub mod ir;
+pub mod lower;
 #[cfg(feature = "mlir")]
 pub mod mlir;
+pub mod pass;
+pub mod sdt;
+pub mod text;
+pub mod verify;

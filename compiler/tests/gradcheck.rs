@@ -78,7 +78,7 @@ fn graph(body: impl FnOnce(&mut GraphBuilder, &mut Rng, ValueId) -> ValueId) -> 
 
 /// Loss of the `tg` graph with its current weights.
 fn loss(tg: &Module, x: &TensorData, y: &[i64]) -> f64 {
-    let logits = interp::run_graph(tg, &[x.clone()]).unwrap();
+    let logits = interp::run_graph(tg, std::slice::from_ref(x)).unwrap();
     softmax_ce(&logits[0], y, 1.0).0 as f64
 }
 

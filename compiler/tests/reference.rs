@@ -93,7 +93,7 @@ fn reference_step(model: &str, case: &str, opts: &SdtOptions) {
     .unwrap();
     if case == "dense" {
         // The tg interpreter's forward pass alone gives the same logits.
-        let logits_tg = interp::run_graph(&tg, &[x.clone()]).unwrap();
+        let logits_tg = interp::run_graph(&tg, std::slice::from_ref(&x)).unwrap();
         check("tg logits", &logits_tg[0], &all["logits"]);
     }
 

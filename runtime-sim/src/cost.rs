@@ -76,7 +76,8 @@ impl CostModel {
                 adaptive_dataflow: m.features.adaptive_dataflow,
                 regrouping: m.features.pe_regrouping,
             },
-            buffers: [&m.buffers.ibuf, &m.buffers.wbuf, &m.buffers.obuf, &m.buffers.gbuf].map(|b| b.size_bytes as usize),
+            buffers: [&m.buffers.ibuf, &m.buffers.wbuf, &m.buffers.obuf, &m.buffers.gbuf]
+                .map(|b| b.size_bytes as usize),
         }
     }
 
@@ -137,7 +138,12 @@ impl CostModel {
             (dram_bits as f64 / t.dram_bits_per_cycle).ceil() as u64,
         ];
         let pe = match &act.work {
-            Work::Pe { per_unit, regroup, prec, .. } => t.pe_cycles(per_unit, *regroup, *prec),
+            Work::Pe {
+                per_unit,
+                regroup,
+                prec,
+                ..
+            } => t.pe_cycles(per_unit, *regroup, *prec),
             _ => 0,
         };
         t.compute_startup + streams.into_iter().fold(pe, u64::max)

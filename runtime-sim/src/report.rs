@@ -30,7 +30,10 @@ impl Row {
     fn add(&mut self, e: &TagEntry, cost: &CostModel) {
         for (ev, n) in e.events.iter() {
             let pj = n as f64 * cost.energy_pj[ev as usize];
-            *self.components.entry(ev.report_component().to_string()).or_default() += pj;
+            *self
+                .components
+                .entry(ev.report_component().to_string())
+                .or_default() += pj;
         }
         self.energy_pj = self.components.values().sum();
         self.compute_cycles += e.compute_cycles;
@@ -92,7 +95,10 @@ impl Report {
         let mut tags = Vec::new();
         for (key, entry) in &stats.ledger.tags {
             total.add(entry, cost);
-            phases.entry(key.phase().name().to_string()).or_default().add(entry, cost);
+            phases
+                .entry(key.phase().name().to_string())
+                .or_default()
+                .add(entry, cost);
             let mut row = Row::default();
             row.add(entry, cost);
             tags.push(TagRow {
@@ -115,7 +121,11 @@ impl Report {
             instructions: stats.instructions,
             queue_busy: stats.busy,
             on_chip_energy_pj: total.energy_pj - dram_pj,
-            utilization: if stats.cycles == 0 { 0.0 } else { total.effective_macs as f64 / (lanes * stats.cycles as f64) },
+            utilization: if stats.cycles == 0 {
+                0.0
+            } else {
+                total.effective_macs as f64 / (lanes * stats.cycles as f64)
+            },
             total,
             phases,
             tags,
@@ -134,7 +144,14 @@ impl Report {
     pub fn to_table(&self) -> String {
         let mut s = String::new();
         let uj = |pj: f64| pj / 1e6;
-        let _ = writeln!(s, "machine {}: {} cycles ({:.3} ms), {} instructions", self.machine, self.cycles, self.seconds * 1e3, self.instructions);
+        let _ = writeln!(
+            s,
+            "machine {}: {} cycles ({:.3} ms), {} instructions",
+            self.machine,
+            self.cycles,
+            self.seconds * 1e3,
+            self.instructions
+        );
         let _ = writeln!(
             s,
             "energy {:.3} uJ ({:.3} uJ on chip), utilization {:.1}%, effective MACs {} of {} dense",
@@ -144,10 +161,22 @@ impl Report {
             self.total.effective_macs,
             self.total.dense_macs
         );
-        let _ = writeln!(s, "\n{:<24} {:>8} {:>14} {:>14} {:>14}", "layer", "phase", "energy uJ", "cycles", "eff. MACs");
+        let _ = writeln!(
+            s,
+            "\n{:<24} {:>8} {:>14} {:>14} {:>14}",
+            "layer", "phase", "energy uJ", "cycles", "eff. MACs"
+        );
         for t in &self.tags {
             let name = t.name.clone().unwrap_or_else(|| format!("#{}", t.layer));
-            let _ = writeln!(s, "{:<24} {:>8} {:>14.3} {:>14} {:>14}", name, t.phase, uj(t.row.energy_pj), t.row.compute_cycles, t.row.effective_macs);
+            let _ = writeln!(
+                s,
+                "{:<24} {:>8} {:>14.3} {:>14} {:>14}",
+                name,
+                t.phase,
+                uj(t.row.energy_pj),
+                t.row.compute_cycles,
+                t.row.effective_macs
+            );
         }
         let _ = writeln!(s, "\n{:<10} {:>14} {:>14}", "phase", "energy uJ", "cycles");
         for (p, r) in &self.phases {
@@ -155,11 +184,19 @@ impl Report {
         }
         let _ = writeln!(s, "\n{:<12} {:>14} {:>8}", "component", "energy uJ", "share");
         for (c, pj) in &self.total.components {
-            let share = if self.total.energy_pj > 0.0 { 100.0 * pj / self.total.energy_pj } else { 0.0 };
+            let share = if self.total.energy_pj > 0.0 {
+                100.0 * pj / self.total.energy_pj
+            } else {
+                0.0
+            };
             let _ = writeln!(s, "{:<12} {:>14.3} {:>7.1}%", c, uj(*pj), share);
         }
         if self.s3_predicted > 0 {
-            let _ = writeln!(s, "\nS3: {} outputs predicted zero, {} mis-speculated", self.s3_predicted, self.s3_mispredicted);
+            let _ = writeln!(
+                s,
+                "\nS3: {} outputs predicted zero, {} mis-speculated",
+                self.s3_predicted, self.s3_mispredicted
+            );
         }
         s
     }

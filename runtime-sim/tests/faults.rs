@@ -15,7 +15,10 @@ fn fault(text: &str) -> String {
 #[test]
 fn out_of_bounds_accesses_fault_with_pc_and_mnemonic() {
     let e = fault(".dram 64\nnop\nrelu n=32 src=dram:f32@0 out=dram:f32@0");
-    assert!(e.contains("pc 1") && e.contains("relu") && e.contains("outside"), "{e}");
+    assert!(
+        e.contains("pc 1") && e.contains("relu") && e.contains("outside"),
+        "{e}"
+    );
     let e = fault(".dram 64\ndma.load fmt=dense ar=ar0 ctr=none rows=2 row_bytes=16 dstride=0 bstride=131072 dram=dram:f32@0 buf=ibuf:f32@0");
     assert!(e.contains("dma.load") && e.contains("ibuf"), "{e}");
     // The address register pushes the DRAM side out of the image.
@@ -46,7 +49,10 @@ fn statically_invalid_instructions_are_rejected_at_load() {
 #[test]
 fn precision_mode_is_enforced() {
     let e = fault(".dram 64\ncfg.prec prec=fp8\nmatmul mode=ff df=ws dci=none dcw=none m=1 k=1 n=1 a=ibuf:f16@0 b=wbuf:f16@0 out=obuf:f32@0");
-    assert!(e.contains("pc 1") && e.contains("matmul") && e.contains("MAC mode"), "{e}");
+    assert!(
+        e.contains("pc 1") && e.contains("matmul") && e.contains("MAC mode"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -29,7 +29,8 @@ dma.store fmt=dense ar=ar0 ctr=none rows=1 row_bytes=8 dstride=0 bstride=0 dram=
 fn sim() -> Simulator {
     let prog = trainer_isa::assemble(PROGRAM).unwrap();
     let mut sim = Simulator::new(prog, CostModel::resolve("trainer-28nm").unwrap()).unwrap();
-    sim.write_tensor("x", &[1.0, 0.0, -2.0, 0.0, 3.0, 0.0, -4.0, 0.0]).unwrap();
+    sim.write_tensor("x", &[1.0, 0.0, -2.0, 0.0, 3.0, 0.0, -4.0, 0.0])
+        .unwrap();
     // Input channels c0 = [1, 0], c1 = [0, 2]; weights [3, 0].
     sim.write_tensor("cx", &[1.0, 0.0, 0.0, 2.0]).unwrap();
     sim.write_tensor("cw", &[3.0, 0.0]).unwrap();
@@ -40,7 +41,10 @@ fn sim() -> Simulator {
 fn ledger_equals_hand_counted_events() {
     let mut s = sim();
     let stats = s.run().unwrap();
-    assert_eq!(s.read_tensor("y").unwrap(), vec![1.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0]);
+    assert_eq!(
+        s.read_tensor("y").unwrap(),
+        vec![1.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0]
+    );
     assert_eq!(s.read_tensor("cy").unwrap(), vec![3.0, 0.0]);
     let t = stats.ledger.total();
     let mut want = [0u64; N_EVENTS];
@@ -90,10 +94,17 @@ fn energy_is_events_times_table() {
         .iter()
         .map(|&e| t[e] as f64 * machine.pj_by_name(e.component(), e.action()).unwrap())
         .sum();
-    assert!((report.total.energy_pj - want).abs() <= 1e-9 * want, "{} vs {want}", report.total.energy_pj);
+    assert!(
+        (report.total.energy_pj - want).abs() <= 1e-9 * want,
+        "{} vs {want}",
+        report.total.energy_pj
+    );
     let leak = machine.pj_by_name("leak", "cycle").unwrap() * stats.cycles as f64;
     assert!((report.total.components["leak"] - leak).abs() <= 1e-9 * leak);
-    assert!(report.tags.iter().any(|r| r.name.as_deref() == Some("tiny_conv") && r.phase == "ff"));
+    assert!(report
+        .tags
+        .iter()
+        .any(|r| r.name.as_deref() == Some("tiny_conv") && r.phase == "ff"));
 }
 
 #[test]

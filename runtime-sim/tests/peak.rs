@@ -11,7 +11,10 @@ fn peak_json_has_the_keys_and_lands_on_the_paper() {
     let fp8 = peak::measure(&cost, Precision::Fp8).unwrap();
     for (n, f) in [("fp16", &fp16), ("fp8", &fp8)] {
         for (d, r) in [("dense", &f.dense), ("sparse", &f.sparse)] {
-            eprintln!("{n} {d}: {:.2} TFLOPS/W, {} cycles, {:.0} pJ", r.tflops_per_w, r.cycles, r.energy_pj);
+            eprintln!(
+                "{n} {d}: {:.2} TFLOPS/W, {} cycles, {:.0} pJ",
+                r.tflops_per_w, r.cycles, r.energy_pj
+            );
             for (c, pj) in &r.components {
                 eprintln!("    {c:<20} {:>8.4} fJ/dense MAC", 1e3 * pj / r.dense_macs as f64);
             }

@@ -11,7 +11,12 @@ fn run(tensors: &[(&str, &str, usize)], code: &str, inputs: &[(&str, &[f32])]) -
     let mut lines = code.to_string();
     let mut subst: Vec<(String, String)> = tensors
         .iter()
-        .map(|(name, dtype, n)| (format!("${name}"), format!("dram:{dtype}@{}", p.tensor(name, dtype, &[*n]))))
+        .map(|(name, dtype, n)| {
+            (
+                format!("${name}"),
+                format!("dram:{dtype}@{}", p.tensor(name, dtype, &[*n])),
+            )
+        })
         .collect();
     // Longest names first, so `$w` does not replace inside `$wm`.
     subst.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
@@ -38,7 +43,19 @@ fn elementwise_ops() {
     let mut rng = Rng(1);
     let n = 37;
     let (a, b) = (rng.vec(n, 0.8), rng.vec(n, 0.8));
-    let t = [("a", "f32", n), ("b", "f32", n), ("o1", "f32", n), ("m1", "b1", n), ("o2", "f32", n), ("o3", "f32", n), ("m3", "f32", n), ("o4", "f32", n), ("o5", "f32", n), ("o6", "f16", n), ("o7", "f32", n)];
+    let t = [
+        ("a", "f32", n),
+        ("b", "f32", n),
+        ("o1", "f32", n),
+        ("m1", "b1", n),
+        ("o2", "f32", n),
+        ("o3", "f32", n),
+        ("m3", "f32", n),
+        ("o4", "f32", n),
+        ("o5", "f32", n),
+        ("o6", "f16", n),
+        ("o7", "f32", n),
+    ];
     let sim = run(
         &t,
         &format!(
@@ -53,13 +70,56 @@ fn elementwise_ops() {
         &[("a", &a), ("b", &b)],
     );
     let r = |name| sim.read_tensor(name).unwrap();
-    close(&r("o1"), &a.iter().map(|&x| f64::from(x.max(0.0))).collect::<Vec<_>>(), 0.0);
-    close(&r("o2"), &a.iter().zip(&b).map(|(&x, &g)| if x > 0.0 { f64::from(g) } else { 0.0 }).collect::<Vec<_>>(), 0.0);
-    close(&r("o3"), &a.iter().map(|&x| f64::from(x.clamp(-0.5, 0.5))).collect::<Vec<_>>(), 0.0);
-    close(&r("m3"), &a.iter().map(|&x| f64::from(u8::from(-0.5 < x && x < 0.5))).collect::<Vec<_>>(), 0.0);
-    close(&r("o4"), &a.iter().zip(&b).map(|(&x, &y)| f64::from(x) + f64::from(y)).collect::<Vec<_>>(), 1e-7);
-    close(&r("o5"), &a.iter().zip(&b).map(|(&x, &y)| 2.5 * f64::from(x) + f64::from(y)).collect::<Vec<_>>(), 1e-6);
-    close(&r("o6"), &a.iter().map(|&x| f64::from(half::f16::from_f32(x).to_f32())).collect::<Vec<_>>(), 0.0);
+    close(
+        &r("o1"),
+        &a.iter().map(|&x| f64::from(x.max(0.0))).collect::<Vec<_>>(),
+        0.0,
+    );
+    close(
+        &r("o2"),
+        &a.iter()
+            .zip(&b)
+            .map(|(&x, &g)| if x > 0.0 { f64::from(g) } else { 0.0 })
+            .collect::<Vec<_>>(),
+        0.0,
+    );
+    close(
+        &r("o3"),
+        &a.iter()
+            .map(|&x| f64::from(x.clamp(-0.5, 0.5)))
+            .collect::<Vec<_>>(),
+        0.0,
+    );
+    close(
+        &r("m3"),
+        &a.iter()
+            .map(|&x| f64::from(u8::from(-0.5 < x && x < 0.5)))
+            .collect::<Vec<_>>(),
+        0.0,
+    );
+    close(
+        &r("o4"),
+        &a.iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x) + f64::from(y))
+            .collect::<Vec<_>>(),
+        1e-7,
+    );
+    close(
+        &r("o5"),
+        &a.iter()
+            .zip(&b)
+            .map(|(&x, &y)| 2.5 * f64::from(x) + f64::from(y))
+            .collect::<Vec<_>>(),
+        1e-6,
+    );
+    close(
+        &r("o6"),
+        &a.iter()
+            .map(|&x| f64::from(half::f16::from_f32(x).to_f32()))
+            .collect::<Vec<_>>(),
+        0.0,
+    );
     close(&r("o7"), &vec![0.25; n], 0.0);
 }
 
@@ -73,31 +133,56 @@ fn bias_add_and_grad() {
         &format!("bias.add n={n} c={c} hw={hw} src=$x bias=$bias out=$y\nbias.grad n={n} c={c} hw={hw} dy=$x out=$g"),
         &[("x", &x), ("bias", &bias)],
     );
-    let y: Vec<f64> = (0..x.len()).map(|i| f64::from(x[i]) + f64::from(bias[(i / hw) % c])).collect();
+    let y: Vec<f64> = (0..x.len())
+        .map(|i| f64::from(x[i]) + f64::from(bias[(i / hw) % c]))
+        .collect();
     close(&sim.read_tensor("y").unwrap(), &y, 1e-7);
     let mut g = vec![0.0f64; c];
-    x.iter().enumerate().for_each(|(i, &v)| g[(i / hw) % c] += f64::from(v));
+    x.iter()
+        .enumerate()
+        .for_each(|(i, &v)| g[(i / hw) % c] += f64::from(v));
     close(&sim.read_tensor("g").unwrap(), &g, 1e-6);
 }
 
 /// Naive BN reference: (y, mean, invstd, dx, dgamma, dbeta) for x, dy, gamma, beta.
-fn bn_ref(n: usize, c: usize, hw: usize, x: &[f32], dy: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> [Vec<f64>; 6] {
+#[allow(clippy::too_many_arguments)] // the BN problem's natural parameters
+fn bn_ref(
+    n: usize,
+    c: usize,
+    hw: usize,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> [Vec<f64>; 6] {
     let m = (n * hw) as f64;
     let ch = |i: usize| (i / hw) % c;
     let mut mean = vec![0.0; c];
     let mut var = vec![0.0; c];
-    x.iter().enumerate().for_each(|(i, &v)| mean[ch(i)] += f64::from(v) / m);
-    x.iter().enumerate().for_each(|(i, &v)| var[ch(i)] += (f64::from(v) - mean[ch(i)]).powi(2) / m);
+    x.iter()
+        .enumerate()
+        .for_each(|(i, &v)| mean[ch(i)] += f64::from(v) / m);
+    x.iter()
+        .enumerate()
+        .for_each(|(i, &v)| var[ch(i)] += (f64::from(v) - mean[ch(i)]).powi(2) / m);
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let xhat: Vec<f64> = (0..x.len()).map(|i| (f64::from(x[i]) - mean[ch(i)]) * inv[ch(i)]).collect();
-    let y: Vec<f64> = (0..x.len()).map(|i| f64::from(gamma[ch(i)]) * xhat[i] + f64::from(beta[ch(i)])).collect();
+    let xhat: Vec<f64> = (0..x.len())
+        .map(|i| (f64::from(x[i]) - mean[ch(i)]) * inv[ch(i)])
+        .collect();
+    let y: Vec<f64> = (0..x.len())
+        .map(|i| f64::from(gamma[ch(i)]) * xhat[i] + f64::from(beta[ch(i)]))
+        .collect();
     let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
     for i in 0..x.len() {
         dg[ch(i)] += f64::from(dy[i]) * xhat[i];
         db[ch(i)] += f64::from(dy[i]);
     }
     let dx = (0..x.len())
-        .map(|i| f64::from(gamma[ch(i)]) * inv[ch(i)] / m * (m * f64::from(dy[i]) - db[ch(i)] - xhat[i] * dg[ch(i)]))
+        .map(|i| {
+            f64::from(gamma[ch(i)]) * inv[ch(i)] / m
+                * (m * f64::from(dy[i]) - db[ch(i)] - xhat[i] * dg[ch(i)])
+        })
         .collect();
     [y, mean, inv, dx, dg, db]
 }
@@ -115,7 +200,16 @@ fn bn_conventional_forward_and_backward() {
     block[3 * c..].copy_from_slice(&beta);
     let running: Vec<f32> = [vec![0.0; c], vec![1.0; c]].concat();
     let sim = run(
-        &[("x", "f32", len), ("dy", "f32", len), ("stats", "f32", 2 * c), ("block", "f32", 4 * c), ("run", "f32", 2 * c), ("y", "f32", len), ("sums", "f32", 2 * c), ("dx", "f32", len)],
+        &[
+            ("x", "f32", len),
+            ("dy", "f32", len),
+            ("stats", "f32", 2 * c),
+            ("block", "f32", 4 * c),
+            ("run", "f32", 2 * c),
+            ("y", "f32", len),
+            ("sums", "f32", 2 * c),
+            ("dx", "f32", len),
+        ],
         &format!(
             "fill n={} value=0 out=$stats
              bn.stats n={n} c={c} hw={hw} src=$x stats=$stats
@@ -139,7 +233,10 @@ fn bn_conventional_forward_and_backward() {
     close(&sim.read_tensor("dx").unwrap(), &dx, 1e-4);
     // Running statistics, PyTorch convention (momentum 0.1, unbiased variance).
     let m = (n * hw) as f64;
-    let rv: Vec<f64> = inv.iter().map(|i| 0.9 + 0.1 * (1.0 / (i * i) - 1e-5) * m / (m - 1.0)).collect();
+    let rv: Vec<f64> = inv
+        .iter()
+        .map(|i| 0.9 + 0.1 * (1.0 / (i * i) - 1e-5) * m / (m - 1.0))
+        .collect();
     let r = sim.read_tensor("run").unwrap();
     close(&r[..c], &mean.iter().map(|v| 0.1 * v).collect::<Vec<_>>(), 1e-5);
     close(&r[c..], &rv, 1e-4);
@@ -150,9 +247,26 @@ fn bn_decoupled_equals_conventional() {
     // conv FF with `bns` (statistics on write), the next conv reading through `bna` (+ReLU), and the
     // BP with `bns` giving BN backward sums: equal to the conventional passes.
     let mut rng = Rng(6);
-    let g = Geo { n: 2, c: 3, h: 5, w: 5, k: 4, r: 3, s: 3, stride: (1, 1), pad: (1, 1, 1, 1), dil: (1, 1), groups: 1 };
+    let g = Geo {
+        n: 2,
+        c: 3,
+        h: 5,
+        w: 5,
+        k: 4,
+        r: 3,
+        s: 3,
+        stride: (1, 1),
+        pad: (1, 1, 1, 1),
+        dil: (1, 1),
+        groups: 1,
+    };
     let g2 = Geo { c: 4, k: 2, ..g };
-    let (x, w, w2, dy2) = (rng.vec(g.x_len(), 0.9), rng.vec(g.w_len(), 0.9), rng.vec(g2.w_len(), 0.9), rng.vec(g2.y_len(), 0.9));
+    let (x, w, w2, dy2) = (
+        rng.vec(g.x_len(), 0.9),
+        rng.vec(g.w_len(), 0.9),
+        rng.vec(g2.w_len(), 0.9),
+        rng.vec(g2.y_len(), 0.9),
+    );
     let (gamma, beta) = (rng.vec(4, 1.0), rng.vec(4, 1.0));
     let mut block = vec![0.0f32; 16];
     block[8..12].copy_from_slice(&gamma);
@@ -161,21 +275,52 @@ fn bn_decoupled_equals_conventional() {
     let (yl, z) = (g.y_len(), g2.y_len());
     let mut p = Asm::default();
     let addr = |p: &mut Asm, n: &str, len| p.tensor(n, "f32", &[len]);
-    let (xa, wa, w2a, dya, ba) = (addr(&mut p, "x", g.x_len()), addr(&mut p, "w", g.w_len()), addr(&mut p, "w2", g2.w_len()), addr(&mut p, "dy2", z), addr(&mut p, "block", 16));
-    let (out_dec, out_conv, sums_dec, sums_conv) = (addr(&mut p, "z_dec", z), addr(&mut p, "z_conv", z), addr(&mut p, "s_dec", 8), addr(&mut p, "s_conv", 8));
+    let (xa, wa, w2a, dya, ba) = (
+        addr(&mut p, "x", g.x_len()),
+        addr(&mut p, "w", g.w_len()),
+        addr(&mut p, "w2", g2.w_len()),
+        addr(&mut p, "dy2", z),
+        addr(&mut p, "block", 16),
+    );
+    let (out_dec, out_conv, sums_dec, sums_conv) = (
+        addr(&mut p, "z_dec", z),
+        addr(&mut p, "z_conv", z),
+        addr(&mut p, "s_dec", 8),
+        addr(&mut p, "s_conv", 8),
+    );
     let ga = |o: usize| format!("gbuf:f32@{}", 4 * o);
     // gbuf layout: stats 0..8, block 8..24, sums 24..32, h (pre-BN, yl) 32.., a (post, yl), dh (yl)
     let (st, bl, sm, h, a, dh) = (0, 8, 24, 32, 32 + yl, 32 + 2 * yl);
-    p.load(xa, "f32", 4 * g.x_len() as u32, "ibuf:f32@0").load(wa, "f32", 4 * g.w_len() as u32, "wbuf:f32@0");
-    p.load(w2a, "f32", 4 * g2.w_len() as u32, &format!("wbuf:f32@{}", 4 * g.w_len()));
-    p.load(ba, "f32", 64, &ga(bl)).load(dya, "f32", 4 * z as u32, "ibuf:f32@8192");
+    p.load(xa, "f32", 4 * g.x_len() as u32, "ibuf:f32@0")
+        .load(wa, "f32", 4 * g.w_len() as u32, "wbuf:f32@0");
+    p.load(
+        w2a,
+        "f32",
+        4 * g2.w_len() as u32,
+        &format!("wbuf:f32@{}", 4 * g.w_len()),
+    );
+    p.load(ba, "f32", 64, &ga(bl))
+        .load(dya, "f32", 4 * z as u32, "ibuf:f32@8192");
     let w2buf = format!("wbuf:f32@{}", 4 * g.w_len());
     let count = 2 * hw;
     // Decoupled: conv1 FF writes h to obuf with stats; finalize; conv2 reads h through bna+relu.
     p.op(format!("fill n=8 value=0 out={}", ga(st)));
-    p.op(format!("conv mode=ff df=ws dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0 bns={}", g.fields(), ga(st)));
-    p.op(format!("bn.finalize c=4 count={count} stats={} block={}", ga(st), ga(bl)));
-    p.op(format!("conv mode=ff df=ws dci=none dcw=none opt=bnrelu {} a=obuf:f32@0 b={w2buf} out=obuf:f32@{} bna={}", g2.fields(), 4 * yl, ga(bl)));
+    p.op(format!(
+        "conv mode=ff df=ws dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0 bns={}",
+        g.fields(),
+        ga(st)
+    ));
+    p.op(format!(
+        "bn.finalize c=4 count={count} stats={} block={}",
+        ga(st),
+        ga(bl)
+    ));
+    p.op(format!(
+        "conv mode=ff df=ws dci=none dcw=none opt=bnrelu {} a=obuf:f32@0 b={w2buf} out=obuf:f32@{} bna={}",
+        g2.fields(),
+        4 * yl,
+        ga(bl)
+    ));
     p.store(out_dec, "f32", 4 * z as u32, &format!("obuf:f32@{}", 4 * yl));
     // Decoupled BP: conv2 BP writes dh (gradient w.r.t. relu(bn(h))) with the ReLU mask... here the
     // sums use dh directly (no ReLU mask), matching bn.bwd_reduce without a mask.
@@ -184,24 +329,64 @@ fn bn_decoupled_equals_conventional() {
     p.store(sums_dec, "f32", 32, &ga(sm));
     // Conventional: the same with separate passes.
     p.op(format!("fill n=8 value=0 out={}", ga(st)));
-    p.op(format!("conv mode=ff df=ws dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out={}", g.fields(), ga(h)));
+    p.op(format!(
+        "conv mode=ff df=ws dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out={}",
+        g.fields(),
+        ga(h)
+    ));
     p.op(format!("bn.stats n=2 c=4 hw={hw} src={} stats={}", ga(h), ga(st)));
-    p.op(format!("bn.finalize c=4 count={count} stats={} block={}", ga(st), ga(bl)));
-    p.op(format!("bn.apply opt=relu n=2 c=4 hw={hw} src={} block={} out={}", ga(h), ga(bl), ga(a)));
-    p.op(format!("dma.load fmt=dense ar=ar0 ctr=none rows=0 row_bytes=0 dstride=0 bstride=0 dram=dram:f32@0 buf=ibuf:f32@0"));
-    p.op(format!("conv mode=ff df=ws dci=none dcw=none {} a={} b={w2buf} out=obuf:f32@{}", g2.fields(), ga(a), 4 * yl));
+    p.op(format!(
+        "bn.finalize c=4 count={count} stats={} block={}",
+        ga(st),
+        ga(bl)
+    ));
+    p.op(format!(
+        "bn.apply opt=relu n=2 c=4 hw={hw} src={} block={} out={}",
+        ga(h),
+        ga(bl),
+        ga(a)
+    ));
+    p.op("dma.load fmt=dense ar=ar0 ctr=none rows=0 row_bytes=0 dstride=0 bstride=0 dram=dram:f32@0 buf=ibuf:f32@0".to_string());
+    p.op(format!(
+        "conv mode=ff df=ws dci=none dcw=none {} a={} b={w2buf} out=obuf:f32@{}",
+        g2.fields(),
+        ga(a),
+        4 * yl
+    ));
     p.store(out_conv, "f32", 4 * z as u32, &format!("obuf:f32@{}", 4 * yl));
-    p.op(format!("conv mode=bp df=ws dci=none dcw=none {} a=ibuf:f32@8192 b={w2buf} out={}", g2.fields(), ga(dh)));
-    p.op(format!("bn.bwd_reduce n=2 c=4 hw={hw} dy={} x={} block={} sums={}", ga(dh), ga(h), ga(bl), ga(sm)));
+    p.op(format!(
+        "conv mode=bp df=ws dci=none dcw=none {} a=ibuf:f32@8192 b={w2buf} out={}",
+        g2.fields(),
+        ga(dh)
+    ));
+    p.op(format!(
+        "bn.bwd_reduce n=2 c=4 hw={hw} dy={} x={} block={} sums={}",
+        ga(dh),
+        ga(h),
+        ga(bl),
+        ga(sm)
+    ));
     p.store(sums_conv, "f32", 32, &ga(sm));
     let mut sim = p.sim();
-    for (n, v) in [("x", &x), ("w", &w), ("w2", &w2), ("dy2", &dy2), ("block", &block)] {
+    for (n, v) in [
+        ("x", &x),
+        ("w", &w),
+        ("w2", &w2),
+        ("dy2", &dy2),
+        ("block", &block),
+    ] {
         sim.write_tensor(n, v).unwrap();
     }
     sim.run().unwrap();
-    let (zd, zc) = (sim.read_tensor("z_dec").unwrap(), sim.read_tensor("z_conv").unwrap());
+    let (zd, zc) = (
+        sim.read_tensor("z_dec").unwrap(),
+        sim.read_tensor("z_conv").unwrap(),
+    );
     close(&zd, &f64s(&zc), 1e-5);
-    let (sd, sc) = (sim.read_tensor("s_dec").unwrap(), sim.read_tensor("s_conv").unwrap());
+    let (sd, sc) = (
+        sim.read_tensor("s_dec").unwrap(),
+        sim.read_tensor("s_conv").unwrap(),
+    );
     close(&sd, &f64s(&sc), 1e-5);
 }
 
@@ -218,7 +403,17 @@ fn pooling_forward_and_backward() {
     let geo = "r=2 s=2 stride_h=2 stride_w=2 pad_t=0 pad_l=0 pad_b=1 pad_r=0";
     let zero = "r=0 s=0 stride_h=0 stride_w=0 pad_t=0 pad_l=0 pad_b=0 pad_r=0";
     let sim = run(
-        &[("x", "f32", len), ("dy", "f32", ol), ("y", "f32", ol), ("idx", "i32", ol), ("dx", "f32", len), ("ya", "f32", ol), ("dxa", "f32", len), ("g", "f32", n * c), ("dg", "f32", len)],
+        &[
+            ("x", "f32", len),
+            ("dy", "f32", ol),
+            ("y", "f32", ol),
+            ("idx", "i32", ol),
+            ("dx", "f32", len),
+            ("ya", "f32", ol),
+            ("dxa", "f32", len),
+            ("g", "f32", n * c),
+            ("dg", "f32", len),
+        ],
         &format!(
             "pool kind=max dir=fwd n={n} c={c} h={h} w={w} {geo} src=$x out=$y idx=$idx
              pool kind=max dir=bwd n={n} c={c} h={h} w={w} {geo} src=$dy out=$dx idx=$idx
@@ -229,7 +424,12 @@ fn pooling_forward_and_backward() {
         ),
         &[("x", &x), ("dy", &dy)],
     );
-    let (mut y, mut dx, mut ya, mut dxa) = (vec![0.0f64; ol], vec![0.0f64; len], vec![0.0f64; ol], vec![0.0f64; len]);
+    let (mut y, mut dx, mut ya, mut dxa) = (
+        vec![0.0f64; ol],
+        vec![0.0f64; len],
+        vec![0.0f64; ol],
+        vec![0.0f64; len],
+    );
     for pl in 0..n * c {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -258,9 +458,14 @@ fn pooling_forward_and_backward() {
     close(&sim.read_tensor("dx").unwrap(), &dx, 1e-6);
     close(&sim.read_tensor("ya").unwrap(), &ya, 1e-6);
     close(&sim.read_tensor("dxa").unwrap(), &dxa, 1e-6);
-    let gref: Vec<f64> = x.chunks(h * w).map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / (h * w) as f64).collect();
+    let gref: Vec<f64> = x
+        .chunks(h * w)
+        .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / (h * w) as f64)
+        .collect();
     close(&sim.read_tensor("g").unwrap(), &gref, 1e-6);
-    let dgref: Vec<f64> = (0..len).map(|i| f64::from(dy[i / (h * w)]) / (h * w) as f64).collect();
+    let dgref: Vec<f64> = (0..len)
+        .map(|i| f64::from(dy[i / (h * w)]) / (h * w) as f64)
+        .collect();
     close(&sim.read_tensor("dg").unwrap(), &dgref, 1e-6);
 }
 
@@ -287,7 +492,8 @@ fn softmax_cross_entropy_and_gradient() {
         let s: f64 = row.iter().map(|v| v.exp()).sum();
         loss += (s.ln() - row[labels[i] as usize]) / n as f64;
         for j in 0..c {
-            dz[i * c + j] = (row[j].exp() / s - f64::from(u8::from(j == labels[i] as usize))) / n as f64 * 8.0;
+            dz[i * c + j] =
+                (row[j].exp() / s - f64::from(u8::from(j == labels[i] as usize))) / n as f64 * 8.0;
         }
     }
     close(&sim.read_tensor("loss").unwrap(), &[loss], 1e-5);
@@ -332,7 +538,13 @@ fn pruning_masks_speculation_and_density() {
     let w = [0.5f32, -2.0, 0.1, 2.0, -0.3, 0.0, 1.0, -1.0];
     let n = w.len();
     let sim = run(
-        &[("w", "f32", n), ("m", "b1", n), ("wm", "f32", n), ("s2", "b1", n), ("dc", "f32", n)],
+        &[
+            ("w", "f32", n),
+            ("m", "b1", n),
+            ("wm", "f32", n),
+            ("s2", "b1", n),
+            ("dc", "f32", n),
+        ],
         &format!(
             "prune.topk n={n} k=3 src=$w mask=$m
              mask.apply n={n} src=$w mask=$m out=$wm
@@ -345,7 +557,13 @@ fn pruning_masks_speculation_and_density() {
     // Top 3 by magnitude: -2.0 (1), 2.0 (3), then 1.0 / -1.0 tie → lower index 6.
     let m = sim.read_tensor("m").unwrap();
     assert_eq!(m, vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
-    assert_eq!(sim.read_tensor("wm").unwrap(), vec![0.0, -2.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(
+        sim.read_tensor("wm").unwrap(),
+        vec![0.0, -2.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0]
+    );
     // τ = 1.0, margin 0.5: |w| ≥ 0.5 or kept.
-    assert_eq!(sim.read_tensor("s2").unwrap(), vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
+    assert_eq!(
+        sim.read_tensor("s2").unwrap(),
+        vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+    );
 }

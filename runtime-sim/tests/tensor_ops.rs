@@ -6,10 +6,23 @@ use trainer_sim::ledger::Event;
 use trainer_sim::RunStats;
 
 /// Runs one conv in `mode` with operands `a`, `b` (f32) and options `extra`; returns out and stats.
-fn conv(g: &Geo, mode: &str, extra: &str, a: &[f32], b: &[f32], out_len: usize, setup: &[(&str, Vec<f32>)]) -> (Vec<f32>, RunStats) {
+fn conv(
+    g: &Geo,
+    mode: &str,
+    extra: &str,
+    a: &[f32],
+    b: &[f32],
+    out_len: usize,
+    setup: &[(&str, Vec<f32>)],
+) -> (Vec<f32>, RunStats) {
     let mut p = Asm::default();
-    let (aa, ba, oa) = (p.tensor("a", "f32", &[a.len()]), p.tensor("b", "f32", &[b.len()]), p.tensor("out", "f32", &[out_len]));
-    p.load(aa, "f32", 4 * a.len() as u32, "ibuf:f32@0").load(ba, "f32", 4 * b.len() as u32, "wbuf:f32@0");
+    let (aa, ba, oa) = (
+        p.tensor("a", "f32", &[a.len()]),
+        p.tensor("b", "f32", &[b.len()]),
+        p.tensor("out", "f32", &[out_len]),
+    );
+    p.load(aa, "f32", 4 * a.len() as u32, "ibuf:f32@0")
+        .load(ba, "f32", 4 * b.len() as u32, "wbuf:f32@0");
     let mut gb = 0u32;
     for (name, v) in setup {
         let at = p.tensor(name, "f32", &[v.len()]);
@@ -33,15 +46,54 @@ fn conv(g: &Geo, mode: &str, extra: &str, a: &[f32], b: &[f32], out_len: usize, 
 
 fn geos() -> Vec<Geo> {
     vec![
-        Geo { n: 2, c: 4, h: 7, w: 6, k: 6, r: 3, s: 2, stride: (2, 1), pad: (1, 0, 1, 1), dil: (1, 2), groups: 2 },
-        Geo { n: 1, c: 3, h: 5, w: 5, k: 4, r: 3, s: 3, stride: (1, 1), pad: (1, 1, 1, 1), dil: (1, 1), groups: 1 },
-        Geo { n: 2, c: 4, h: 6, w: 6, k: 4, r: 3, s: 3, stride: (2, 2), pad: (1, 1, 0, 0), dil: (1, 1), groups: 4 },
+        Geo {
+            n: 2,
+            c: 4,
+            h: 7,
+            w: 6,
+            k: 6,
+            r: 3,
+            s: 2,
+            stride: (2, 1),
+            pad: (1, 0, 1, 1),
+            dil: (1, 2),
+            groups: 2,
+        },
+        Geo {
+            n: 1,
+            c: 3,
+            h: 5,
+            w: 5,
+            k: 4,
+            r: 3,
+            s: 3,
+            stride: (1, 1),
+            pad: (1, 1, 1, 1),
+            dil: (1, 1),
+            groups: 1,
+        },
+        Geo {
+            n: 2,
+            c: 4,
+            h: 6,
+            w: 6,
+            k: 4,
+            r: 3,
+            s: 3,
+            stride: (2, 2),
+            pad: (1, 1, 0, 0),
+            dil: (1, 1),
+            groups: 4,
+        },
     ]
 }
 
 fn mac_sum(s: &RunStats) -> u64 {
     let t = s.ledger.total();
-    [Event::MacFp32Random, Event::MacFp32Gated, Event::MacFp32Skipped].iter().map(|&e| t[e]).sum()
+    [Event::MacFp32Random, Event::MacFp32Gated, Event::MacFp32Skipped]
+        .iter()
+        .map(|&e| t[e])
+        .sum()
 }
 
 #[test]
@@ -51,7 +103,11 @@ fn conv_ff_bp_wg_match_naive_loops() {
         let x = rng.vec(g.x_len(), 0.7);
         let w = rng.vec(g.w_len(), 0.6);
         let dy = rng.vec(g.y_len(), 0.8);
-        let (mut y, mut dx, mut dw) = (vec![0.0f64; g.y_len()], vec![0.0f64; g.x_len()], vec![0.0f64; g.w_len()]);
+        let (mut y, mut dx, mut dw) = (
+            vec![0.0f64; g.y_len()],
+            vec![0.0f64; g.x_len()],
+            vec![0.0f64; g.w_len()],
+        );
         g.each_mac(|xi, wi, yi| {
             y[yi] += f64::from(x[xi]) * f64::from(w[wi]);
             dx[xi] += f64::from(dy[yi]) * f64::from(w[wi]);
@@ -101,8 +157,20 @@ fn s1_output_mask_is_exact_and_skips_work() {
     let w = rng.vec(g.w_len(), 0.9);
     let relu_mask = rng.mask(g.x_len(), 0.5);
     let (full, _) = conv(&g, "bp", "skip=none", &dy, &w, g.x_len(), &[]);
-    let masked: Vec<f32> = full.iter().zip(&relu_mask).map(|(&v, &m)| if m != 0.0 { v } else { 0.0 }).collect();
-    let (s1, stats) = conv(&g, "bp", "skip=out omask=gbuf:f32@0", &dy, &w, g.x_len(), &[("m", relu_mask.clone())]);
+    let masked: Vec<f32> = full
+        .iter()
+        .zip(&relu_mask)
+        .map(|(&v, &m)| if m != 0.0 { v } else { 0.0 })
+        .collect();
+    let (s1, stats) = conv(
+        &g,
+        "bp",
+        "skip=out omask=gbuf:f32@0",
+        &dy,
+        &w,
+        g.x_len(),
+        &[("m", relu_mask.clone())],
+    );
     assert_eq!(s1, masked);
     let t = stats.ledger.total();
     assert_eq!(t[Event::SpecS1], g.x_len() as u64);
@@ -119,15 +187,38 @@ fn weight_mask_acc_and_relu() {
     let mut y = vec![0.0f64; g.y_len()];
     g.each_mac(|xi, wi, yi| y[yi] += f64::from(x[xi]) * f64::from(w[wi] * wm[wi]));
     let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
-    let (got, _) = conv(&g, "ff", "opt=relu wmask=gbuf:f32@0", &x, &w, g.y_len(), &[("wm", wm)]);
+    let (got, _) = conv(
+        &g,
+        "ff",
+        "opt=relu wmask=gbuf:f32@0",
+        &x,
+        &w,
+        g.y_len(),
+        &[("wm", wm)],
+    );
     close(&got, &relu, 1e-5);
 }
 
 /// Runs one matmul; `a`, `b` as given, returns out.
-fn matmul(mode: &str, tb: bool, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], out_len: usize) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)] // mirrors the instruction's fields
+fn matmul(
+    mode: &str,
+    tb: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    out_len: usize,
+) -> Vec<f32> {
     let mut p = Asm::default();
-    let (aa, ba, oa) = (p.tensor("a", "f32", &[a.len()]), p.tensor("b", "f32", &[b.len()]), p.tensor("out", "f32", &[out_len]));
-    p.load(aa, "f32", 4 * a.len() as u32, "ibuf:f32@0").load(ba, "f32", 4 * b.len() as u32, "wbuf:f32@0");
+    let (aa, ba, oa) = (
+        p.tensor("a", "f32", &[a.len()]),
+        p.tensor("b", "f32", &[b.len()]),
+        p.tensor("out", "f32", &[out_len]),
+    );
+    p.load(aa, "f32", 4 * a.len() as u32, "ibuf:f32@0")
+        .load(ba, "f32", 4 * b.len() as u32, "wbuf:f32@0");
     let opt = if tb { "opt=tb" } else { "" };
     p.op(format!("matmul mode={mode} df=os dci=none dcw=none skip=in m={m} k={k} n={n} {opt} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0"));
     p.store(oa, "f32", 4 * out_len as u32, "obuf:f32@0");

@@ -62,9 +62,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 fn run_peak(args: &PeakArgs) -> Result<()> {
     let cost = CostModel::resolve(&args.machine)?;
-    let want = |p: PeakPrecision| args.precision.is_none_or(|q| std::mem::discriminant(&q) == std::mem::discriminant(&p));
-    let fp16 = want(PeakPrecision::Fp16).then(|| peak::measure(&cost, Precision::Fp16)).transpose()?;
-    let fp8 = want(PeakPrecision::Fp8).then(|| peak::measure(&cost, Precision::Fp8)).transpose()?;
+    let want = |p: PeakPrecision| {
+        args.precision
+            .is_none_or(|q| std::mem::discriminant(&q) == std::mem::discriminant(&p))
+    };
+    let fp16 = want(PeakPrecision::Fp16)
+        .then(|| peak::measure(&cost, Precision::Fp16))
+        .transpose()?;
+    let fp8 = want(PeakPrecision::Fp8)
+        .then(|| peak::measure(&cost, Precision::Fp8))
+        .transpose()?;
     if args.json {
         println!("{}", peak::json(fp16.as_ref(), fp8.as_ref()));
     } else {

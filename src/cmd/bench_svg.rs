@@ -22,15 +22,6 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A number for a label: fewer decimals for larger values.
-fn num(v: f64) -> String {
-    match v.abs() {
-        a if a >= 100.0 => format!("{v:.0}"),
-        a if a >= 1.0 => format!("{v:.1}"),
-        _ => format!("{v:.3}"),
-    }
-}
-
 /// A "nice" axis maximum at or above `v` (1, 2 or 5 times a power of ten).
 fn nice_max(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {

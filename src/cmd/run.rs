@@ -35,7 +35,8 @@ impl SimOpts {
     /// Writes the JSON report if `--report` was given.
     pub fn write_report(&self, report: &Report) -> Result<()> {
         if let Some(path) = &self.report {
-            std::fs::write(path, report.to_json() + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, report.to_json() + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
     }

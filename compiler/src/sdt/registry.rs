@@ -39,10 +39,13 @@ impl<'a> Opts<'a> {
     }
 }
 
+/// The body of a closure-backed pass.
+type PassFn = Box<dyn FnMut(&mut Module) -> Result<(), String>>;
+
 /// A pass that runs a closure over the module.
 struct FnPass {
     name: &'static str,
-    f: Box<dyn FnMut(&mut Module) -> Result<(), String>>,
+    f: PassFn,
 }
 
 impl Pass for FnPass {

@@ -43,7 +43,12 @@ pub struct Layer {
 
 /// The benchmark layer: 128 → 128 channels, 3×3, 20×20, padding 1, batch 1, 32-channel weight tiles
 /// (the whole input and one fp16 tile, or two fp8 tiles, fit the 128 KiB buffers of `trainer-28nm`).
-pub const LAYER: Layer = Layer { c: 128, k: 128, hw: 20, k_tile: 32 };
+pub const LAYER: Layer = Layer {
+    c: 128,
+    k: 128,
+    hw: 20,
+    k_tile: 32,
+};
 
 /// Figures of one benchmark run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,7 +92,11 @@ impl Rng {
             .map(|_| {
                 if self.uniform() < density {
                     let m = 0.25 + 0.75 * self.uniform();
-                    if self.next() & 1 == 0 { m as f32 } else { -m as f32 }
+                    if self.next() & 1 == 0 {
+                        m as f32
+                    } else {
+                        -m as f32
+                    }
                 } else {
                     0.0
                 }
@@ -102,9 +111,18 @@ fn op(space: Space, dtype: DType, addr: u32) -> Operand {
 
 /// Builds the benchmark program (data filled in by [`run`]) for a weight buffer of `wbuf_bytes`.
 pub fn program(layer: &Layer, precision: Precision, wbuf_bytes: u64) -> Result<Program, InstrError> {
-    let dt = if precision == Precision::Fp8 { DType::E4m3 } else { DType::F16 };
+    let dt = if precision == Precision::Fp8 {
+        DType::E4m3
+    } else {
+        DType::F16
+    };
     let es = dt.bytes(1) as u32;
-    let (c, k, hw, kt) = (u32::from(layer.c), u32::from(layer.k), u32::from(layer.hw), u32::from(layer.k_tile));
+    let (c, k, hw, kt) = (
+        u32::from(layer.c),
+        u32::from(layer.k),
+        u32::from(layer.hw),
+        u32::from(layer.k_tile),
+    );
     let plane = hw * hw;
     let (in_bytes, w_tile, o_tile) = (c * plane * es, kt * c * 9 * es, kt * plane * es);
     let tiles = k / kt;
@@ -125,7 +143,12 @@ pub fn program(layer: &Layer, precision: Precision, wbuf_bytes: u64) -> Result<P
             .finish()
     };
     let tok = |o: Opcode, q: QueueName, t: u8| Instr::build(o).with("q", q).with("tok", t).finish();
-    let tag = |layer: u16, phase: Phase| Instr::build(Opcode::Tag).with("layer", layer).with("phase", phase).finish();
+    let tag = |layer: u16, phase: Phase| {
+        Instr::build(Opcode::Tag)
+            .with("layer", layer)
+            .with("phase", phase)
+            .finish()
+    };
     // Double-buffer the weight tiles when two fit in the weight buffer.
     let slots = if 2 * u64::from(w_tile) <= wbuf_bytes { 2 } else { 1 };
     let wbuf = |t: u32| op(Space::Wbuf, dt, (t % slots) * w_tile);
@@ -133,7 +156,10 @@ pub fn program(layer: &Layer, precision: Precision, wbuf_bytes: u64) -> Result<P
     let mut code = vec![
         Instr::build(Opcode::CfgPrec).with("prec", precision).finish()?,
         tag(0, Phase::Other)?,
-        Instr::build(Opcode::ArSet).with("reg", AddrReg::Ar1).with("value", 0u32).finish()?,
+        Instr::build(Opcode::ArSet)
+            .with("reg", AddrReg::Ar1)
+            .with("value", 0u32)
+            .finish()?,
         load(x_at, in_bytes, op(Space::Ibuf, dt, 0))?,
         load(w_at, w_tile, wbuf(0))?,
         tok(Opcode::TokSignal, QueueName::Load, 0)?,
@@ -201,7 +227,13 @@ pub fn program(layer: &Layer, precision: Precision, wbuf_bytes: u64) -> Result<P
         }
     }
     code.push(Instr::build(Opcode::Halt).finish()?);
-    let tensor = |name: &str, role, shape: Vec<u32>, addr| TensorEntry { name: name.into(), role, dtype: dt, shape, addr };
+    let tensor = |name: &str, role, shape: Vec<u32>, addr| TensorEntry {
+        name: name.into(),
+        role,
+        dtype: dt,
+        shape,
+        addr,
+    };
     Ok(Program {
         dram_size: dram,
         code,
@@ -211,27 +243,45 @@ pub fn program(layer: &Layer, precision: Precision, wbuf_bytes: u64) -> Result<P
             tensor("w", Role::Param, vec![k, c, 3, 3], w_at),
             tensor("y", Role::Output, vec![1, k, hw, hw], y_at),
         ],
-        meta: vec![("layer.1".into(), "peak_conv".into()), ("layer.0".into(), "dma".into())],
+        meta: vec![
+            ("layer.1".into(), "peak_conv".into()),
+            ("layer.0".into(), "dma".into()),
+        ],
     })
 }
 
 /// Runs the benchmark at activation density `act` and weight density `wt` (1.0 = dense).
 pub fn run(cost: &CostModel, precision: Precision, act: f64, wt: f64) -> Result<PeakFigures, SimError> {
     let layer = LAYER;
-    let prog = program(&layer, precision, cost.buffers[1] as u64).map_err(|e| SimError::Tensor { name: "peak program".into(), why: e.to_string() })?;
+    let prog = program(&layer, precision, cost.buffers[1] as u64).map_err(|e| SimError::Tensor {
+        name: "peak program".into(),
+        why: e.to_string(),
+    })?;
     let mut sim = Simulator::new(prog, cost.clone())?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (c, k, hw) = (usize::from(layer.c), usize::from(layer.k), usize::from(layer.hw));
     sim.write_tensor("x", &rng.sparse(c * hw * hw, act))?;
     sim.write_tensor("w", &rng.sparse(k * c * 9, wt))?;
     let stats = sim.run()?;
-    let conv = stats.ledger.tags.get(&TagKey::new(1, Phase::Ff)).copied().unwrap_or_default();
+    let conv = stats
+        .ledger
+        .tags
+        .get(&TagKey::new(1, Phase::Ff))
+        .copied()
+        .unwrap_or_default();
     let cycles = conv.compute_cycles.max(1);
     let mut components = std::collections::BTreeMap::new();
-    for (e, n) in conv.events.iter().filter(|&(e, _)| e.on_chip() && e != Event::LeakCycle) {
+    for (e, n) in conv
+        .events
+        .iter()
+        .filter(|&(e, _)| e.on_chip() && e != Event::LeakCycle)
+    {
         *components.entry(e.name()).or_insert(0.0) += n as f64 * cost.energy_pj[e as usize];
     }
-    components.insert(Event::LeakCycle.name(), cycles as f64 * cost.energy_pj[Event::LeakCycle as usize]);
+    components.insert(
+        Event::LeakCycle.name(),
+        cycles as f64 * cost.energy_pj[Event::LeakCycle as usize],
+    );
     let energy_pj: f64 = components.values().sum();
     let seconds = cycles as f64 / cost.timing.clock_hz;
     let flops = 2.0 * conv.dense_macs as f64;
@@ -292,9 +342,15 @@ pub fn json(fp16: Option<&PrecisionFigures>, fp8: Option<&PrecisionFigures>) -> 
         put("sparse_tflops", f.sparse.tflops);
         put("dense_utilization", f.dense.utilization);
         put("sparse_utilization", f.sparse.utilization);
-        o.insert(format!("conversion_ratio_{name}"), serde_json::json!(f.conversion_ratio()));
+        o.insert(
+            format!("conversion_ratio_{name}"),
+            serde_json::json!(f.conversion_ratio()),
+        );
     }
-    o.insert("paper_conversion_ratio".into(), serde_json::json!(paper::CONVERSION_RATIO));
+    o.insert(
+        "paper_conversion_ratio".into(),
+        serde_json::json!(paper::CONVERSION_RATIO),
+    );
     serde_json::Value::Object(o)
 }
 
@@ -313,13 +369,20 @@ pub fn table(fp16: Option<&PrecisionFigures>, fp8: Option<&PrecisionFigures>) ->
         100.0 * SPARSITY,
         100.0 * SPARSITY
     );
-    let _ = writeln!(s, "{:<6} {:<7} {:>12} {:>12} {:>9} {:>12}", "prec", "data", "TFLOPS/W", "paper", "TFLOPS", "utilization");
+    let _ = writeln!(
+        s,
+        "{:<6} {:<7} {:>12} {:>12} {:>9} {:>12}",
+        "prec", "data", "TFLOPS/W", "paper", "TFLOPS", "utilization"
+    );
     for (name, figs, paper_sparse) in [
         ("fp16", fp16, paper::FP16_SPARSE_TFLOPS_PER_W),
         ("fp8", fp8, paper::FP8_SPARSE_TFLOPS_PER_W),
     ] {
         let Some(f) = figs else { continue };
-        for (data, r, paper) in [("dense", &f.dense, "-".to_string()), ("90/90", &f.sparse, format!("{paper_sparse:.2}"))] {
+        for (data, r, paper) in [
+            ("dense", &f.dense, "-".to_string()),
+            ("90/90", &f.sparse, format!("{paper_sparse:.2}")),
+        ] {
             let _ = writeln!(
                 s,
                 "{:<6} {:<7} {:>12.2} {:>12} {:>9.3} {:>11.1}%",
@@ -331,7 +394,13 @@ pub fn table(fp16: Option<&PrecisionFigures>, fp8: Option<&PrecisionFigures>) ->
                 100.0 * r.utilization
             );
         }
-        let _ = writeln!(s, "{:<6} conversion ratio {:.1} (paper {:.1})", name, f.conversion_ratio(), paper::CONVERSION_RATIO);
+        let _ = writeln!(
+            s,
+            "{:<6} conversion ratio {:.1} (paper {:.1})",
+            name,
+            f.conversion_ratio(),
+            paper::CONVERSION_RATIO
+        );
     }
     s
 }

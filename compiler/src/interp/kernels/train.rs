@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(keep_count(5, 0.9), 1);
         assert_eq!(keep_count(5, 0.5), 2); // 2.5 -> 2
         assert_eq!(keep_count(7, 0.5), 4); // 3.5 -> 4
-        // (1 - 0.9)·35 is 3.4999999999999996 in binary floating point, as in PyTorch's script.
+                                           // (1 - 0.9)·35 is 3.4999999999999996 in binary floating point, as in PyTorch's script.
         assert_eq!(keep_count(35, 0.9), 3);
         assert_eq!(keep_count(144, 0.0), 144);
     }
