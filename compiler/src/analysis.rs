@@ -108,13 +108,12 @@ mod tests {
     fn order_liveness_dominance() {
         let mut m = Module::new();
         let t = Type::tensor([2], ElemType::F32);
-        let (g, b0) = m.build_graph("g", &[t.clone()]);
+        let (g, b0) = m.build_graph("g", std::slice::from_ref(&t));
         let x = m.block(b0).arg(0);
-        let a = m.build_op(b0, "tg.relu", &[x], &[t.clone()], []);
+        let a = m.build_op(b0, "tg.relu", &[x], std::slice::from_ref(&t), []);
         let av = m.op(a).result(0);
-        let c = m.build_op(b0, "tg.relu", &[av], &[t.clone()], []);
+        let c = m.build_op(b0, "tg.relu", &[av], std::slice::from_ref(&t), []);
         assert_eq!(topo_order(&m, b0).unwrap(), vec![a, c]);
-        // Put `c` first: still a valid topological order a → c.
         let r = m.op(g).regions()[0];
         let b1 = m.add_block(r, &[]);
         let b2 = m.add_block(r, &[]);

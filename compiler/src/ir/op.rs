@@ -630,10 +630,10 @@ mod tests {
     fn build_insert_replace_erase() {
         let mut m = Module::new();
         let t = Type::tensor([2], ElemType::F32);
-        let (g, b) = m.build_graph("main", &[t.clone()]);
+        let (g, b) = m.build_graph("main", std::slice::from_ref(&t));
         assert_eq!(m.lookup_symbol("main"), Some(g));
         let x = m.block(b).arg(0);
-        let id = m.build_op(b, "tg.identity", &[x], &[t.clone()], []);
+        let id = m.build_op(b, "tg.identity", &[x], std::slice::from_ref(&t), []);
         let y = m.op(id).result(0);
         let ret = m.build_op(b, "tg.return", &[y], &[], []);
         let relu = m.insert_op(
