@@ -301,57 +301,16 @@ pub fn train(mut sim: Simulator, program: &Path, sim_opts: &SimOpts, args: &Data
         (train_rows..rows).collect()
     };
 
-    // Training.
-    let mut train_stats = RunStats::default();
-    let mut losses = Vec::with_capacity(steps as usize);
-    if steps > 0 {
-        let pb = progress(steps, "steps");
-        let mut batches = Batches::new(train_rows, bin.batch, (!args.no_shuffle).then_some(args.seed));
-        for t in 0..steps {
-            if bin.sparsity > 0.0 && t % bin.prune_interval == 0 {
-                let s = scheduled_sparsity(bin.sparsity, bin.ramp_steps, t);
-                train_stats += &sim
-                    .run_entry("prune", &[(CfgF32::Sparsity, s as f32)])
-                    .with_context(|| format!("step {t}: entry.prune"))?;
-            }
-            let idx = batches.next().expect("batches never end");
-            ds.load_batch(&mut sim, &idx, bin.batch)?;
-            train_stats += &sim
-                .run_entry("train", &[])
-                .with_context(|| format!("step {t}: entry.train"))?;
-            let loss = sim.read_tensor("loss")?[0];
-            losses.push(loss);
-            pb.set_message(format!("loss {loss:.4}"));
-            pb.suspend(|| println!("step {}/{steps}  loss {loss:.4}", t + 1));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-    }
-
-    // Evaluation.
-    let mut eval_stats = RunStats::default();
-    let mut logits = Vec::with_capacity(eval_idx.len() * bin.classes);
-    let mut correct = 0usize;
-    if !eval_idx.is_empty() {
-        let pb = progress(eval_idx.len().div_ceil(bin.batch) as u64, "eval batches");
-        for chunk in eval_idx.chunks(bin.batch) {
-            ds.load_batch(&mut sim, chunk, bin.batch)?;
-            eval_stats += &sim.run_entry("eval", &[]).context("entry.eval")?;
-            let out = sim.read_tensor("logits")?;
-            for (slot, &r) in chunk.iter().enumerate() {
-                let row = &out[slot * bin.classes..(slot + 1) * bin.classes];
-                correct += usize::from(argmax(row) == Some(ds.y[r] as usize));
-                logits.extend_from_slice(row);
-            }
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-    }
-    let accuracy = (!eval_idx.is_empty()).then(|| correct as f64 / eval_idx.len() as f64);
+    let seed = (!args.no_shuffle).then_some(args.seed);
+    let (losses, train_stats) = train_steps(&mut sim, &bin, &ds, train_rows, steps, seed)?;
+    let eval = evaluate(&mut sim, &bin, &ds, &eval_idx)?;
+    let accuracy = (!eval_idx.is_empty()).then(|| eval.correct as f64 / eval_idx.len() as f64);
     match accuracy {
-        Some(a) => println!("test accuracy: {a:.3} ({correct}/{} rows)", eval_idx.len()),
+        Some(a) => println!("test accuracy: {a:.3} ({}/{} rows)", eval.correct, eval_idx.len()),
         None => println!("no held-out rows (--train-rows {train_rows} of {rows}): evaluation skipped"),
     }
+    let eval_stats = eval.stats;
+    let logits = eval.logits;
 
     let train_report = Report::new(&train_stats, sim.cost(), sim.program());
     let eval_report = Report::new(&eval_stats, sim.cost(), sim.program());
@@ -370,18 +329,7 @@ pub fn train(mut sim: Simulator, program: &Path, sim_opts: &SimOpts, args: &Data
     }
 
     if let Some(path) = &args.save_weights {
-        let mut params = Vec::new();
-        for t in sim.program().tensors.iter().filter(|t| t.role == Role::Param) {
-            let data = sim.read_tensor(&t.name)?;
-            params.push((
-                t.name.clone(),
-                Array {
-                    shape: t.shape.iter().map(|&d| d as usize).collect(),
-                    data,
-                },
-            ));
-        }
-        arrays::write_npz(path, &params)?;
+        save_params(&sim, path)?;
     }
     if let Some(path) = &args.save_logits {
         arrays::write_npy(
@@ -419,6 +367,98 @@ pub fn train(mut sim: Simulator, program: &Path, sim_opts: &SimOpts, args: &Data
         })?;
     }
     Ok(())
+}
+
+/// Runs `steps` training steps on batches of rows `0..train_rows` (pruning per the schedule),
+/// printing the loss of each; returns the losses and the accumulated statistics.
+fn train_steps(
+    sim: &mut Simulator,
+    bin: &Binary,
+    ds: &Dataset,
+    train_rows: usize,
+    steps: u64,
+    seed: Option<u64>,
+) -> Result<(Vec<f32>, RunStats)> {
+    let mut stats = RunStats::default();
+    let mut losses = Vec::with_capacity(steps as usize);
+    if steps == 0 {
+        return Ok((losses, stats));
+    }
+    let pb = progress(steps, "steps");
+    let mut batches = Batches::new(train_rows, bin.batch, seed);
+    for t in 0..steps {
+        if bin.sparsity > 0.0 && t % bin.prune_interval == 0 {
+            let s = scheduled_sparsity(bin.sparsity, bin.ramp_steps, t);
+            stats += &sim
+                .run_entry("prune", &[(CfgF32::Sparsity, s as f32)])
+                .with_context(|| format!("step {t}: entry.prune"))?;
+        }
+        let idx = batches.next().expect("batches never end");
+        ds.load_batch(sim, &idx, bin.batch)?;
+        stats += &sim
+            .run_entry("train", &[])
+            .with_context(|| format!("step {t}: entry.train"))?;
+        let loss = sim.read_tensor("loss")?[0];
+        losses.push(loss);
+        pb.set_message(format!("loss {loss:.4}"));
+        pb.suspend(|| println!("step {}/{steps}  loss {loss:.4}", t + 1));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok((losses, stats))
+}
+
+/// Outcome of evaluating rows with `entry.eval`.
+struct Evaluation {
+    /// Rows whose largest logit is their label.
+    correct: usize,
+    /// Logits of the evaluated rows, row-major `[rows, classes]`.
+    logits: Vec<f32>,
+    /// Accumulated statistics of the eval runs.
+    stats: RunStats,
+}
+
+/// Evaluates rows `idx` batch by batch (the last batch padded with zero rows, whose logits are
+/// ignored).
+fn evaluate(sim: &mut Simulator, bin: &Binary, ds: &Dataset, idx: &[usize]) -> Result<Evaluation> {
+    let mut ev = Evaluation {
+        correct: 0,
+        logits: Vec::with_capacity(idx.len() * bin.classes),
+        stats: RunStats::default(),
+    };
+    if idx.is_empty() {
+        return Ok(ev);
+    }
+    let pb = progress(idx.len().div_ceil(bin.batch) as u64, "eval batches");
+    for chunk in idx.chunks(bin.batch) {
+        ds.load_batch(sim, chunk, bin.batch)?;
+        ev.stats += &sim.run_entry("eval", &[]).context("entry.eval")?;
+        let out = sim.read_tensor("logits")?;
+        for (slot, &r) in chunk.iter().enumerate() {
+            let row = &out[slot * bin.classes..(slot + 1) * bin.classes];
+            ev.correct += usize::from(argmax(row) == Some(ds.y[r] as usize));
+            ev.logits.extend_from_slice(row);
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(ev)
+}
+
+/// Writes every parameter (role param) as f32 in its shape under its name.
+fn save_params(sim: &Simulator, path: &Path) -> Result<()> {
+    let mut params = Vec::new();
+    for t in sim.program().tensors.iter().filter(|t| t.role == Role::Param) {
+        let shape = t.shape.iter().map(|&d| d as usize).collect();
+        params.push((
+            t.name.clone(),
+            Array {
+                shape,
+                data: sim.read_tensor(&t.name)?,
+            },
+        ));
+    }
+    arrays::write_npz(path, &params)
 }
 
 #[cfg(test)]
