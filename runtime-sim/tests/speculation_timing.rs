@@ -7,14 +7,38 @@ use trainer_sim::ledger::Event;
 use trainer_sim::RunStats;
 
 fn geo() -> Geo {
-    Geo { n: 1, c: 8, h: 6, w: 6, k: 8, r: 3, s: 3, stride: (1, 1), pad: (1, 1, 1, 1), dil: (1, 1), groups: 1 }
+    Geo {
+        n: 1,
+        c: 8,
+        h: 6,
+        w: 6,
+        k: 8,
+        r: 3,
+        s: 3,
+        stride: (1, 1),
+        pad: (1, 1, 1, 1),
+        dil: (1, 1),
+        groups: 1,
+    }
 }
 
 /// conv FF with storage dtype `dt` in MAC mode `prec`, all tensors f32 in DRAM converted on chip.
-fn conv_in(prec: &str, dt: &str, x: &[f32], w: &[f32], pre: &str, extra: &str, s3: Option<&[f32]>) -> (Vec<f32>, RunStats) {
+fn conv_in(
+    prec: &str,
+    dt: &str,
+    x: &[f32],
+    w: &[f32],
+    pre: &str,
+    extra: &str,
+    s3: Option<&[f32]>,
+) -> (Vec<f32>, RunStats) {
     let g = geo();
     let mut p = Asm::default();
-    let (xa, wa, ya) = (p.tensor("x", "f32", &[x.len()]), p.tensor("w", "f32", &[w.len()]), p.tensor("y", "f32", &[g.y_len()]));
+    let (xa, wa, ya) = (
+        p.tensor("x", "f32", &[x.len()]),
+        p.tensor("w", "f32", &[w.len()]),
+        p.tensor("y", "f32", &[g.y_len()]),
+    );
     let sa = p.tensor("s3", "f32", &[4 * g.k]);
     p.op(format!("cfg.prec prec={prec}"));
     p.op(pre);
@@ -26,7 +50,10 @@ fn conv_in(prec: &str, dt: &str, x: &[f32], w: &[f32], pre: &str, extra: &str, s
         "conv mode=ff df=ws skip=in+w dci=none dcw=none {} a=ibuf:{dt}@0 b=wbuf:{dt}@0 out=obuf:f32@0 {s3op} {extra}",
         g.fields()
     ));
-    p.op(format!("convert n={} src=obuf:f32@0 out=dram:f32@{ya}", g.y_len()));
+    p.op(format!(
+        "convert n={} src=obuf:f32@0 out=dram:f32@{ya}",
+        g.y_len()
+    ));
     let mut sim = p.sim();
     sim.write_tensor("x", x).unwrap();
     sim.write_tensor("w", w).unwrap();
@@ -41,20 +68,34 @@ fn low_precision_rounds_operands_and_accumulates_in_f32() {
     let g = geo();
     let (x, w) = (rng.vec(g.x_len(), 0.8), rng.vec(g.w_len(), 0.8));
     for (prec, dt, q) in [
-        ("fp16", "f16", (|v: f32| half::f16::from_f32(v).to_f32()) as fn(f32) -> f32),
+        (
+            "fp16",
+            "f16",
+            (|v: f32| half::f16::from_f32(v).to_f32()) as fn(f32) -> f32,
+        ),
         ("fp8", "e4m3", |v: f32| {
             // Reference E4M3 rounding through the simulator's own kernel format.
             trainer_sim::kernels::numeric::Format::E4M3.quantize(v)
         }),
     ] {
-        let (xq, wq): (Vec<f32>, Vec<f32>) = (x.iter().map(|&v| q(v)).collect(), w.iter().map(|&v| q(v)).collect());
+        let (xq, wq): (Vec<f32>, Vec<f32>) = (
+            x.iter().map(|&v| q(v)).collect(),
+            w.iter().map(|&v| q(v)).collect(),
+        );
         let mut y = vec![0.0f64; g.y_len()];
         g.each_mac(|xi, wi, yi| y[yi] += f64::from(xq[xi]) * f64::from(wq[wi]));
         let (got, stats) = conv_in(prec, dt, &x, &w, "nop", "", None);
         common::close(&got, &y, 1e-5);
         let t = stats.ledger.total();
-        let random = if prec == "fp16" { Event::MacFp16Random } else { Event::MacFp8Random };
-        assert!(t[random] > 0 && t[Event::MacFp32Random] == 0, "MACs charged in the {prec} mode");
+        let random = if prec == "fp16" {
+            Event::MacFp16Random
+        } else {
+            Event::MacFp8Random
+        };
+        assert!(
+            t[random] > 0 && t[Event::MacFp32Random] == 0,
+            "MACs charged in the {prec} mode"
+        );
     }
 }
 
@@ -68,7 +109,15 @@ fn s3_predicts_zeroed_outputs_and_reports_misspeculation() {
     blk[g.k..3 * g.k].iter_mut().for_each(|v| *v = 1.0);
     let (exact, s0) = conv_in("fp32", "f32", &x, &w, "nop", "", None);
     let (spec, s1) = conv_in("fp32", "f32", &x, &w, "nop", "", Some(&blk));
-    let (off, _) = conv_in("fp32", "f32", &x, &w, "cfg.seti reg=spec_enable value=3", "", Some(&blk));
+    let (off, _) = conv_in(
+        "fp32",
+        "f32",
+        &x,
+        &w,
+        "cfg.seti reg=spec_enable value=3",
+        "",
+        Some(&blk),
+    );
     assert_eq!(off, exact, "S3 disabled = plain computation");
     // Outputs predicted positive are exact; the others hold the e5m2 prediction (negative).
     let mut replaced = 0;
@@ -85,7 +134,11 @@ fn s3_predicts_zeroed_outputs_and_reports_misspeculation() {
     assert!(t1[Event::MacFp32Skipped] > t0[Event::MacFp32Skipped]);
     assert!(t1[Event::SpecS3] > 0);
     // With ReLU after BN both give the same post-ReLU values except mis-speculated outputs.
-    let wrong = exact.iter().zip(&spec).filter(|(e, s)| e.max(0.0) != s.max(0.0)).count() as u64;
+    let wrong = exact
+        .iter()
+        .zip(&spec)
+        .filter(|(e, s)| e.max(0.0) != s.max(0.0))
+        .count() as u64;
     assert_eq!(wrong, s1.s3.1);
 }
 
@@ -109,7 +162,12 @@ fn stream(double: bool) -> RunStats {
     for t in 0..tiles {
         let s = t % slots;
         p.op(format!("tok.wait q=load tok={}", 10 + s));
-        p.load(xa + t as u32 * tb, "f16", tb, &format!("ibuf:f16@{}", s as u32 * tb));
+        p.load(
+            xa + t as u32 * tb,
+            "f16",
+            tb,
+            &format!("ibuf:f16@{}", s as u32 * tb),
+        );
         p.op(format!("tok.signal q=load tok={}", 30 + s));
         p.op(format!("tok.wait q=compute tok={}", 30 + s));
         p.op(format!("tok.wait q=compute tok={}", 20 + s));
@@ -121,7 +179,12 @@ fn stream(double: bool) -> RunStats {
         p.op(format!("tok.signal q=compute tok={}", 10 + s));
         p.op(format!("tok.signal q=compute tok={}", 40 + s));
         p.op(format!("tok.wait q=store tok={}", 40 + s));
-        p.store(ya + t as u32 * ob, "f16", ob, &format!("obuf:f16@{}", s as u32 * ob));
+        p.store(
+            ya + t as u32 * ob,
+            "f16",
+            ob,
+            &format!("obuf:f16@{}", s as u32 * ob),
+        );
         p.op(format!("tok.signal q=store tok={}", 20 + s));
     }
     let mut sim = p.sim();
@@ -135,18 +198,32 @@ fn stream(double: bool) -> RunStats {
 fn double_buffering_overlaps_dma_and_compute() {
     let (single, double) = (stream(false), stream(true));
     let (a, b) = (single.ledger.total(), double.ledger.total());
-    for &e in Event::ALL.iter().filter(|&&e| e != Event::CtrlIssue && e != Event::LeakCycle) {
+    for &e in Event::ALL
+        .iter()
+        .filter(|&&e| e != Event::CtrlIssue && e != Event::LeakCycle)
+    {
         assert_eq!(a[e], b[e], "same work: {}", e.name());
     }
     // Single buffering serialises load, compute and store; double buffering overlaps them.
-    assert!(double.cycles * 4 < single.cycles * 3, "double {} vs single {}", double.cycles, single.cycles);
+    assert!(
+        double.cycles * 4 < single.cycles * 3,
+        "double {} vs single {}",
+        double.cycles,
+        single.cycles
+    );
 }
 
 #[test]
 fn load_imbalance_shows_and_regrouping_rebalances() {
     // Weights non-zero only for the first output channels: with skip=w the first PE group gets all
     // the work unless regrouping spreads it.
-    let g = Geo { k: 64, c: 16, h: 8, w: 8, ..geo() };
+    let g = Geo {
+        k: 64,
+        c: 16,
+        h: 8,
+        w: 8,
+        ..geo()
+    };
     let mut rng = Rng(24);
     let x = rng.vec(g.x_len(), 1.0);
     let mut w = rng.vec(g.w_len(), 1.0);
@@ -155,15 +232,22 @@ fn load_imbalance_shows_and_regrouping_rebalances() {
         let mut p = Asm::default();
         let (xa, wa) = (p.tensor("x", "f32", &[x.len()]), p.tensor("w", "f32", &[w.len()]));
         p.op(format!("cfg.seti reg=regroup value={regroup}"));
-        p.load(xa, "f32", 4 * x.len() as u32, "ibuf:f32@0").load(wa, "f32", 4 * w.len() as u32, "wbuf:f32@0");
-        p.op(format!("conv mode=ff df=ws skip=in+w dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0", g.fields()));
+        p.load(xa, "f32", 4 * x.len() as u32, "ibuf:f32@0")
+            .load(wa, "f32", 4 * w.len() as u32, "wbuf:f32@0");
+        p.op(format!(
+            "conv mode=ff df=ws skip=in+w dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0",
+            g.fields()
+        ));
         let mut sim = p.sim();
         sim.write_tensor("x", &x).unwrap();
         sim.write_tensor("w", &w).unwrap();
         sim.run().unwrap()
     };
     let (off, on) = (run(0), run(1));
-    assert_eq!(off.ledger.total()[Event::MacFp32Random], on.ledger.total()[Event::MacFp32Random]);
+    assert_eq!(
+        off.ledger.total()[Event::MacFp32Random],
+        on.ledger.total()[Event::MacFp32Random]
+    );
     let startup = 32;
     let (c_off, c_on) = (off.busy[2] - startup, on.busy[2] - startup);
     assert!(c_off >= 6 * c_on, "imbalanced {c_off} vs regrouped {c_on}");

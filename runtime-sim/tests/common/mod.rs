@@ -22,7 +22,13 @@ impl Rng {
     /// Values in [-1, 1), zero with probability `1 - density`.
     pub fn vec(&mut self, n: usize, density: f64) -> Vec<f32> {
         (0..n)
-            .map(|_| if self.uniform() < density { (2.0 * self.uniform() - 1.0) as f32 } else { 0.0 })
+            .map(|_| {
+                if self.uniform() < density {
+                    (2.0 * self.uniform() - 1.0) as f32
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 
@@ -85,7 +91,12 @@ impl Asm {
     }
 
     pub fn text(&self) -> String {
-        format!(".dram {}\n{}\n{}\n", self.dram, self.directives.join("\n"), self.code.join("\n"))
+        format!(
+            ".dram {}\n{}\n{}\n",
+            self.dram,
+            self.directives.join("\n"),
+            self.code.join("\n")
+        )
     }
 
     /// Assembles and loads on `trainer-28nm`.
@@ -103,7 +114,10 @@ impl Asm {
 pub fn close(got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((f64::from(g) - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}");
+        assert!(
+            (f64::from(g) - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: got {g}, want {w}"
+        );
     }
 }
 
@@ -161,8 +175,10 @@ impl Geo {
                         for ci in 0..cg {
                             for r in 0..self.r {
                                 for s in 0..self.s {
-                                    let ih = (y * self.stride.0 + r * self.dil.0) as isize - self.pad.0 as isize;
-                                    let iw = (x * self.stride.1 + s * self.dil.1) as isize - self.pad.1 as isize;
+                                    let ih =
+                                        (y * self.stride.0 + r * self.dil.0) as isize - self.pad.0 as isize;
+                                    let iw =
+                                        (x * self.stride.1 + s * self.dil.1) as isize - self.pad.1 as isize;
                                     if ih < 0 || iw < 0 || ih >= self.h as isize || iw >= self.w as isize {
                                         continue;
                                     }
