@@ -95,6 +95,18 @@ fn outputs() -> &'static [(PathBuf, &'static str, String)] {
     })
 }
 
+/// Path of a file holding the generic text of `examples/mlp.tg` at stage `tg` (for `trainer opt`).
+fn generic_file() -> String {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    let path = FILE.get_or_init(|| {
+        let text = emit(&root().join("examples/mlp.tg"), "tg").expect("mlp.tg compiles");
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlir_interop_mlp.mlir");
+        std::fs::write(&path, text).expect("the target's temporary directory is writable");
+        path
+    });
+    path.to_str().expect("UTF-8 path").to_string()
+}
+
 /// `mlir-opt-22` on PATH, else `mlir-opt` under the LLVM 22 prefix.
 fn mlir_opt() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
@@ -170,6 +182,15 @@ mod with_mlir {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "--emit {stage} --mlir-verify: {stderr}");
         }
+        let out = trainer(&[
+            "opt",
+            &generic_file(),
+            "--pass-pipeline",
+            "canonicalize,cse",
+            "--mlir-verify",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "trainer opt --mlir-verify: {stderr}");
     }
 
     #[test]
@@ -187,14 +208,18 @@ mod with_mlir {
 #[test]
 fn mlir_verify_without_mlir_is_a_clear_error() {
     let model = root().join("examples/mlp.tg");
-    let out = trainer(&[
+    let compile = [
         "compile",
         model.to_str().unwrap(),
         "--emit",
         "tg",
         "--mlir-verify",
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("built without"), "{stderr}");
+    ];
+    let file = generic_file();
+    for args in [&compile[..], &["opt", &file, "--mlir-verify"]] {
+        let out = trainer(args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("built without"), "{args:?}: {stderr}");
+    }
 }
