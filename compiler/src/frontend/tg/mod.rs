@@ -77,6 +77,12 @@ pub fn parse(src: &str) -> Result<ast::Graph, TgError> {
             ParseError::UnrecognizedToken {
                 token: (lo, _, hi),
                 expected,
+            } if expected.is_empty() => {
+                TgError::at(src, lo, format!("unexpected `{}` after the graph", &src[lo..hi]))
+            }
+            ParseError::UnrecognizedToken {
+                token: (lo, _, hi),
+                expected,
             } => TgError::at(
                 src,
                 lo,
