@@ -43,6 +43,14 @@ pub struct ConvArgs {
     pub bnrelu: bool,
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 fn bytes(d: DType, elems: usize) -> u64 {
     d.bytes(elems as u64)
 }
@@ -165,27 +173,33 @@ pub fn lower(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     }
 }
 
+/// `ff`: tiles over output-channel groups, batch and output rows (input halo rows, per-tile
+/// pads) and, when the input channels do not fit, input-channel tiles accumulated in the output
+/// slot with `acc` (weights and BN blocks are then loaded per tile, and S3 is not used: its
+/// prediction needs the whole sum).
 fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     let g = &a.g;
     let (gc, gk) = (g.c / g.group, g.k / g.group);
     let (oh, ow) = (g.oh(), g.ow());
     let adaptive = a.df == "adaptive";
-    // Tile dims: [n, k, rows]; k in whole groups when grouped.
-    let kq = if g.group > 1 { gk } else { 1 };
-    let chans = |kt: usize| if g.group > 1 { kt / gk * gc } else { g.c };
+    let grouped = g.group > 1;
+    // Tile dims: [n, k, rows, c]; grouped: k in whole groups, c follows k.
+    let cof = |kt: usize, ct: usize| if grouped { kt / gk * gc } else { ct };
+    let chunks = |ct: usize| if grouped { 1 } else { g.c.div_ceil(ct) };
     let slots = |t: &[usize]| {
         let (nt, kt, ot) = (t[0], t[1], t[2]);
-        let ct = chans(kt);
+        let ct = cof(kt, t[3]);
+        let wc = if grouped { gc } else { ct };
         let h = rows_needed(g, ot);
         let mut s = Slots::default();
         s.add(IBUF, bytes(a.a.dtype, nt * ct * h * g.w));
-        s.add(WBUF, bytes(a.b.dtype, kt * gc * g.r * g.s));
+        s.add(WBUF, bytes(a.b.dtype, kt * wc * g.r * g.s));
         s.add(OBUF, bytes(a.out.dtype, nt * kt * ot * ow));
         s.add(
             WBUF,
             a.wmask
                 .as_ref()
-                .map_or(0, |m| bytes(m.dtype, kt * gc * g.r * g.s)),
+                .map_or(0, |m| bytes(m.dtype, kt * wc * g.r * g.s)),
         );
         s.add(
             GBUF,
@@ -203,9 +217,12 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                 0
             },
         );
+        // The ReLU mask of every input-channel tile of an output group, one chunk each.
         s.add(
             GBUF,
-            a.aux.as_ref().map_or(0, |m| bytes(m.dtype, nt * ct * h * g.w)),
+            a.aux.as_ref().map_or(0, |m| {
+                chunks(ct) as u64 * Slots::aligned(bytes(m.dtype, nt * ct * h * g.w))
+            }),
         );
         s.add(
             GBUF,
@@ -217,197 +234,248 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
         );
         s
     };
-    let mut t = vec![g.n, g.k, oh];
-    let kquant = if g.group > 1 { gk } else { 8 };
-    fit(&mut t, &[0, 2, 1], &[1, kquant.max(kq), 1], caps, slots)?;
+    let mut t = vec![g.n, g.k, oh, if grouped { 0 } else { g.c }];
+    let kquant = if grouped { gk } else { 8 };
+    fit(
+        &mut t,
+        &[0, 2, 1, 3],
+        &[1, kquant, 1, 8],
+        &[1, 1, 1, 1],
+        caps,
+        slots,
+    )?;
     let (nt, kt, ot) = (t[0], t[1], t[2]);
+    let ct = cof(kt, t[3]);
+    let nct = chunks(ct);
+    let aux_chunk = a.aux.as_ref().map_or(0, |m| {
+        Slots::aligned(bytes(m.dtype, nt * ct * rows_needed(g, ot) * g.w))
+    });
     let p = Placed {
         slots: slots(&t).layout(),
     };
+    let s3 = a.s3.as_ref().filter(|_| nct == 1);
+    // Chunk `ci` of the ReLU-mask slot `o`.
+    let aux_at = |d: DType, o: usize, ci: usize| {
+        let b = p.at(6, o, GBUF, d);
+        Operand::new(b.space, d, b.addr + (ci as u64 * aux_chunk) as u32)
+    };
     let mut tiles = Vec::new();
-    let ktiles = ranges(g.k, kt);
-    for (gi, &(k0, kl)) in ktiles.iter().enumerate() {
-        let ws = gi % 2;
-        let (c0, cl) = if g.group > 1 {
-            (k0 / gk * gc, kl / gk * gc)
+    let mut group = 0usize;
+    for (gi, &(k0, kl)) in ranges(g.k, kt).iter().enumerate() {
+        let ctiles = if grouped {
+            vec![(k0 / gk * gc, kl / gk * gc)]
         } else {
-            (0, g.c)
+            ranges(g.c, ct)
         };
+        let ws = gi % 2;
         let inner: Vec<((usize, usize), (usize, usize))> = ranges(g.n, nt)
             .into_iter()
             .flat_map(|n| ranges(oh, ot).into_iter().map(move |r| (n, r)))
             .collect();
         for (ii, &((n0, nl), (o0, ol))) in inner.iter().enumerate() {
-            let s = tiles.len() % 2;
-            let mut tile = Tile {
-                opens: true,
-                closes: true,
-                out_slot: s,
-                ..Tile::default()
-            };
+            let o = group % 2;
+            group += 1;
             let (lo, h, pt, pb) = rows(g, o0, ol);
-            let (dci, dcw) = counters(adaptive, s);
-            if adaptive {
-                tile.loads.extend([clear(dci)]);
-            }
-            tile.loads.extend(copy_block(
-                true,
-                &a.a,
-                &[n0, c0, lo, 0],
-                &[nl, cl, h, g.w],
-                p.at(0, s, IBUF, a.a.dtype),
-                dci,
-            )?);
-            if ii == 0 {
+            for (ci, &(c0, cl)) in ctiles.iter().enumerate() {
+                let s = tiles.len() % 2;
+                let (first, last) = (ci == 0, ci + 1 == ctiles.len());
+                // Weights and BN blocks: once per output-channel tile when the input channels
+                // fit one tile, else per tile.
+                let (wslot, wload) = if nct == 1 { (ws, ii == 0) } else { (s, true) };
+                let mut tile = Tile {
+                    opens: first,
+                    closes: last,
+                    out_slot: o,
+                    ..Tile::default()
+                };
+                let (dci, dcw) = counters(adaptive, s);
                 if adaptive {
-                    tile.loads.push(clear(dcw));
+                    tile.loads.push(clear(dci));
                 }
-                let wdc = if adaptive { dcw } else { "none" };
                 tile.loads.extend(copy_block(
                     true,
-                    &a.b,
-                    &[k0, 0, 0, 0],
-                    &[kl, gc, g.r, g.s],
-                    p.at(1, ws, WBUF, a.b.dtype),
-                    wdc,
+                    &a.a,
+                    &[n0, c0, lo, 0],
+                    &[nl, cl, h, g.w],
+                    p.at(0, s, IBUF, a.a.dtype),
+                    dci,
                 )?);
-                if let Some(m) = &a.wmask {
+                let (wc0, wcl) = if grouped { (0, gc) } else { (c0, cl) };
+                if wload {
+                    if adaptive {
+                        tile.loads.push(clear(dcw));
+                    }
+                    let wdc = if adaptive { dcw } else { "none" };
                     tile.loads.extend(copy_block(
                         true,
-                        m,
-                        &[k0, 0, 0, 0],
-                        &[kl, gc, g.r, g.s],
-                        p.at(3, ws, WBUF, m.dtype),
-                        "none",
+                        &a.b,
+                        &[k0, wc0, 0, 0],
+                        &[kl, wcl, g.r, g.s],
+                        p.at(1, wslot, WBUF, a.b.dtype),
+                        wdc,
                     )?);
+                    if let Some(m) = &a.wmask {
+                        tile.loads.extend(copy_block(
+                            true,
+                            m,
+                            &[k0, wc0, 0, 0],
+                            &[kl, wcl, g.r, g.s],
+                            p.at(3, wslot, WBUF, m.dtype),
+                            "none",
+                        )?);
+                    }
+                    if let Some(bl) = &a.bna {
+                        tile.loads.extend(copy_block(
+                            true,
+                            bl,
+                            &[0, c0],
+                            &[4, cl],
+                            p.at(4, wslot, GBUF, DType::F32),
+                            "none",
+                        )?);
+                    }
                 }
-                if let Some(bl) = &a.bna {
-                    tile.loads.extend(copy_block(
-                        true,
-                        bl,
-                        &[0, c0],
-                        &[4, cl],
-                        p.at(4, ws, GBUF, DType::F32),
-                        "none",
-                    )?);
-                }
-                if let Some(bl) = &a.s3 {
-                    tile.loads.extend(copy_block(
-                        true,
-                        bl,
-                        &[0, k0],
-                        &[4, kl],
-                        p.at(7, ws, GBUF, DType::F32),
-                        "none",
-                    )?);
-                }
-                if a.bns.is_some() {
-                    tile.compute
-                        .push(super::stream::fill(2 * kl, 0.0, p.at(5, ws, GBUF, DType::F32)));
-                }
-            }
-            let ops = vec![
-                ("a", p.at(0, s, IBUF, a.a.dtype)),
-                ("b", p.at(1, ws, WBUF, a.b.dtype)),
-                ("out", p.at(2, s, OBUF, a.out.dtype)),
-                (
-                    "wmask",
-                    a.wmask
-                        .as_ref()
-                        .map_or(Operand::NONE, |m| p.at(3, ws, WBUF, m.dtype)),
-                ),
-                (
-                    "bna",
-                    if a.bna.is_some() {
-                        p.at(4, ws, GBUF, DType::F32)
-                    } else {
-                        Operand::NONE
-                    },
-                ),
-                (
-                    "bns",
+                if ii == 0 && first {
+                    if let Some(bl) = s3 {
+                        tile.loads.extend(copy_block(
+                            true,
+                            bl,
+                            &[0, k0],
+                            &[4, kl],
+                            p.at(7, ws, GBUF, DType::F32),
+                            "none",
+                        )?);
+                    }
                     if a.bns.is_some() {
-                        p.at(5, ws, GBUF, DType::F32)
-                    } else {
-                        Operand::NONE
-                    },
-                ),
-                (
-                    "aux",
-                    a.aux
-                        .as_ref()
-                        .map_or(Operand::NONE, |m| p.at(6, s, GBUF, m.dtype)),
-                ),
-                (
-                    "s3",
-                    if a.s3.is_some() {
-                        p.at(7, ws, GBUF, DType::F32)
-                    } else {
-                        Operand::NONE
-                    },
-                ),
-            ];
-            let groups = if g.group > 1 { kl / gk } else { 1 };
-            tile.compute.push(compute(
-                a,
-                "ff",
-                &opt(false, a.bnrelu),
-                geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb)),
-                ops,
-                (dci, dcw),
-            ));
-            let osh = [g.n, g.k, oh, ow];
-            tile.stores.extend(copy_block(
-                false,
-                &a.out.reshaped(osh.to_vec()),
-                &[n0, k0, o0, 0],
-                &[nl, kl, ol, ow],
-                p.at(2, s, OBUF, a.out.dtype),
-                "none",
-            )?);
-            if let Some(m) = &a.aux {
-                if g.group > 1 || gi == 0 {
+                        tile.compute
+                            .push(super::stream::fill(2 * kl, 0.0, p.at(5, ws, GBUF, DType::F32)));
+                    }
+                }
+                let ops = vec![
+                    ("a", p.at(0, s, IBUF, a.a.dtype)),
+                    ("b", p.at(1, wslot, WBUF, a.b.dtype)),
+                    ("out", p.at(2, o, OBUF, a.out.dtype)),
+                    (
+                        "wmask",
+                        a.wmask
+                            .as_ref()
+                            .map_or(Operand::NONE, |m| p.at(3, wslot, WBUF, m.dtype)),
+                    ),
+                    (
+                        "bna",
+                        if a.bna.is_some() {
+                            p.at(4, wslot, GBUF, DType::F32)
+                        } else {
+                            Operand::NONE
+                        },
+                    ),
+                    (
+                        "bns",
+                        if a.bns.is_some() && last {
+                            p.at(5, ws, GBUF, DType::F32)
+                        } else {
+                            Operand::NONE
+                        },
+                    ),
+                    (
+                        "aux",
+                        a.aux.as_ref().map_or(Operand::NONE, |m| aux_at(m.dtype, o, ci)),
+                    ),
+                    (
+                        "s3",
+                        if s3.is_some() {
+                            p.at(7, ws, GBUF, DType::F32)
+                        } else {
+                            Operand::NONE
+                        },
+                    ),
+                ];
+                let groups = if grouped { kl / gk } else { 1 };
+                tile.compute.push(compute(
+                    a,
+                    "ff",
+                    &opt(!first, a.bnrelu),
+                    geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb)),
+                    ops,
+                    (dci, dcw),
+                ));
+                if last {
                     tile.stores.extend(copy_block(
                         false,
-                        m,
-                        &[n0, c0, lo, 0],
-                        &[nl, cl, h, g.w],
-                        p.at(6, s, GBUF, m.dtype),
+                        &a.out.reshaped(vec![g.n, g.k, oh, ow]),
+                        &[n0, k0, o0, 0],
+                        &[nl, kl, ol, ow],
+                        p.at(2, o, OBUF, a.out.dtype),
                         "none",
                     )?);
+                    if let Some(m) = a.aux.as_ref().filter(|_| grouped || gi == 0) {
+                        for (cj, &(c0, cl)) in ctiles.iter().enumerate() {
+                            tile.stores.extend(copy_block(
+                                false,
+                                m,
+                                &[n0, c0, lo, 0],
+                                &[nl, cl, h, g.w],
+                                aux_at(m.dtype, o, cj),
+                                "none",
+                            )?);
+                        }
+                    }
+                    if let (Some(st), true) = (&a.bns, ii + 1 == inner.len()) {
+                        tile.stores.extend(copy_block(
+                            false,
+                            st,
+                            &[0, k0],
+                            &[2, kl],
+                            p.at(5, ws, GBUF, DType::F32),
+                            "none",
+                        )?);
+                    }
                 }
+                tiles.push(tile);
             }
-            if let (Some(st), true) = (&a.bns, ii + 1 == inner.len()) {
-                tile.stores.extend(copy_block(
-                    false,
-                    st,
-                    &[0, k0],
-                    &[2, kl],
-                    p.at(5, ws, GBUF, DType::F32),
-                    "none",
-                )?);
-            }
-            tiles.push(tile);
         }
     }
     Ok(tiles)
 }
 
+/// Output-gradient rows `[oh0, oh0 + ohl)` whose taps reach the input rows `ih0 .. ih0 + hl`
+/// in `bp`, and the pads (`pad_t`, `pad_b`) that make them the forward rows of that input tile:
+/// `(oh0, ohl, pad_t, pad_b)`. Taps of these rows outside the tile land on its padding (skipped).
+fn bp_rows(g: &ConvGeom, ih0: usize, hl: usize) -> (usize, usize, usize, usize) {
+    let (st, pt) = (g.stride[0], g.pads[0]);
+    let reach = g.dil[0] * (g.r - 1);
+    let oh0 = (ih0 + pt).saturating_sub(reach) / st;
+    let oh1 = ((ih0 + hl - 1 + pt) / st + 1).min(g.oh());
+    let ohl = oh1 - oh0;
+    let tpad = pt + ih0 - oh0 * st;
+    let bpad = ((ohl - 1) * st + reach + 1).saturating_sub(hl + tpad);
+    (oh0, ohl, tpad, bpad)
+}
+
+/// `bp`: tiles over input-channel groups, batch and input-gradient rows (with the output-gradient
+/// rows that reach them), accumulating over output-channel tiles with `acc`.
 fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     let g = &a.g;
     let (gc, gk) = (g.c / g.group, g.k / g.group);
-    let (oh, ow) = (g.oh(), g.ow());
+    let ow = g.ow();
     let adaptive = a.df == "adaptive";
     let grouped = g.group > 1;
-    // Tile dims: [n, c, k]; grouped: c in whole groups, k follows c.
+    let dy_rows = |rt: usize| {
+        ranges(g.h, rt)
+            .into_iter()
+            .map(|(i0, l)| bp_rows(g, i0, l).1)
+            .max()
+            .unwrap_or(0)
+    };
+    // Tile dims: [n, c, k, rows]; grouped: c in whole groups, k follows c.
     let kof = |ct: usize, kt: usize| if grouped { ct / gc * gk } else { kt };
     let slots = |t: &[usize]| {
-        let (nt, ct, kt) = (t[0], t[1], kof(t[1], t[2]));
+        let (nt, ct, kt, rt) = (t[0], t[1], kof(t[1], t[2]), t[3]);
         let wc = if grouped { gc } else { ct };
         let mut s = Slots::default();
-        s.add(IBUF, bytes(a.a.dtype, nt * kt * oh * ow));
+        s.add(IBUF, bytes(a.a.dtype, nt * kt * dy_rows(rt) * ow));
         s.add(WBUF, bytes(a.b.dtype, kt * wc * g.r * g.s));
-        s.add(OBUF, bytes(a.out.dtype, nt * ct * g.h * g.w));
+        s.add(OBUF, bytes(a.out.dtype, nt * ct * rt * g.w));
         s.add(
             WBUF,
             a.wmask
@@ -416,9 +484,7 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
         );
         s.add(
             GBUF,
-            a.omask
-                .as_ref()
-                .map_or(0, |m| bytes(m.dtype, nt * ct * g.h * g.w)),
+            a.omask.as_ref().map_or(0, |m| bytes(m.dtype, nt * ct * rt * g.w)),
         );
         s.add(
             GBUF,
@@ -438,14 +504,14 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
         );
         s.add(
             IBUF,
-            a.aux.as_ref().map_or(0, |x| bytes(x.dtype, nt * ct * g.h * g.w)),
+            a.aux.as_ref().map_or(0, |x| bytes(x.dtype, nt * ct * rt * g.w)),
         );
         s
     };
-    let mut t = vec![g.n, g.c, if grouped { 0 } else { g.k }];
+    let mut t = vec![g.n, g.c, if grouped { 0 } else { g.k }, g.h];
     let cq = if grouped { gc } else { 8 };
-    fit(&mut t, &[0, 2, 1], &[1, cq, 8], caps, slots)?;
-    let (nt, ct) = (t[0], t[1]);
+    fit(&mut t, &[0, 2, 1, 3], &[1, cq, 8, 1], &[1, 1, 1, 1], caps, slots)?;
+    let (nt, ct, rt) = (t[0], t[1], t[3]);
     let p = Placed {
         slots: slots(&t).layout(),
     };
@@ -453,8 +519,12 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     let mut group = 0;
     for (ci, &(c0, cl)) in ranges(g.c, ct).iter().enumerate() {
         let cs = ci % 2;
-        let ntiles = ranges(g.n, nt);
-        for (ni, &(n0, nl)) in ntiles.iter().enumerate() {
+        let inner: Vec<((usize, usize), (usize, usize))> = ranges(g.n, nt)
+            .into_iter()
+            .flat_map(|n| ranges(g.h, rt).into_iter().map(move |r| (n, r)))
+            .collect();
+        for (ii, &((n0, nl), (ih0, hl))) in inner.iter().enumerate() {
+            let (oh0, ohl, pt, pb) = bp_rows(g, ih0, hl);
             let ktiles = if grouped {
                 vec![(c0 / gc * gk, cl / gc * gk)]
             } else {
@@ -478,8 +548,8 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                 tile.loads.extend(copy_block(
                     true,
                     &a.a,
-                    &[n0, k0, 0, 0],
-                    &[nl, kl, oh, ow],
+                    &[n0, k0, oh0, 0],
+                    &[nl, kl, ohl, ow],
                     p.at(0, s, IBUF, a.a.dtype),
                     dci,
                 )?);
@@ -502,13 +572,15 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         "none",
                     )?);
                 }
+                let here = [n0, c0, ih0, 0];
+                let ext = [nl, cl, hl, g.w];
                 if first {
                     if let Some(m) = &a.omask {
                         tile.loads.extend(copy_block(
                             true,
                             m,
-                            &[n0, c0, 0, 0],
-                            &[nl, cl, g.h, g.w],
+                            &here,
+                            &ext,
                             p.at(4, ms, GBUF, m.dtype),
                             "none",
                         )?);
@@ -519,13 +591,13 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         tile.loads.extend(copy_block(
                             true,
                             x,
-                            &[n0, c0, 0, 0],
-                            &[nl, cl, g.h, g.w],
+                            &here,
+                            &ext,
                             p.at(7, s, IBUF, x.dtype),
                             "none",
                         )?);
                     }
-                    if let (Some(bl), 0) = (&a.bna, ni) {
+                    if let (Some(bl), 0) = (&a.bna, ii) {
                         tile.loads.extend(copy_block(
                             true,
                             bl,
@@ -536,7 +608,7 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         )?);
                     }
                 }
-                if a.bns.is_some() && ni == 0 && first {
+                if a.bns.is_some() && ii == 0 && first {
                     tile.compute
                         .push(super::stream::fill(2 * cl, 0.0, p.at(6, cs, GBUF, DType::F32)));
                 }
@@ -585,19 +657,19 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     ),
                 ];
                 let groups = if grouped { cl / gc } else { 1 };
-                let geo = geometry_fields(g, [nl, cl, g.h, kl, groups], (g.pads[0], g.pads[2]));
+                let geo = geometry_fields(g, [nl, cl, hl, kl, groups], (pt, pb));
                 tile.compute
                     .push(compute(a, "bp", &opt(!first, false), geo, ops, (dci, dcw)));
                 if last {
                     tile.stores.extend(copy_block(
                         false,
                         &a.out,
-                        &[n0, c0, 0, 0],
-                        &[nl, cl, g.h, g.w],
+                        &here,
+                        &ext,
                         p.at(2, ms, OBUF, a.out.dtype),
                         "none",
                     )?);
-                    if let (Some(st), true) = (&a.bns, ni + 1 == ntiles.len()) {
+                    if let (Some(st), true) = (&a.bns, ii + 1 == inner.len()) {
                         tile.stores.extend(copy_block(
                             false,
                             st,
@@ -650,7 +722,19 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     };
     let mut t = vec![g.k, if grouped { 0 } else { g.c }, g.n, oh];
     let kq = if grouped { gk } else { 8 };
-    fit(&mut t, &[2, 3, 1, 0], &[kq, 8, 1, 1], caps, slots)?;
+    // A bitmap output mask needs every channel-tile boundary on a byte.
+    let cfloor = match &a.omask {
+        Some(m) if m.dtype == DType::B1 && !grouped => 8 / gcd(8, g.r * g.s),
+        _ => 1,
+    };
+    fit(
+        &mut t,
+        &[2, 3, 1, 0],
+        &[kq, 8, 1, 1],
+        &[1, cfloor, 1, 1],
+        caps,
+        slots,
+    )?;
     let (kt, nt, ot) = (t[0], t[2], t[3]);
     let p = Placed {
         slots: slots(&t).layout(),

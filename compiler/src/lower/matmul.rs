@@ -1,5 +1,6 @@
 //! Tiled matrix products: FF tiles rows of `A` and output features, BP rows and input features,
-//! WG tiles the weight-gradient block and accumulates over row tiles with `acc`.
+//! both accumulating over tiles of their reduction dimension with `acc`; WG tiles the
+//! weight-gradient block and accumulates over row tiles with `acc`.
 
 use super::emit::{buf, copy_block, int, name, operand, TrnInstr};
 use super::plan::Loc;
@@ -93,12 +94,13 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     };
     let wm = a.wmask.as_ref();
     let om = a.omask.as_ref();
-    // Tile dims per mode: ff [m, n], bp [m, k], wg [k, n, m].
+    // Tile dims per mode: ff [m, n, k], bp [m, k, n], wg [k, n, m]; the last is the reduction,
+    // accumulated in the output slot with `acc`.
     let slots = |t: &[usize]| {
         let mut s = Slots::default();
         let (ae, be, oe) = match a.mode {
-            "ff" => (t[0] * k, k * t[1], t[0] * t[1]),
-            "bp" => (t[0] * n, t[1] * n, t[0] * t[1]),
+            "ff" => (t[0] * t[2], t[2] * t[1], t[0] * t[1]),
+            "bp" => (t[0] * t[2], t[1] * t[2], t[0] * t[1]),
             _ => (t[2] * t[0], t[2] * t[1], t[0] * t[1]),
         };
         s.add(IBUF, bytes(a.a.dtype, ae));
@@ -109,12 +111,29 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
         s
     };
     let mut t = match a.mode {
-        "ff" => vec![m, n],
-        "bp" => vec![m, k],
+        "ff" => vec![m, n, k],
+        "bp" => vec![m, k, n],
         _ => vec![k, n, m],
     };
-    let order: &[usize] = if a.mode == "wg" { &[2, 1, 0] } else { &[0, 1] };
-    fit(&mut t, order, &[8, 8, 8], caps, slots)?;
+    let order: &[usize] = if a.mode == "wg" { &[2, 1, 0] } else { &[0, 1, 2] };
+    // A bitmap operand needs its row-internal tile boundaries on a byte: the output mask's last
+    // dimension (bp: K; wg: B's layout) and the weight mask's.
+    let bitmap = |l: Option<&Loc>| l.is_some_and(|l| l.dtype == DType::B1);
+    let mut floor = [1usize; 3];
+    match a.mode {
+        "ff" if bitmap(wm) => floor[if a.tb { 2 } else { 1 }] = 8,
+        "bp" => {
+            if bitmap(om) {
+                floor[1] = 8;
+            }
+            if bitmap(wm) {
+                floor[if a.tb { 1 } else { 2 }] = 8;
+            }
+        }
+        "wg" if bitmap(om) => floor[if a.tb { 0 } else { 1 }] = 8,
+        _ => {}
+    }
+    fit(&mut t, order, &[8, 8, 8], &floor, caps, slots)?;
     let p = slots(&t).layout();
     let at = |i: usize, s: usize, space: usize, d: DType| buf(SPACES[space], d, p[i][s]);
     let mut tiles = Vec::new();
@@ -130,79 +149,78 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     match a.mode {
         "ff" | "bp" => {
             let ff = a.mode == "ff";
+            let mut group = 0;
             for &(m0, ml) in &ranges(m, t[0]) {
-                let inner = if ff { n } else { k };
+                let (inner, red) = if ff { (n, k) } else { (k, n) };
                 for &(j0, jl) in &ranges(inner, t[1]) {
-                    let s = tiles.len() % 2;
-                    let mut tile = Tile {
-                        opens: true,
-                        closes: true,
-                        out_slot: s,
-                        ..Tile::default()
-                    };
-                    let (dci, dcw) = dc(s);
-                    if adaptive {
-                        tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dci)]));
-                        tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dcw)]));
-                    }
-                    let (ak, bs) = if ff {
-                        (k, b_block(a.tb, (0, k), (j0, jl)))
-                    } else {
-                        (n, b_block(a.tb, (j0, jl), (0, n)))
-                    };
-                    tile.loads.extend(copy_block(
-                        true,
-                        &a.a,
-                        &[m0, 0],
-                        &[ml, ak],
-                        at(0, s, IBUF, a.a.dtype),
-                        dci,
-                    )?);
-                    tile.loads.extend(copy_block(
-                        true,
-                        &a.b,
-                        &bs.0,
-                        &bs.1,
-                        at(1, s, WBUF, a.b.dtype),
-                        dcw,
-                    )?);
-                    if let Some(w) = wm {
+                    let os = group % 2;
+                    group += 1;
+                    let rt = ranges(red, t[2]);
+                    for (ri, &(r0, rl)) in rt.iter().enumerate() {
+                        let s = tiles.len() % 2;
+                        let (first, last) = (ri == 0, ri + 1 == rt.len());
+                        let mut tile = Tile {
+                            opens: first,
+                            closes: last,
+                            out_slot: os,
+                            ..Tile::default()
+                        };
+                        let (dci, dcw) = dc(s);
+                        if adaptive {
+                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dci)]));
+                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dcw)]));
+                        }
+                        let bs = if ff {
+                            b_block(a.tb, (r0, rl), (j0, jl))
+                        } else {
+                            b_block(a.tb, (j0, jl), (r0, rl))
+                        };
                         tile.loads.extend(copy_block(
                             true,
-                            w,
+                            &a.a,
+                            &[m0, r0],
+                            &[ml, rl],
+                            at(0, s, IBUF, a.a.dtype),
+                            dci,
+                        )?);
+                        tile.loads.extend(copy_block(
+                            true,
+                            &a.b,
                             &bs.0,
                             &bs.1,
-                            at(3, s, WBUF, w.dtype),
-                            "none",
+                            at(1, s, WBUF, a.b.dtype),
+                            dcw,
                         )?);
+                        if let Some(w) = wm {
+                            tile.loads.extend(copy_block(
+                                true,
+                                w,
+                                &bs.0,
+                                &bs.1,
+                                at(3, s, WBUF, w.dtype),
+                                "none",
+                            )?);
+                        }
+                        if let (Some(o), true) = (om, first) {
+                            tile.loads.extend(copy_block(
+                                true,
+                                o,
+                                &[m0, j0],
+                                &[ml, jl],
+                                at(4, os, GBUF, o.dtype),
+                                "none",
+                            )?);
+                        }
+                        let dims = if ff { (ml, rl, jl) } else { (ml, jl, rl) };
+                        let out = at(2, os, OBUF, a.out.dtype);
+                        tile.compute
+                            .push(instr(a, !first, dims, ops(s, os, out), (dci, dcw)));
+                        if last {
+                            tile.stores
+                                .extend(copy_block(false, &a.out, &[m0, j0], &[ml, jl], out, "none")?);
+                        }
+                        tiles.push(tile);
                     }
-                    if let Some(o) = om {
-                        tile.loads.extend(copy_block(
-                            true,
-                            o,
-                            &[m0, j0],
-                            &[ml, jl],
-                            at(4, s, GBUF, o.dtype),
-                            "none",
-                        )?);
-                    }
-                    let dims = if ff { (ml, k, jl) } else { (ml, jl, n) };
-                    tile.compute.push(instr(
-                        a,
-                        false,
-                        dims,
-                        ops(s, s, at(2, s, OBUF, a.out.dtype)),
-                        (dci, dcw),
-                    ));
-                    tile.stores.extend(copy_block(
-                        false,
-                        &a.out,
-                        &[m0, j0],
-                        &[ml, jl],
-                        at(2, s, OBUF, a.out.dtype),
-                        "none",
-                    )?);
-                    tiles.push(tile);
                 }
             }
         }

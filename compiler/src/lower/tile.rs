@@ -71,7 +71,8 @@ impl Slots {
         self.needs.len() - 1
     }
 
-    fn slot_bytes(bytes: u64) -> u64 {
+    /// `bytes` rounded up to the slot alignment.
+    pub fn aligned(bytes: u64) -> u64 {
         bytes.div_ceil(SLOT_ALIGN) * SLOT_ALIGN
     }
 
@@ -79,7 +80,7 @@ impl Slots {
     pub fn totals(&self) -> [u64; 4] {
         let mut t = [0u64; 4];
         for &(b, bytes) in &self.needs {
-            t[b] += 2 * Self::slot_bytes(bytes);
+            t[b] += 2 * Self::aligned(bytes);
         }
         t
     }
@@ -95,7 +96,7 @@ impl Slots {
         self.needs
             .iter()
             .map(|&(b, bytes)| {
-                let s = Self::slot_bytes(bytes);
+                let s = Self::aligned(bytes);
                 let base = next[b];
                 next[b] += 2 * s;
                 [base, base + s]
@@ -106,12 +107,14 @@ impl Slots {
 
 /// Shrinks tile sizes `t` (one per tiled dimension, starting at the extents) until `slots(t)`
 /// fits `caps`. Dimensions are shrunk in `order` (halving, in multiples of `quantum[d]` unless
-/// the tile is already at most that); an error names the op when even the smallest tiles do
-/// not fit.
+/// the tile is already at most that; always a multiple of `floor[d]` — the alignment a bitmap operand
+/// needs so that every tile boundary falls on a byte); an error names the op when even the
+/// smallest tiles do not fit.
 pub fn fit(
     t: &mut [usize],
     order: &[usize],
     quantum: &[usize],
+    floor: &[usize],
     caps: &[u64; 4],
     slots: impl Fn(&[usize]) -> Slots,
 ) -> Result<(), String> {
@@ -123,7 +126,7 @@ pub fn fit(
         let over: Vec<usize> = (0..4).filter(|&b| s.totals()[b] > caps[b]).collect();
         let mut shrunk = false;
         for &d in order {
-            if t[d] <= 1 {
+            if t[d] <= floor[d].max(1) {
                 continue;
             }
             let mut trial = t.to_vec();
@@ -136,6 +139,8 @@ pub fn fit(
             } else {
                 half
             };
+            let f = floor[d].max(1);
+            trial[d] = (trial[d] / f * f).max(f);
             if trial[d] == 0 || trial[d] == t[d] {
                 continue;
             }

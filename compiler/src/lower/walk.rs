@@ -75,6 +75,11 @@ struct Walk<'a> {
     e: Emitter,
     /// Temporaries to release after the current op.
     scratch: Vec<(u64, u64)>,
+    /// Assignments done as soon as their value is produced (value → state name): the value's
+    /// storage is overwritten in place later in the step (a BN block's γ/β rows by `sgd`) and
+    /// the state is not read after it is produced, so an early copy keeps the end-of-step
+    /// semantics of `sdt.assign`.
+    early: HashMap<ValueId, String>,
 }
 
 /// Lowers `ops` as one entry (`eval`: inference form of the forward ops). Returns the
@@ -100,6 +105,7 @@ pub fn entry(
         arena: Arena::new(sp.end),
         e: Emitter::default(),
         scratch: Vec::new(),
+        early: HashMap::new(),
     };
     w.locs.insert(
         outs.logits,
@@ -128,6 +134,11 @@ pub fn entry(
         }
         w.place_results(op, i).map_err(err)?;
         w.lower_op(op).map_err(err)?;
+        for &r in oper.results() {
+            if let Some(name) = w.early.get(&r).cloned() {
+                w.assign(r, &name).map_err(err)?;
+            }
+        }
         w.release(op, i);
     }
     {
@@ -176,6 +187,37 @@ impl Walk<'_> {
                 self.last_use.insert(r, i);
             }
         }
+        let m = self.m;
+        let index: HashMap<OpId, usize> = ops.iter().enumerate().map(|(i, &o)| (o, i)).collect();
+        let state = |name: &str| {
+            ops.iter()
+                .find(|&&s| m.op(s).name() == "sdt.state" && m.op(s).str_attr("name").ok() == Some(name))
+                .map(|&s| m.op(s).result(0))
+        };
+        for &op in ops.iter().filter(|&&o| m.op(o).name() == "sdt.assign") {
+            let o = m.op(op);
+            let (v, Ok(name)) = (o.operand(0), o.str_attr("name")) else {
+                continue;
+            };
+            let Some(&def) = m.defining_op(v).and_then(|d| index.get(&d)) else {
+                continue;
+            };
+            let last_read = state(name).and_then(|s| self.last_use.get(&s).copied());
+            if !self.root.contains_key(&v) && last_read.is_none_or(|l| l <= def) {
+                self.early.insert(v, name.to_string());
+            }
+        }
+    }
+
+    /// Copies `v` to the state tensor `name` (nothing if it is already there).
+    fn assign(&mut self, v: ValueId, name: &str) -> Result<(), String> {
+        let v = self.loc(v)?;
+        if let Some(t) = self.sp.tensor(name) {
+            if t.addr != v.addr {
+                self.e.code.push(convert(v.elems(), v.op(), t.op()));
+            }
+        }
+        Ok(())
     }
 
     fn used(&self, v: ValueId) -> bool {
@@ -355,15 +397,8 @@ impl Walk<'_> {
         match op.name() {
             "sdt.state" | "sdt.return" | "sdt.increment" | "sdt.prune_mask" => {}
             n if is_alias(n) => {}
-            "sdt.assign" => {
-                let v = self.loc(op.operand(0))?;
-                let name = op.str_attr("name")?;
-                if let Some(t) = self.sp.tensor(name) {
-                    if t.addr != v.addr {
-                        self.e.code.push(convert(v.elems(), v.op(), t.op()));
-                    }
-                }
-            }
+            "sdt.assign" if self.early.contains_key(&op.operand(0)) => {}
+            "sdt.assign" => self.assign(op.operand(0), op.str_attr("name")?)?,
             "sdt.conv_ff" | "sdt.conv_bp" | "sdt.conv_wg" => self.conv(id)?,
             "sdt.matmul_ff" | "sdt.matmul_bp" | "sdt.matmul_wg" => self.matmul(id)?,
             "sdt.bias_add" => {

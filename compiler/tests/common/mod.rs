@@ -1,0 +1,184 @@
+//! Shared helpers of the differential lowering tests: compile a `tg` module to a training
+//! binary, run one step on the simulator and in the IR interpreter (fp32), compare.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use trainer_compiler::autodiff::{autodiff, AutodiffOptions};
+use trainer_compiler::codegen;
+use trainer_compiler::frontend::{self, FrontendOptions};
+use trainer_compiler::interp::{self, State};
+use trainer_compiler::ir::{Module, TensorData};
+use trainer_compiler::lower::{self, LowerOptions};
+use trainer_compiler::sdt::{self, SdtOptions};
+use trainer_isa::names::CfgF32;
+use trainer_sim::cost::CostModel;
+use trainer_sim::machine::Machine;
+use trainer_sim::Simulator;
+
+/// A file of the workspace.
+pub fn data(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file)
+}
+
+/// Deterministic pseudo-random values in [0, 1).
+pub fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+/// Relative L2 error of `a` against `b` (absolute when `b` is zero).
+pub fn rel(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum::<f64>().sqrt();
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+/// An ONNX model of `tests/data` at a batch size.
+pub fn onnx(file: &str, batch: usize) -> Module {
+    frontend::load(
+        &data(&format!("tests/data/{file}")),
+        &FrontendOptions {
+            batch: Some(batch),
+            seed: 0,
+        },
+    )
+    .unwrap()
+}
+
+/// A `.tg` example of `examples/` at a batch size.
+pub fn tg_example(file: &str, batch: usize) -> Module {
+    frontend::load(
+        &data(&format!("examples/{file}")),
+        &FrontendOptions {
+            batch: Some(batch),
+            seed: 1,
+        },
+    )
+    .unwrap()
+}
+
+/// What one differential step measured: the largest relative error over loss, logits and every
+/// state tensor, and the instruction count of `entry.train`.
+#[derive(Debug, Clone)]
+pub struct StepDiff {
+    /// Largest relative error and the tensor it occurred in.
+    pub worst: (f64, String),
+    /// Instructions in the compiled binary.
+    pub instructions: usize,
+}
+
+/// Compiles `tg` to `sdt` and to a program lowered with `lo`; runs one step (`entry.prune` when
+/// sparse, then `entry.train`) on the simulator and in the interpreter on the same batch, and
+/// compares loss, logits and every state tensor of the interpreter (parameters, momentum, BN
+/// statistics, masks). Errors describe the first failure.
+pub fn step_diff(
+    tg: &Module,
+    opts: &SdtOptions,
+    ad: &AutodiffOptions,
+    lo: &LowerOptions,
+) -> Result<StepDiff, String> {
+    let mut m = autodiff(tg, ad).map_err(|e| format!("autodiff: {e}"))?;
+    sdt::run_pipeline(&mut m, opts).map_err(|e| format!("sdt: {e}"))?;
+    let trn = lower::lower(&m, lo).map_err(|e| format!("lower: {e}"))?;
+    let program = codegen::generate(&trn, &[]).map_err(|e| format!("codegen: {e}"))?;
+    let instructions = program.code.len();
+    let machine = Machine::resolve("trainer-28nm").unwrap();
+    let mut s = Simulator::new(program, CostModel::from_machine(&machine)).map_err(|e| e.to_string())?;
+    let mut state = State::init(&m).map_err(|e| e.to_string())?;
+    let xshape: Vec<usize> = s
+        .program()
+        .tensor("input")
+        .unwrap()
+        .shape
+        .iter()
+        .map(|&d| d as usize)
+        .collect();
+    let n: usize = xshape.iter().product();
+    let x = TensorData {
+        shape: xshape.clone(),
+        data: noise(n, 7).iter().map(|v| 2.0 * v - 0.5).collect(),
+    };
+    let classes = s.program().tensor("logits").unwrap().shape[1] as i64;
+    let y: Vec<i64> = (0..xshape[0] as i64).map(|i| (i * 7 + 3) % classes).collect();
+    let out = interp::run_step(&m, &mut state, &x, &y).map_err(|e| format!("interp: {e}"))?;
+    s.write_tensor("input", &x.data).map_err(|e| e.to_string())?;
+    s.write_tensor_ints("labels", &y).map_err(|e| e.to_string())?;
+    if opts.sparsity > 0.0 {
+        s.run_entry("prune", &[(CfgF32::Sparsity, opts.sparsity as f32)])
+            .map_err(|e| format!("sim prune: {e}"))?;
+    }
+    s.run_entry("train", &[]).map_err(|e| format!("sim train: {e}"))?;
+    let loss = s.read_tensor("loss").map_err(|e| e.to_string())?[0];
+    let mut worst = (
+        ((loss as f64 - out.loss as f64) / out.loss as f64).abs(),
+        "loss".to_string(),
+    );
+    let mut note = |r: f64, what: &str| {
+        if r > worst.0 || r.is_nan() {
+            worst = (r, what.to_string());
+        }
+    };
+    note(
+        rel(
+            &s.read_tensor("logits").map_err(|e| e.to_string())?,
+            &out.logits.data,
+        ),
+        "logits",
+    );
+    for t in s.program().tensors.clone() {
+        if let Some(want) = state.tensors.get(&t.name) {
+            let got = s.read_tensor(&t.name).map_err(|e| e.to_string())?;
+            let r = rel(&got, &want.data);
+            if std::env::var_os("DIFF_VERBOSE").is_some() {
+                let rows = want.shape.first().copied().unwrap_or(1).max(1);
+                let per = want.data.len() / rows;
+                let by_row: Vec<String> = (0..rows.min(4))
+                    .map(|i| {
+                        format!(
+                            "{:.1e}",
+                            rel(&got[i * per..(i + 1) * per], &want.data[i * per..(i + 1) * per])
+                        )
+                    })
+                    .collect();
+                eprintln!("{}: {r:.2e} rows {by_row:?}", t.name);
+            }
+            note(r, &t.name);
+        }
+    }
+    Ok(StepDiff { worst, instructions })
+}
+
+/// [`step_diff`] with an assertion that every relative error is below `tol`.
+pub fn check_step(
+    tg: &Module,
+    opts: &SdtOptions,
+    ad: &AutodiffOptions,
+    lo: &LowerOptions,
+    tol: f64,
+) -> StepDiff {
+    let d = step_diff(tg, opts, ad, lo).unwrap();
+    assert!(d.worst.0 < tol, "{}: relative error {:e}", d.worst.1, d.worst.0);
+    d
+}
+
+/// Tiny on-chip buffers (bytes: ibuf, wbuf, obuf, gbuf) that force every tiling path.
+pub const TINY_BUFFERS: [u64; 4] = [2048, 2048, 2048, 4096];
