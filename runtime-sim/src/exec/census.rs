@@ -82,33 +82,107 @@ impl Census {
         l_is_a: bool,
         unit: impl Fn(usize) -> usize,
     ) {
-        let (m_rows, j_len, p) = (l.rows(), l.cols(), r.cols() as u64);
-        let r_counts: Vec<u64> = (0..j_len).map(|j| r.row_count(j)).collect();
-        let r_total: u64 = r_counts.iter().sum();
-        for m in 0..m_rows {
-            let lrow = l.row(m);
-            let nz_j = (0..j_len).filter(|&j| lrow[j / 64] >> (j % 64) & 1 == 1);
-            let (kept, eff, r_nz) = match keep {
-                None => (p, nz_j.map(|j| r_counts[j]).sum(), r_total),
-                Some(k) => {
-                    let km = k.row(m);
-                    let per_j: Vec<u64> = (0..j_len).map(|j| and_popcount(r.row(j), km)).collect();
-                    let eff = nz_j.map(|j| per_j[j]).sum();
-                    (k.row_count(m), eff, per_j.iter().sum())
-                }
+        let Some(k) = keep else {
+            let r_counts: Vec<u64> = (0..l.cols()).map(|j| r.row_count(j)).collect();
+            return self.add_unmasked(l, &r_counts, r.cols() as u64, l_is_a, unit);
+        };
+        let (j_len, p) = (l.cols(), r.cols() as u64);
+        let mut per_j = vec![0u64; j_len];
+        for m in 0..l.rows() {
+            let km = k.row(m);
+            per_j
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, c)| *c = and_popcount(r.row(j), km));
+            let row = RowCounts {
+                l_nonzero: l.row_count(m),
+                j_len: j_len as u64,
+                kept: k.row_count(m),
+                p,
+                effective: set_bits(l.row(m)).map(|j| per_j[j]).sum(),
+                r_nonzero: per_j.iter().sum(),
             };
-            let l_nz = l.row_count(m) * kept;
-            let (a_nz, b_nz) = if l_is_a { (l_nz, r_nz) } else { (r_nz, l_nz) };
-            let u = &mut self.units[unit(m)];
-            *u += UnitWork {
-                slots: j_len as u64 * kept,
-                effective: eff,
-                a_nonzero: a_nz,
-                b_nonzero: b_nz,
-                masked: j_len as u64 * (p - kept),
-            };
+            self.add_row(unit(m), &row, l_is_a);
         }
     }
+
+    /// [`Census::add_product`] without a keep-mask, with `R` given by its row counts `r_counts`
+    /// (`J` of them) and its column count `p`.
+    pub fn add_unmasked(
+        &mut self,
+        l: &BitMatrix,
+        r_counts: &[u64],
+        p: u64,
+        l_is_a: bool,
+        unit: impl Fn(usize) -> usize,
+    ) {
+        let r_total = r_counts.iter().sum();
+        for m in 0..l.rows() {
+            let row = RowCounts {
+                l_nonzero: l.row_count(m),
+                j_len: l.cols() as u64,
+                kept: p,
+                p,
+                effective: set_bits(l.row(m)).map(|j| r_counts[j]).sum(),
+                r_nonzero: r_total,
+            };
+            self.add_row(unit(m), &row, l_is_a);
+        }
+    }
+
+    /// Adds one row's counts, measured by the caller, to `unit`.
+    pub fn add_row(&mut self, unit: usize, row: &RowCounts, l_is_a: bool) {
+        self.units[unit] += row.work(l_is_a);
+    }
+}
+
+/// Counts of one row of `L` in a product `L·R` restricted to kept outputs.
+#[derive(Debug, Clone, Copy)]
+pub struct RowCounts {
+    /// Non-zeros of the row of `L`.
+    pub l_nonzero: u64,
+    /// Length of the row of `L` (`J`).
+    pub j_len: u64,
+    /// Outputs of the row kept.
+    pub kept: u64,
+    /// Outputs of the row (`P`).
+    pub p: u64,
+    /// Effective MACs of the kept outputs.
+    pub effective: u64,
+    /// Slots of the kept outputs whose `R` operand is non-zero.
+    pub r_nonzero: u64,
+}
+
+impl RowCounts {
+    fn work(&self, l_is_a: bool) -> UnitWork {
+        let l_nz = self.l_nonzero * self.kept;
+        let (a_nz, b_nz) = if l_is_a {
+            (l_nz, self.r_nonzero)
+        } else {
+            (self.r_nonzero, l_nz)
+        };
+        UnitWork {
+            slots: self.j_len * self.kept,
+            effective: self.effective,
+            a_nonzero: a_nz,
+            b_nonzero: b_nz,
+            masked: self.j_len * (self.p - self.kept),
+        }
+    }
+}
+
+/// Indices of the set bits of a bitmap row, in increasing order.
+pub fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                i
+            })
+        })
+    })
 }
 
 #[cfg(test)]

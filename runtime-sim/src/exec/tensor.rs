@@ -5,12 +5,12 @@
 //! [`census`](super::census) of the real operands, so skipping flags change accounting only.
 
 use super::bn::{grad_sums, read_block, Block};
-use super::census::{split, Census};
+use super::census::{set_bits, split, Census, RowCounts};
 use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
 use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
-use crate::kernels::density::{BitMatrix, Counting};
+use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::ledger::Event;
@@ -336,40 +336,32 @@ fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[b
             match mode {
                 Mode::Ff => {
                     let x = &a[(n * g_n + g) * in_plane..][..in_plane];
-                    let mut col = BitMatrix::zeros(j, p);
-                    s.walk_taps(|jj, q, i| {
-                        if i.is_some_and(|i| x[i] != 0.0) {
-                            col.set(jj, q);
+                    match keep {
+                        None => census
+                            .add_unmasked(&wbits[g], &s.tap_row_counts(x), p as u64, false, |m| g * kg + m),
+                        Some(m) => {
+                            let kb = BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p);
+                            ff_masked(&mut census, s, &wbits[g], x, &kb, g * kg);
                         }
-                    });
-                    let kb = keep.map(|m| bits(&m_f32(&m[(n * s.k + g * kg) * p..][..kg * p]), kg, p));
-                    census.add_product(&wbits[g], &col, kb.as_ref(), false, |m| g * kg + m);
+                    }
                 }
                 Mode::Bp => {
                     let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
                     let keep_in = keep.map(|m| &m[(n * g_n + g) * in_plane..][..in_plane]);
-                    let kb = (padded || keep_in.is_some()).then(|| {
-                        let mut kb = BitMatrix::zeros(j, p);
-                        s.walk_taps(|jj, q, i| {
-                            if i.is_some_and(|i| keep_in.is_none_or(|m| m[i])) {
-                                kb.set(jj, q);
-                            }
-                        });
-                        kb
-                    });
+                    let kb = (padded || keep_in.is_some()).then(|| s.kept_taps(keep_in));
                     census.add_product(&wbits[g], &dy, kb.as_ref(), false, |jj| g * cg + jj / rs);
                 }
                 Mode::Wg => {
                     let x = &a[(n * g_n + g) * in_plane..][..in_plane];
-                    let mut colt = BitMatrix::zeros(p, j);
-                    s.walk_taps(|jj, q, i| {
-                        if i.is_some_and(|i| x[i] != 0.0) {
-                            colt.set(q, jj);
-                        }
-                    });
                     let dy = bits(&b[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                    let kb = keep.map(|m| bits(&m_f32(&m[g * kg * j..(g + 1) * kg * j]), kg, j));
-                    census.add_product(&dy, &colt, kb.as_ref(), false, |m| g * kg + m);
+                    match keep {
+                        None => census.add_unmasked(&dy, &s.tap_counts(x), j as u64, false, |m| g * kg + m),
+                        Some(m) => {
+                            let colt = s.tap_bits(&nonzero_bitmap(x)).transpose();
+                            let kb = BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j);
+                            census.add_product(&dy, &colt, Some(&kb), false, |m| g * kg + m);
+                        }
+                    }
                 }
             }
         }
@@ -377,8 +369,24 @@ fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[b
     census
 }
 
-fn m_f32(m: &[bool]) -> Vec<f32> {
-    m.iter().map(|&k| f32::from(u8::from(k))).collect()
+/// FF census rows of one group with a keep-mask `kb` (Kg×P), counted span by span on the input
+/// (no im2col): `w` is the group's weight bitmap (Kg×J), `x` its input, rows go to units
+/// `unit0 + m`.
+fn ff_masked(census: &mut Census, s: &ConvShape, w: &BitMatrix, x: &[f32], kb: &BitMatrix, unit0: usize) {
+    let nzx = nonzero_bitmap(x);
+    let taps = s.tap_counts(x);
+    for m in 0..w.rows() {
+        let km = kb.row(m);
+        let row = RowCounts {
+            l_nonzero: w.row_count(m),
+            j_len: w.cols() as u64,
+            kept: kb.row_count(m),
+            p: kb.cols() as u64,
+            effective: set_bits(w.row(m)).map(|j| s.row_and_count(j, &nzx, km)).sum(),
+            r_nonzero: set_bits(km).map(|q| taps[q]).sum(),
+        };
+        census.add_row(unit0 + m, &row, false);
+    }
 }
 
 /// Executes `matmul`.

@@ -17,9 +17,9 @@
 //! [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the method). MAC
 //! slots are `N·K·J·P` in every phase (the same products); padding taps count as zero-operand MACs.
 
-use super::density::{BitMatrix, Counting, WorkCounts};
+use super::density::{bits_at, bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, Csr, MatRef};
-use super::mask::{apply_weight_mask, bits_of, store};
+use super::mask::{apply_weight_mask, store};
 use super::{check_len, invalid, Result};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -170,80 +170,229 @@ impl ConvShape {
         self.out_h() * self.out_w()
     }
 
-    /// Calls `f(j, p, input)` for every im2col element of one group, where `input` is the offset
-    /// into the group's input channels (`ci·H·W + ih·W + iw`) or `None` for a padding tap.
-    pub(crate) fn walk_taps(&self, mut f: impl FnMut(usize, usize, Option<usize>)) {
-        let (oh, ow) = (self.out_h(), self.out_w());
+    /// Calls `f` for every run of in-bounds taps of one group's im2col matrix, in (input channel,
+    /// kernel row, kernel column, output row) order; padding taps belong to no span.
+    pub(crate) fn for_each_span(&self, mut f: impl FnMut(TapSpan)) {
+        (0..self.j()).for_each(|j| self.row_spans(j, &mut f));
+    }
+
+    /// Calls `f` for the runs of in-bounds taps of im2col row `j` (one per output row that has
+    /// any), in output-row order.
+    pub(crate) fn row_spans(&self, j: usize, mut f: impl FnMut(TapSpan)) {
+        let (ci, r, s) = (j / (self.r * self.s), j / self.s % self.r, j % self.s);
+        let ow = self.out_w();
+        let (Some(ys), Some(xs)) = (self.rows_in(r), self.cols_in(s)) else {
+            return;
+        };
+        let base = ci * self.h * self.w + xs.first;
+        for y in ys.lo..ys.hi {
+            let ih = ys.first + (y - ys.lo) * self.stride.0;
+            f(TapSpan {
+                j,
+                q: y * ow + xs.lo,
+                len: xs.hi - xs.lo,
+                src: base + ih * self.w,
+            });
+        }
+    }
+
+    /// Output rows whose kernel row `r` lands inside the input.
+    fn rows_in(&self, r: usize) -> Option<InBounds> {
+        InBounds::new(
+            r * self.dilation.0,
+            self.pad.top,
+            self.stride.0,
+            self.h,
+            self.out_h(),
+        )
+    }
+
+    /// Output columns whose kernel column `s` lands inside the input.
+    fn cols_in(&self, s: usize) -> Option<InBounds> {
+        InBounds::new(
+            s * self.dilation.1,
+            self.pad.left,
+            self.stride.1,
+            self.w,
+            self.out_w(),
+        )
+    }
+
+    /// Number of non-zero in-bounds taps of every im2col row (J counts) of one group's input
+    /// `xg`, from prefix sums of its non-zero indicator taken along the stride lattice.
+    pub(crate) fn tap_row_counts(&self, xg: &[f32]) -> Vec<u64> {
+        let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
-        let (dh, dw) = self.dilation;
-        for ci in 0..self.cg() {
-            for r in 0..self.r {
-                for s in 0..self.s {
-                    let j = (ci * self.r + r) * self.s + s;
-                    for y in 0..oh {
-                        let ih = (y * sh + r * dh)
-                            .checked_sub(self.pad.top)
-                            .filter(|&i| i < self.h);
-                        for x in 0..ow {
-                            let iw = (x * sw + s * dw)
-                                .checked_sub(self.pad.left)
-                                .filter(|&i| i < self.w);
-                            let input = ih.zip(iw).map(|(ih, iw)| (ci * self.h + ih) * self.w + iw);
-                            f(j, y * ow + x, input);
+        // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw).
+        let mut sums = vec![0u32; self.cg() * h * w];
+        for plane in (0..self.cg()).map(|ci| ci * h * w) {
+            for i in 0..h {
+                for k in 0..w {
+                    let at = plane + i * w + k;
+                    let mut v = u32::from(xg[at] != 0.0);
+                    if i >= sh {
+                        v += sums[at - sh * w];
+                    }
+                    if k >= sw {
+                        v += sums[at - sw];
+                        if i >= sh {
+                            v -= sums[at - sh * w - sw];
                         }
                     }
+                    sums[at] = v;
                 }
+            }
+        }
+        (0..self.j())
+            .map(|j| {
+                let (ci, r, s) = (j / (self.r * self.s), j / self.s % self.r, j % self.s);
+                let (Some(ys), Some(xs)) = (self.rows_in(r), self.cols_in(s)) else {
+                    return 0;
+                };
+                let plane = ci * h * w;
+                let at = |i: Option<usize>, k: Option<usize>| {
+                    i.zip(k).map_or(0, |(i, k)| u64::from(sums[plane + i * w + k]))
+                };
+                let (il, kl) = (Some(ys.last(sh)), Some(xs.last(sw)));
+                let (i0, k0) = (ys.first.checked_sub(sh), xs.first.checked_sub(sw));
+                at(il, kl) + at(i0, k0) - at(i0, kl) - at(il, k0)
+            })
+            .collect()
+    }
+
+    /// The im2col bit matrix (J×P) of a per-input bit vector of one group (bit
+    /// `ci·H·W + ih·W + iw`); padding taps are 0.
+    pub(crate) fn tap_bits(&self, input: &[u64]) -> BitMatrix {
+        let mut m = BitMatrix::zeros(self.j(), self.p());
+        let sw = self.stride.1;
+        self.for_each_span(|t| {
+            for done in (0..t.len).step_by(64) {
+                let n = (t.len - done).min(64);
+                let bits = strided_bits(input, t.src + done * sw, sw, n);
+                m.or_bits(t.j, t.q + done, bits, n);
+            }
+        });
+        m
+    }
+
+    /// [`ConvShape::tap_bits`] of a keep-mask over one group's input (`None`: all kept), i.e.
+    /// the in-bounds taps whose input is kept.
+    pub(crate) fn kept_taps(&self, keep: Option<&[bool]>) -> BitMatrix {
+        let all = || vec![u64::MAX; (self.cg() * self.h * self.w).div_ceil(64)];
+        self.tap_bits(&keep.map_or_else(all, bool_bitmap))
+    }
+
+    /// Number of taps of im2col row `j` whose input bit (in `input`, per group input element) and
+    /// output bit (in `out`, per output position) are both set.
+    pub(crate) fn row_and_count(&self, j: usize, input: &[u64], out: &[u64]) -> u64 {
+        let sw = self.stride.1;
+        let mut total = 0;
+        self.row_spans(j, |t| {
+            for done in (0..t.len).step_by(64) {
+                let n = (t.len - done).min(64);
+                let bits = strided_bits(input, t.src + done * sw, sw, n) & bits_at(out, t.q + done, n);
+                total += u64::from(bits.count_ones());
+            }
+        });
+        total
+    }
+
+    /// Number of non-zero in-bounds taps of every output position (columns of one group's
+    /// im2col matrix of input `xg`).
+    pub(crate) fn tap_counts(&self, xg: &[f32]) -> Vec<u64> {
+        let mut counts = vec![0; self.p()];
+        let sw = self.stride.1;
+        self.for_each_span(|t| {
+            let dst = &mut counts[t.q..t.q + t.len];
+            dst.iter_mut()
+                .enumerate()
+                .for_each(|(k, c)| *c += u64::from(xg[t.src + k * sw] != 0.0));
+        });
+        counts
+    }
+
+    /// `y (Kg×P) = W·col` of one group with `W` in CSR, straight from the input (no im2col):
+    /// every non-zero weight adds its scaled input spans in CSR order, the order [`gemm::spmm`]
+    /// adds them in (padding taps would add ±0 to sums that start at +0: no change).
+    fn sparse_ff(&self, w: &Csr, xg: &[f32], y: &mut [f32]) {
+        let (p, sw) = (self.p(), self.stride.1);
+        y.fill(0.0);
+        for (m, row) in y.chunks_exact_mut(p).enumerate() {
+            for (jj, v) in w.row(m) {
+                self.row_spans(jj, |t| {
+                    let dst = &mut row[t.q..t.q + t.len];
+                    if sw == 1 {
+                        let src = &xg[t.src..t.src + t.len];
+                        dst.iter_mut().zip(src).for_each(|(o, &x)| *o += v * x);
+                    } else {
+                        dst.iter_mut()
+                            .enumerate()
+                            .for_each(|(k, o)| *o += v * xg[t.src + k * sw]);
+                    }
+                });
             }
         }
     }
 
     /// im2col of one group of one image: `col` is J×P.
-    ///
-    /// Works row segment by row segment (the in-bounds output columns of each (j, output row) are
-    /// computed once), so the inner loop is a strided gather, or a plain copy at stride 1.
     fn im2col(&self, xg: &[f32], col: &mut [f32]) {
-        let (oh, ow) = (self.out_h(), self.out_w());
-        let (sh, sw) = self.stride;
-        let (dh, dw) = self.dilation;
-        for ci in 0..self.cg() {
-            for r in 0..self.r {
-                for s in 0..self.s {
-                    let j = (ci * self.r + r) * self.s + s;
-                    // Output columns x with 0 <= x*sw + s*dw - left < w.
-                    let shift = s * dw;
-                    let x_lo = self.pad.left.saturating_sub(shift).div_ceil(sw).min(ow);
-                    let x_hi = (self.w + self.pad.left)
-                        .saturating_sub(shift)
-                        .div_ceil(sw)
-                        .clamp(x_lo, ow);
-                    for y in 0..oh {
-                        let dst = &mut col[j * oh * ow + y * ow..][..ow];
-                        let ih = (y * sh + r * dh)
-                            .checked_sub(self.pad.top)
-                            .filter(|&i| i < self.h);
-                        let Some(ih) = ih else {
-                            dst.fill(0.0);
-                            continue;
-                        };
-                        let src = &xg[(ci * self.h + ih) * self.w..][..self.w];
-                        dst[..x_lo].fill(0.0);
-                        dst[x_hi..].fill(0.0);
-                        if x_lo == x_hi {
-                            continue;
-                        }
-                        let first = x_lo * sw + shift - self.pad.left;
-                        if sw == 1 {
-                            dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
-                        } else {
-                            for (k, d) in dst[x_lo..x_hi].iter_mut().enumerate() {
-                                *d = src[first + k * sw];
-                            }
-                        }
-                    }
-                }
+        col.fill(0.0);
+        let (p, sw) = (self.p(), self.stride.1);
+        self.for_each_span(|t| {
+            let dst = &mut col[t.j * p + t.q..][..t.len];
+            if sw == 1 {
+                dst.copy_from_slice(&xg[t.src..t.src + t.len]);
+            } else {
+                dst.iter_mut()
+                    .enumerate()
+                    .for_each(|(k, d)| *d = xg[t.src + k * sw]);
             }
-        }
+        });
     }
+}
+
+/// The output positions `lo..hi` along one axis whose tap lands inside the input, and the input
+/// index `first` of position `lo` (later ones follow at the stride).
+#[derive(Debug, Clone, Copy)]
+struct InBounds {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+impl InBounds {
+    /// Positions `o < out` with `0 <= o·stride + offset - pad < size`; `None` if there are none.
+    fn new(offset: usize, pad: usize, stride: usize, size: usize, out: usize) -> Option<Self> {
+        let lo = pad.saturating_sub(offset).div_ceil(stride).min(out);
+        let hi = (size + pad)
+            .saturating_sub(offset)
+            .div_ceil(stride)
+            .clamp(lo, out);
+        (lo < hi).then(|| Self {
+            lo,
+            hi,
+            first: lo * stride + offset - pad,
+        })
+    }
+
+    /// Input index of the last position.
+    fn last(&self, stride: usize) -> usize {
+        self.first + (self.hi - 1 - self.lo) * stride
+    }
+}
+
+/// A run of in-bounds taps of one im2col row: columns `q..q + len` of row `j` read the group's
+/// input at offsets `src, src + stride_w, …` (`ci·H·W + ih·W + iw`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TapSpan {
+    /// im2col row (`(ci·R + r)·S + s`).
+    pub j: usize,
+    /// First output position (`y·OW + x`).
+    pub q: usize,
+    /// Number of taps.
+    pub len: usize,
+    /// Input offset of the first tap.
+    pub src: usize,
 }
 
 /// Options of a convolution kernel call.
@@ -284,8 +433,9 @@ pub fn conv_ff(
             )?))
         })
         .collect::<Result<_>>()?;
+    let exact = opts.counting == Counting::Exact;
     let per_image = |(n, yn): (usize, &mut [f32])| -> Result<WorkCounts> {
-        let mut col = vec![0.0; j * p];
+        let mut col = Vec::new();
         let mut tmp = vec![0.0; kg * p];
         let mut counts = WorkCounts {
             exact: true,
@@ -293,14 +443,16 @@ pub fn conv_ff(
         };
         for g in 0..shape.groups {
             let xg = &x[(n * shape.groups + g) * in_plane..][..in_plane];
-            shape.im2col(xg, &mut col);
             let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?;
-            let colv = MatRef::row_major(&col, j, p)?;
             let keep_g = opts.keep.map(|m| &m[(n * shape.k + g * kg) * p..][..kg * p]);
-            let keep = keep_g.map(|m| bits_of(m, kg, p));
+            let keep = keep_g.map(|m| BitMatrix::from_bools(m, kg, p));
+            if sparse[g].is_none() || exact {
+                col.resize(j * p, 0.0);
+                shape.im2col(xg, &mut col);
+            }
             match &sparse[g] {
-                Some(csr) => gemm::spmm(csr, &col, p, &mut tmp, p, false)?,
-                None => gemm::gemm(wv, colv, &mut tmp, p, false)?,
+                Some(csr) => shape.sparse_ff(csr, xg, &mut tmp),
+                None => gemm::gemm(wv, MatRef::row_major(&col, j, p)?, &mut tmp, p, false)?,
             }
             store(
                 &mut yn[g * kg * p..(g + 1) * kg * p],
@@ -308,7 +460,15 @@ pub fn conv_ff(
                 keep_g,
                 opts.accumulate,
             );
-            counts += product_counts(wv, colv, keep.as_ref(), None, opts.counting);
+            let effective = match exact {
+                true => Some(gemm::count_effective(
+                    wv,
+                    MatRef::row_major(&col, j, p)?,
+                    keep.as_ref(),
+                )),
+                false => None,
+            };
+            counts += product_counts([kg, j, p], keep.as_ref(), None, effective);
         }
         Ok(counts)
     };
@@ -356,9 +516,18 @@ pub fn conv_bp(
                 None => gemm::gemm(wv, dyv, &mut dcol, p, false)?,
             }
             tmp.fill(0.0);
-            shape.walk_taps(|jj, q, i| {
-                if let Some(i) = i {
-                    tmp[i] += dcol[jj * p + q];
+            // col2im; rows of structurally zero weights are +0 and leave `tmp` unchanged.
+            let sw = shape.stride.1;
+            shape.for_each_span(|t| {
+                if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(t.j)) {
+                    return;
+                }
+                let src = &dcol[t.j * p + t.q..][..t.len];
+                if sw == 1 {
+                    let dst = &mut tmp[t.src..t.src + t.len];
+                    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                } else {
+                    src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
                 }
             });
             let keep_in = opts
@@ -371,18 +540,13 @@ pub fn conv_bp(
                 opts.accumulate,
             );
             // Products whose target is padding or a dropped element are not computed.
-            let mut keep_col = BitMatrix::zeros(j, p);
             let mut valid = 0usize;
-            shape.walk_taps(|jj, q, i| {
-                if let Some(i) = i {
-                    valid += 1;
-                    if keep_in.is_none_or(|m| m[i]) {
-                        keep_col.set(jj, q);
-                    }
-                }
-            });
+            shape.for_each_span(|t| valid += t.len);
+            let keep_col = shape.kept_taps(keep_in);
             let dropped = (valid as u64 - keep_col.count()) * kg as u64;
-            let mut c = product_counts(wv, dyv, Some(&keep_col), Some(dropped), opts.counting);
+            let effective =
+                (opts.counting == Counting::Exact).then(|| gemm::count_effective(wv, dyv, Some(&keep_col)));
+            let mut c = product_counts([j, kg, p], Some(&keep_col), Some(dropped), effective);
             c.outputs = in_plane as u64;
             c.outputs_skipped = keep_in.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
             counts += c;
@@ -426,7 +590,7 @@ pub fn conv_wg(
     let keeps: Vec<Option<BitMatrix>> = (0..shape.groups)
         .map(|g| {
             opts.keep
-                .map(|m| bits_of(&m[g * kg * j..(g + 1) * kg * j], kg, j))
+                .map(|m| BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j))
         })
         .collect();
     let keep_slices: Vec<Option<&[bool]>> = (0..shape.groups)
@@ -456,7 +620,9 @@ pub fn conv_wg(
                         Some(keep) if sparse_keep => gemm::sddmm(dyg, &col, p, keep, acc_g)?,
                         _ => gemm::gemm(dyv, colv, acc_g, j, true)?,
                     }
-                    counts += product_counts(dyv, colv, keep.as_ref(), None, opts.counting);
+                    let effective = (opts.counting == Counting::Exact)
+                        .then(|| gemm::count_effective(dyv, colv, keep.as_ref()));
+                    counts += product_counts([kg, p, j], keep.as_ref(), None, effective);
                 }
             }
             Ok((acc, counts))
@@ -479,23 +645,21 @@ pub fn conv_wg(
     Ok(counts)
 }
 
-/// Counters of one `A·B` product with an optional keep-mask; `dropped` overrides the number of MAC
-/// slots excluded by the keep-mask (BP, where the mask lives on scattered outputs).
+/// Counters of one `A·B` product of `[m, k, n]` (A: m×k, B: k×n) with an optional keep-mask;
+/// `dropped` overrides the number of MAC slots excluded by the keep-mask (BP, where the mask lives
+/// on scattered outputs); `effective` is the exact count when counting is on.
 fn product_counts(
-    a: MatRef,
-    b: MatRef,
+    [m, k, n]: [usize; 3],
     keep: Option<&BitMatrix>,
     dropped: Option<u64>,
-    counting: Counting,
+    effective: Option<u64>,
 ) -> WorkCounts {
-    let (m, k, n) = (a.rows() as u64, a.cols() as u64, b.cols() as u64);
+    let (m, k, n) = (m as u64, k as u64, n as u64);
     let slots = m * k * n;
     let kept_outputs = keep.map_or(m * n, |kb| kb.count());
     let masked_out = dropped.unwrap_or((m * n - kept_outputs) * k);
-    let (exact, effective) = match counting {
-        Counting::Exact => (true, gemm::count_effective(a, b, keep)),
-        Counting::SlotsOnly => (false, 0),
-    };
+    let exact = effective.is_some();
+    let effective = effective.unwrap_or(0);
     WorkCounts {
         mac_slots: slots,
         effective,

@@ -44,12 +44,7 @@ impl BitMatrix {
         let mut m = Self::zeros(rows, cols);
         for r in 0..rows {
             let words = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
-            for (w, chunk) in words.iter_mut().zip(row(r)[..cols].chunks(64)) {
-                *w = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0, |acc, (i, &x)| acc | u64::from(x != 0.0) << i);
-            }
+            pack_into(words, &row(r)[..cols], |&x| x != 0.0);
         }
         m
     }
@@ -59,9 +54,45 @@ impl BitMatrix {
         Self::from_fn(rows, cols, |r, c| data[r * rs + c * cs] != 0.0)
     }
 
+    /// The bit matrix of a boolean mask (`rows·cols`, row-major).
+    pub fn from_bools(mask: &[bool], rows: usize, cols: usize) -> Self {
+        let mut m = Self::zeros(rows, cols);
+        for r in 0..rows {
+            let words = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
+            pack_into(words, &mask[r * cols..(r + 1) * cols], |&k| k);
+        }
+        m
+    }
+
     /// Sets bit `(r, c)`.
     pub fn set(&mut self, r: usize, c: usize) {
         self.words[r * self.words_per_row + c / 64] |= 1 << (c % 64);
+    }
+
+    /// ORs the `n <= 64` low bits of `bits` into row `r` at columns `c..c + n`.
+    pub fn or_bits(&mut self, r: usize, c: usize, bits: u64, n: usize) {
+        debug_assert!(n <= 64 && c + n <= self.cols && (n == 64 || bits >> n == 0));
+        let row = &mut self.words[r * self.words_per_row..(r + 1) * self.words_per_row];
+        let (w, b) = (c / 64, c % 64);
+        row[w] |= bits << b;
+        if b > 0 && b + n > 64 {
+            row[w + 1] |= bits >> (64 - b);
+        }
+    }
+
+    /// The transposed bit matrix.
+    pub fn transpose(&self) -> Self {
+        let mut t = Self::zeros(self.cols, self.rows);
+        for r in 0..self.rows {
+            for (w, &word) in self.row(r).iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    t.set(w * 64 + bits.trailing_zeros() as usize, r);
+                    bits &= bits - 1;
+                }
+            }
+        }
+        t
     }
 
     /// Number of rows.
@@ -108,6 +139,62 @@ pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
         .sum()
 }
 
+/// Packs `pred` of every element of `src` into `words` (bit `i % 64` of word `i / 64`).
+fn pack_into<T>(words: &mut [u64], src: &[T], pred: impl Fn(&T) -> bool) {
+    for (w, chunk) in words.iter_mut().zip(src.chunks(64)) {
+        *w = chunk
+            .iter()
+            .enumerate()
+            .fold(0, |acc, (i, x)| acc | u64::from(pred(x)) << i);
+    }
+}
+
+/// Packs a boolean mask into 64-bit words (bit `i % 64` of word `i / 64`).
+pub fn bool_bitmap(mask: &[bool]) -> Vec<u64> {
+    let mut words = vec![0; mask.len().div_ceil(64)];
+    pack_into(&mut words, mask, |&k| k);
+    words
+}
+
+/// Bits `start..start + n` (`n <= 64`) of a packed bit vector, in the low bits of the result.
+pub fn bits_at(words: &[u64], start: usize, n: usize) -> u64 {
+    debug_assert!(n <= 64);
+    if n == 0 {
+        return 0;
+    }
+    let (w, b) = (start / 64, start % 64);
+    let mut v = words[w] >> b;
+    if b > 0 && b + n > 64 {
+        v |= words[w + 1] << (64 - b);
+    }
+    if n == 64 {
+        v
+    } else {
+        v & ((1 << n) - 1)
+    }
+}
+
+/// Bits 0, 2, 4, … of `x` packed into the low 32 bits.
+fn even_bits(x: u64) -> u64 {
+    let mut x = x & 0x5555_5555_5555_5555;
+    x = (x | x >> 1) & 0x3333_3333_3333_3333;
+    x = (x | x >> 2) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | x >> 4) & 0x00FF_00FF_00FF_00FF;
+    x = (x | x >> 8) & 0x0000_FFFF_0000_FFFF;
+    (x | x >> 16) & 0x0000_0000_FFFF_FFFF
+}
+
+/// Bits `start, start + step, …` (`n <= 64` of them) of a packed bit vector, in the low bits of
+/// the result.
+pub fn strided_bits(words: &[u64], start: usize, step: usize, n: usize) -> u64 {
+    match step {
+        1 => bits_at(words, start, n),
+        2 if n > 32 => strided_bits(words, start, 2, 32) | strided_bits(words, start + 64, 2, n - 32) << 32,
+        2 => even_bits(bits_at(words, start, (2 * n).saturating_sub(1))),
+        _ => (0..n).fold(0, |acc, i| acc | bits_at(words, start + i * step, 1) << i),
+    }
+}
+
 /// Number of non-zero elements of `data` (NaN counts as non-zero; ±0 as zero).
 pub fn count_nonzero(data: &[f32]) -> u64 {
     data.iter().map(|&x| u64::from(x != 0.0)).sum()
@@ -125,14 +212,9 @@ pub fn density(data: &[f32]) -> f64 {
 /// Packs the non-zero indicator of `data` into 64-bit words (bit `i % 64` of word `i / 64`), the
 /// bitmap a compressed DMA transfer sends alongside the non-zero values.
 pub fn nonzero_bitmap(data: &[f32]) -> Vec<u64> {
-    data.chunks(64)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .enumerate()
-                .fold(0u64, |w, (i, &x)| w | u64::from(x != 0.0) << i)
-        })
-        .collect()
+    let mut words = vec![0; data.len().div_ceil(64)];
+    pack_into(&mut words, data, |&x| x != 0.0);
+    words
 }
 
 /// Exact work counters of one compute kernel call, measured on the real operands.
@@ -210,6 +292,33 @@ mod tests {
         assert_eq!(
             and_popcount(bm.row(0), bm.row(1)),
             (0..65).filter(|&c| big[c] != 0.0 && big[65 + c] != 0.0).count() as u64
+        );
+    }
+
+    #[test]
+    fn bit_spans() {
+        let bools: Vec<bool> = (0..200).map(|i| (i * 2654435761usize) % 5 < 2).collect();
+        let words = bool_bitmap(&bools);
+        for step in 1..4 {
+            for start in [0, 1, 37, 63, 64, 70] {
+                for n in [0, 1, 5, 31, 32, 33, 40, 64] {
+                    if start + step * n.max(1) > 200 {
+                        continue;
+                    }
+                    let want = (0..n).fold(0u64, |a, i| a | u64::from(bools[start + i * step]) << i);
+                    assert_eq!(strided_bits(&words, start, step, n), want, "{start} {step} {n}");
+                }
+            }
+        }
+        let m = BitMatrix::from_bools(&bools[..130], 2, 65);
+        assert_eq!(m, BitMatrix::from_fn(2, 65, |r, c| bools[r * 65 + c]));
+        assert_eq!(m.transpose(), BitMatrix::from_fn(65, 2, |r, c| bools[c * 65 + r]));
+        let mut o = BitMatrix::zeros(1, 130);
+        o.or_bits(0, 60, 0b1011, 4);
+        o.or_bits(0, 66, u64::MAX, 64);
+        assert_eq!(
+            o,
+            BitMatrix::from_fn(1, 130, |_, c| [60, 61, 63].contains(&c) || (66..130).contains(&c))
         );
     }
 }

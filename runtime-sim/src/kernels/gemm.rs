@@ -222,6 +222,20 @@ impl Csr {
         self.row_ptr.len() - 1
     }
 
+    /// The (column, value) pairs of row `r`, in column order.
+    pub(crate) fn row(&self, r: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let at = self.row_ptr[r]..self.row_ptr[r + 1];
+        self.cols[at.clone()]
+            .iter()
+            .map(|&c| c as usize)
+            .zip(self.vals[at].iter().copied())
+    }
+
+    /// Whether row `r` has no non-zeros.
+    pub(crate) fn row_is_empty(&self, r: usize) -> bool {
+        self.row_ptr[r] == self.row_ptr[r + 1]
+    }
+
     /// Fraction of non-zero elements.
     pub fn density(&self) -> f64 {
         let total = self.rows() * self.ncols;

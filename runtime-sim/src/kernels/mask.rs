@@ -1,6 +1,5 @@
 //! Element-mask helpers shared by the compute kernels.
 
-use super::density::BitMatrix;
 use super::{check_len, Result};
 use std::borrow::Cow;
 
@@ -16,11 +15,6 @@ pub(crate) fn store(dst: &mut [f32], src: &[f32], keep: Option<&[bool]>, accumul
             }
         }
     }
-}
-
-/// Packs a boolean mask (`rows·cols`, row-major) into a bit matrix.
-pub(crate) fn bits_of(mask: &[bool], rows: usize, cols: usize) -> BitMatrix {
-    BitMatrix::from_fn(rows, cols, |r, c| mask[r * cols + c])
 }
 
 /// `w ⊙ mask`, borrowing `w` when there is no mask.

@@ -1,9 +1,9 @@
 //! Matrix multiply `C = op(A)·op(B)` with element masks and work counters, and the FF/BP/WG forms
 //! of a linear (Gemm) layer `y = x·Wᵀ` (x: batch×in, W: out×in, y: batch×out).
 
-use super::density::{Counting, WorkCounts};
+use super::density::{BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, count_effective, MatRef};
-use super::mask::{apply_weight_mask, bits_of, store};
+use super::mask::{apply_weight_mask, store};
 use super::{check_len, Result};
 
 /// Dimensions of `C (m×n) = op(A) (m×k) · op(B) (k×n)`.
@@ -64,7 +64,7 @@ pub fn matmul(
     let mut tmp = vec![0.0; m * n];
     gemm::gemm(av, bv, &mut tmp, n, false)?;
     store(c, &tmp, opts.keep, opts.accumulate);
-    let keep_bits = opts.keep.map(|kp| bits_of(kp, m, n));
+    let keep_bits = opts.keep.map(|kp| BitMatrix::from_bools(kp, m, n));
     let outputs = (m * n) as u64;
     let kept = keep_bits.as_ref().map_or(outputs, |kb| kb.count());
     let slots = outputs * k as u64;

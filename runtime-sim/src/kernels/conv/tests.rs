@@ -293,3 +293,35 @@ fn bad_arguments_are_errors() {
     };
     assert!(conv_wg(&sh, &x, &y.clone(), &mut dw, &opts).is_err());
 }
+
+#[test]
+fn tap_counters_match_the_im2col_matrix() {
+    let mut rng = Rng::new(3);
+    for sh in shapes() {
+        let in_plane = sh.cg() * sh.h * sh.w;
+        let (j, p) = (sh.j(), sh.p());
+        let x = sparse_vec(&mut rng, in_plane, 0.5);
+        let mut col = vec![0.0; j * p];
+        sh.im2col(&x, &mut col);
+        let nz = |v: f32| u64::from(v != 0.0);
+        let rows: Vec<u64> = (0..j)
+            .map(|r| col[r * p..][..p].iter().map(|&v| nz(v)).sum())
+            .collect();
+        let cols: Vec<u64> = (0..p).map(|q| (0..j).map(|r| nz(col[r * p + q])).sum()).collect();
+        assert_eq!(sh.tap_row_counts(&x), rows, "{sh:?}");
+        assert_eq!(sh.tap_counts(&x), cols, "{sh:?}");
+        let bits = sh.tap_bits(&crate::kernels::density::nonzero_bitmap(&x));
+        assert_eq!(
+            bits,
+            MatRef::row_major(&col, j, p).unwrap().nonzero_bits(),
+            "{sh:?}"
+        );
+        let out: Vec<bool> = (0..p).map(|_| rng.uniform() < 0.5).collect();
+        let out_bits = bool_bitmap(&out);
+        let in_bits = crate::kernels::density::nonzero_bitmap(&x);
+        for r in 0..j {
+            let want: u64 = (0..p).map(|q| nz(col[r * p + q]) * u64::from(out[q])).sum();
+            assert_eq!(sh.row_and_count(r, &in_bits, &out_bits), want, "{sh:?} row {r}");
+        }
+    }
+}
