@@ -5,12 +5,12 @@
 //! [`census`](super::census) of the real operands, so skipping flags change accounting only.
 
 use super::bn::{grad_sums, read_block, Block};
-use super::census::{set_bits, split, Census, RowCounts};
+use super::census::{set_bits, split, Census, RowCounts, UnitWork};
 use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
 use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
-use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting};
+use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::ledger::Event;
@@ -315,8 +315,11 @@ fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
 fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[bool]>) -> Census {
     let (g_n, kg, cg, j, p) = (s.groups, s.kg(), s.cg(), s.j(), s.p());
     let in_plane = cg * s.h * s.w;
-    let rs = s.r * s.s;
-    let padded = s.pad.top + s.pad.left + s.pad.bottom + s.pad.right > 0;
+    let taps = if mode == Mode::Bp {
+        s.tap_sums(None)
+    } else {
+        Vec::new()
+    };
     let units = if mode == Mode::Bp { s.c } else { s.k };
     let mut census = Census::new(units);
     let wbits: Vec<BitMatrix> = match mode {
@@ -348,8 +351,7 @@ fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[b
                 Mode::Bp => {
                     let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
                     let keep_in = keep.map(|m| &m[(n * g_n + g) * in_plane..][..in_plane]);
-                    let kb = (padded || keep_in.is_some()).then(|| s.kept_taps(keep_in));
-                    census.add_product(&wbits[g], &dy, kb.as_ref(), false, |jj| g * cg + jj / rs);
+                    bp_group(&mut census, s, &wbits[g], &dy, keep_in, g * cg, &taps);
                 }
                 Mode::Wg => {
                     let x = &a[(n * g_n + g) * in_plane..][..in_plane];
@@ -386,6 +388,60 @@ fn ff_masked(census: &mut Census, s: &ConvShape, w: &BitMatrix, x: &[f32], kb: &
             r_nonzero: set_bits(km).map(|q| taps[q]).sum(),
         };
         census.add_row(unit0 + m, &row, false);
+    }
+}
+
+/// BP census of one image and group, per input channel (unit `unit0 + ci`): `w` is Wᵀ's bitmap
+/// (J×Kg), `dy` the output gradient's (Kg×P), `keep_in` the kept input gradients, `taps` the
+/// in-bounds taps reading each input position of a channel. Products onto padding or dropped
+/// inputs are masked. Channel totals come from tap sums; only rows of non-zero weights are
+/// counted span by span.
+fn bp_group(
+    census: &mut Census,
+    s: &ConvShape,
+    w: &BitMatrix,
+    dy: &BitMatrix,
+    keep_in: Option<&[bool]>,
+    unit0: usize,
+    taps: &[u64],
+) {
+    let (kg, p, rs, plane) = (dy.rows() as u64, s.p(), s.r * s.s, s.h * s.w);
+    // Non-zero output gradients per output position, summed onto the inputs their taps read.
+    let mut per_q = vec![0u64; p];
+    (0..dy.rows()).for_each(|k| set_bits(dy.row(k)).for_each(|q| per_q[q] += 1));
+    let dy_taps = s.tap_sums(Some(&per_q));
+    let keep_bits = keep_in.map_or_else(|| vec![u64::MAX; (s.cg() * plane).div_ceil(64)], bool_bitmap);
+    let all_out = vec![u64::MAX; p.div_ceil(64)];
+    for ci in 0..s.cg() {
+        let kept_sum = |per_in: &[u64]| -> u64 {
+            match keep_in {
+                None => per_in.iter().sum(),
+                Some(m) => m[ci * plane..][..plane]
+                    .iter()
+                    .zip(per_in)
+                    .filter(|(&k, _)| k)
+                    .map(|(_, &v)| v)
+                    .sum(),
+            }
+        };
+        let kept = kept_sum(taps);
+        let (mut effective, mut b_nonzero) = (0, 0);
+        for j in ci * rs..(ci + 1) * rs {
+            let l_nz = w.row_count(j);
+            if l_nz > 0 {
+                b_nonzero += l_nz * s.row_and_count(j, &keep_bits, &all_out);
+                effective += set_bits(w.row(j))
+                    .map(|k| s.row_and_count(j, &keep_bits, dy.row(k)))
+                    .sum::<u64>();
+            }
+        }
+        census.units[unit0 + ci] += UnitWork {
+            slots: kg * kept,
+            effective,
+            a_nonzero: kept_sum(&dy_taps),
+            b_nonzero,
+            masked: kg * (rs as u64 * p as u64 - kept),
+        };
     }
 }
 
@@ -509,4 +565,101 @@ fn matmul_census(s: &MatmulShape, x: &[f32], y: &[f32], keep: Option<&[bool]>, x
     let mut census = Census::new(n);
     census.add_product(&ybits, &xbits, kb.as_ref(), x_is_b, |r| r);
     census
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::Padding;
+
+    /// The census straight from the im2col bitmaps (`L·R` with every row counted).
+    fn reference(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[bool]>) -> Census {
+        let (kg, cg, j, p) = (s.kg(), s.cg(), s.j(), s.p());
+        let in_plane = cg * s.h * s.w;
+        let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
+        for n in 0..s.n {
+            for g in 0..s.groups {
+                let w = &b[g * kg * j..][..kg * j];
+                match mode {
+                    Mode::Ff => {
+                        let x = &a[(n * s.groups + g) * in_plane..][..in_plane];
+                        let col = s.tap_bits(&nonzero_bitmap(x));
+                        let kb = keep
+                            .map(|m| BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p));
+                        census.add_product(&bits(w, kg, j), &col, kb.as_ref(), false, |m| g * kg + m);
+                    }
+                    Mode::Bp => {
+                        let wt = BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0);
+                        let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
+                        let kb = s.kept_taps(keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane]));
+                        census.add_product(&wt, &dy, Some(&kb), false, |jj| g * cg + jj / (s.r * s.s));
+                    }
+                    Mode::Wg => unreachable!("not compared"),
+                }
+            }
+        }
+        census
+    }
+
+    #[test]
+    fn conv_census_matches_im2col_bitmaps() {
+        let base = ConvShape::simple(2, 4, 7, 6, 3, 1, 1);
+        let shapes = [
+            base,
+            ConvShape {
+                stride: (2, 2),
+                pad: Padding {
+                    top: 1,
+                    left: 0,
+                    bottom: 2,
+                    right: 1,
+                },
+                ..base
+            },
+            ConvShape {
+                groups: 2,
+                dilation: (2, 1),
+                h: 9,
+                w: 5,
+                s: 2,
+                stride: (3, 2),
+                ..base
+            },
+        ];
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for s in shapes {
+            let mut vals = |n: usize, pct: u32| -> Vec<f32> {
+                (0..n)
+                    .map(|_| if next() % 100 < pct { 1.0 } else { 0.0 })
+                    .collect()
+            };
+            let (x, w, dy) = (
+                vals(s.input_len(), 60),
+                vals(s.weight_len(), 20),
+                vals(s.output_len(), 50),
+            );
+            let keep_y: Vec<bool> = vals(s.output_len(), 70).iter().map(|&v| v != 0.0).collect();
+            let keep_x: Vec<bool> = vals(s.input_len(), 70).iter().map(|&v| v != 0.0).collect();
+            for (mode, a, keep) in [
+                (Mode::Ff, &x, None),
+                (Mode::Ff, &x, Some(&keep_y)),
+                (Mode::Bp, &dy, None),
+                (Mode::Bp, &dy, Some(&keep_x)),
+            ] {
+                let keep = keep.map(|k| k.as_slice());
+                assert_eq!(
+                    conv_census(&s, mode, a, &w, keep),
+                    reference(&s, mode, a, &w, keep),
+                    "{s:?} {mode:?} keep {}",
+                    keep.is_some()
+                );
+            }
+        }
+    }
 }

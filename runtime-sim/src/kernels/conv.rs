@@ -297,6 +297,22 @@ impl ConvShape {
         total
     }
 
+    /// For every input position of one channel (`ih·W + iw`), the sum of `per_q[q]` over the
+    /// in-bounds taps (any kernel position, output position `q`) that read it; `None` counts the
+    /// taps.
+    pub(crate) fn tap_sums(&self, per_q: Option<&[u64]>) -> Vec<u64> {
+        let mut sums = vec![0; self.h * self.w];
+        let sw = self.stride.1;
+        for j in 0..self.r * self.s {
+            self.row_spans(j, |t| {
+                for k in 0..t.len {
+                    sums[t.src + k * sw] += per_q.map_or(1, |c| c[t.q + k]);
+                }
+            });
+        }
+        sums
+    }
+
     /// Number of non-zero in-bounds taps of every output position (columns of one group's
     /// im2col matrix of input `xg`).
     pub(crate) fn tap_counts(&self, xg: &[f32]) -> Vec<u64> {
@@ -500,6 +516,10 @@ pub fn conv_bp(
             ))
         })
         .collect::<Result<_>>()?;
+    let exact = opts.counting == Counting::Exact;
+    // In-bounds taps reading each input position of a channel, and over a group.
+    let (plane, taps) = (shape.h * shape.w, shape.tap_sums(None));
+    let valid = shape.cg() as u64 * taps.iter().sum::<u64>();
     let per_image = |(n, dxn): (usize, &mut [f32])| -> Result<WorkCounts> {
         let mut dcol = vec![0.0; j * p];
         let mut tmp = vec![0.0; in_plane];
@@ -540,13 +560,17 @@ pub fn conv_bp(
                 opts.accumulate,
             );
             // Products whose target is padding or a dropped element are not computed.
-            let mut valid = 0usize;
-            shape.for_each_span(|t| valid += t.len);
-            let keep_col = shape.kept_taps(keep_in);
-            let dropped = (valid as u64 - keep_col.count()) * kg as u64;
-            let effective =
-                (opts.counting == Counting::Exact).then(|| gemm::count_effective(wv, dyv, Some(&keep_col)));
-            let mut c = product_counts([j, kg, p], Some(&keep_col), Some(dropped), effective);
+            let kept = keep_in.map_or(valid, |m| {
+                m.chunks_exact(plane)
+                    .flat_map(|ch| ch.iter().zip(&taps).filter(|(&k, _)| k).map(|(_, &t)| t))
+                    .sum()
+            });
+            let dropped = (valid - kept) * kg as u64;
+            let keep_col = exact.then(|| shape.kept_taps(keep_in));
+            let effective = keep_col
+                .as_ref()
+                .map(|kc| gemm::count_effective(wv, dyv, Some(kc)));
+            let mut c = product_counts([j, kg, p], keep_col.as_ref(), Some(dropped), effective);
             c.outputs = in_plane as u64;
             c.outputs_skipped = keep_in.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
             counts += c;
