@@ -276,9 +276,11 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
             let o = group % 2;
             group += 1;
             let (lo, h, pt, pb) = rows(g, o0, ol);
-            for (ci, &(c0, cl)) in ctiles.iter().enumerate() {
+            // Output rows that only see padding (h = 0) are zero: one tile fills them.
+            let here = if h == 0 { &ctiles[..1] } else { &ctiles[..] };
+            for (ci, &(c0, cl)) in here.iter().enumerate() {
                 let s = tiles.len() % 2;
-                let (first, last) = (ci == 0, ci + 1 == ctiles.len());
+                let (first, last) = (ci == 0, ci + 1 == here.len());
                 // Weights and BN blocks: once per output-channel tile when the input channels
                 // fit one tile, else per tile.
                 let (wslot, wload) = if nct == 1 { (ws, ii == 0) } else { (s, true) };
@@ -289,17 +291,19 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     ..Tile::default()
                 };
                 let (dci, dcw) = counters(adaptive, s);
-                if adaptive {
+                if adaptive && h > 0 {
                     tile.loads.push(clear(dci));
                 }
-                tile.loads.extend(copy_block(
-                    true,
-                    &a.a,
-                    &[n0, c0, lo, 0],
-                    &[nl, cl, h, g.w],
-                    p.at(0, s, IBUF, a.a.dtype),
-                    dci,
-                )?);
+                if h > 0 {
+                    tile.loads.extend(copy_block(
+                        true,
+                        &a.a,
+                        &[n0, c0, lo, 0],
+                        &[nl, cl, h, g.w],
+                        p.at(0, s, IBUF, a.a.dtype),
+                        dci,
+                    )?);
+                }
                 let (wc0, wcl) = if grouped { (0, gc) } else { (c0, cl) };
                 if wload {
                     if adaptive {
@@ -391,14 +395,18 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     ),
                 ];
                 let groups = if grouped { kl / gk } else { 1 };
-                tile.compute.push(compute(
-                    a,
-                    "ff",
-                    &opt(!first, a.bnrelu),
-                    geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb)),
-                    ops,
-                    (dci, dcw),
-                ));
+                tile.compute.push(if h == 0 {
+                    super::stream::fill(nl * kl * ol * ow, 0.0, p.at(2, o, OBUF, a.out.dtype))
+                } else {
+                    compute(
+                        a,
+                        "ff",
+                        &opt(!first, a.bnrelu),
+                        geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb)),
+                        ops,
+                        (dci, dcw),
+                    )
+                });
                 if last {
                     tile.stores.extend(copy_block(
                         false,
@@ -408,7 +416,7 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         p.at(2, o, OBUF, a.out.dtype),
                         "none",
                     )?);
-                    if let Some(m) = a.aux.as_ref().filter(|_| grouped || gi == 0) {
+                    if let Some(m) = a.aux.as_ref().filter(|_| (grouped || gi == 0) && h > 0) {
                         for (cj, &(c0, cl)) in ctiles.iter().enumerate() {
                             tile.stores.extend(copy_block(
                                 false,
@@ -750,13 +758,20 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
         for &(c0, cl) in &ctiles {
             let os = group % 2;
             group += 1;
-            let inner: Vec<((usize, usize), (usize, usize))> = ranges(g.n, nt)
+            // Row tiles whose outputs only see padding contribute nothing; when every one does,
+            // the gradient is zero and one tile fills it.
+            let mut inner: Vec<((usize, usize), (usize, usize))> = ranges(g.n, nt)
                 .into_iter()
                 .flat_map(|n| ranges(oh, ot).into_iter().map(move |r| (n, r)))
+                .filter(|&(_, (o0, ol))| rows(g, o0, ol).1 > 0)
                 .collect();
+            let zero = inner.is_empty();
+            if zero {
+                inner.push(((0, 0), (0, 0)));
+            }
             for (ii, &((n0, nl), (o0, ol))) in inner.iter().enumerate() {
                 let s = tiles.len() % 2;
-                let (lo, h, pt, pb) = rows(g, o0, ol);
+                let (lo, h, pt, pb) = if zero { (0, 0, 0, 0) } else { rows(g, o0, ol) };
                 let (dci, dcw) = counters(adaptive, s);
                 let mut tile = Tile {
                     opens: ii == 0,
@@ -764,26 +779,27 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     out_slot: os,
                     ..Tile::default()
                 };
-                if adaptive {
+                if adaptive && !zero {
                     tile.loads.extend([clear(dci), clear(dcw)]);
                 }
-                tile.loads.extend(copy_block(
-                    true,
-                    &a.a,
-                    &[n0, c0, lo, 0],
-                    &[nl, cl, h, g.w],
-                    p.at(0, s, IBUF, a.a.dtype),
-                    dci,
-                )?);
-                let osh = [g.n, g.k, oh, ow];
-                tile.loads.extend(copy_block(
-                    true,
-                    &a.b.reshaped(osh.to_vec()),
-                    &[n0, k0, o0, 0],
-                    &[nl, kl, ol, ow],
-                    p.at(1, s, WBUF, a.b.dtype),
-                    dcw,
-                )?);
+                if !zero {
+                    tile.loads.extend(copy_block(
+                        true,
+                        &a.a,
+                        &[n0, c0, lo, 0],
+                        &[nl, cl, h, g.w],
+                        p.at(0, s, IBUF, a.a.dtype),
+                        dci,
+                    )?);
+                    tile.loads.extend(copy_block(
+                        true,
+                        &a.b.reshaped(vec![g.n, g.k, oh, ow]),
+                        &[n0, k0, o0, 0],
+                        &[nl, kl, ol, ow],
+                        p.at(1, s, WBUF, a.b.dtype),
+                        dcw,
+                    )?);
+                }
                 let (wc0, wcl) = if grouped { (0, gc) } else { (c0, cl) };
                 if ii == 0 {
                     if let Some(m) = &a.omask {
@@ -828,8 +844,11 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                 ];
                 let groups = if grouped { kl / gk } else { 1 };
                 let geo = geometry_fields(g, [nl, cl, h, kl, groups], (pt, pb));
-                tile.compute
-                    .push(compute(a, "wg", &opt(ii > 0, a.bnrelu), geo, ops, (dci, dcw)));
+                tile.compute.push(if zero {
+                    super::stream::fill(kl * wcl * g.r * g.s, 0.0, p.at(2, os, OBUF, a.out.dtype))
+                } else {
+                    compute(a, "wg", &opt(ii > 0, a.bnrelu), geo, ops, (dci, dcw))
+                });
                 if ii + 1 == inner.len() {
                     tile.stores.extend(copy_block(
                         false,

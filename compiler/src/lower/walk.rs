@@ -694,6 +694,17 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// Where a conv/matmul writes its main result: its storage, or a scratch area when nobody
+    /// reads it (the op still runs for its fused results, e.g. BP sums of a BN on the input).
+    fn compute_out(&mut self, id: OpId) -> Result<Loc, String> {
+        let op = self.m.op(id);
+        if let Some(l) = self.result_loc(op, 0) {
+            return Ok(l);
+        }
+        let shape = shape_of(self.m.ty(op.result(0))).ok_or("results need static shapes")?;
+        Ok(self.scratch(value_dtype(self.m, self.o.precision, id, 0), shape))
+    }
+
     fn conv(&mut self, id: OpId) -> Result<(), String> {
         let m = self.m;
         let op = m.op(id);
@@ -714,7 +725,7 @@ impl Walk<'_> {
                 self.as_dtype(op.operand(1), grad_t)?,
             ),
         };
-        let out = self.result_loc(op, 0).ok_or("no storage for the result")?;
+        let out = self.compute_out(id)?;
         let (xs, ws) = match mode {
             "ff" => (a.shape.clone(), b.shape.clone()),
             "bp" => (out.shape.clone(), b.shape.clone()),
@@ -809,7 +820,7 @@ impl Walk<'_> {
                 self.as_dtype(op.operand(1), grad_t)?,
             ),
         };
-        let out = self.result_loc(op, 0).ok_or("no storage for the result")?;
+        let out = self.compute_out(id)?;
         let tb = op.flag("trans_b");
         let (wshape, xrows, xcols) = match mode {
             "ff" => (b.shape.clone(), a.shape[0], a.shape[1]),
