@@ -102,7 +102,8 @@ pub fn binary(
     train: &TrainArgs,
     target: &TargetArgs,
 ) -> anyhow::Result<Program> {
-    let trn = lowered(tg, train, target, args.batch)?;
+    let sdt = training_program(tg, train, target, args.batch)?;
+    let trn = lower::lower_program(&sdt, &target.lower_options()?)?;
     let mut meta = vec![
         ("sparsity", train.sparsity.to_string()),
         ("schedule", train.schedule.clone()),
@@ -123,7 +124,7 @@ pub fn binary(
             std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         ),
     ];
-    let mut program = codegen::generate(&trn, &[])?;
+    let mut program = codegen::generate_lowered(&trn, &sdt.weights, &[])?;
     let dim = |name: &str, i: usize| {
         program
             .tensor(name)

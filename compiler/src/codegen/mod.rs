@@ -3,8 +3,11 @@
 //! attribute is encoded), initializers from the weight table, the tensor table and metadata.
 //! Deterministic: the same module gives byte-identical output.
 
-use crate::ir::{Attribute, Module, OpId};
-use std::collections::BTreeMap;
+use crate::ir::{Attribute, Module, OpId, TensorData};
+use crate::lower::emit::TrnInstr;
+use crate::lower::plan::Init;
+use crate::lower::Lowered;
+use std::collections::{BTreeMap, HashMap};
 use trainer_isa::names::{EnumDef, FlagDef};
 use trainer_isa::{
     DType, FieldKind, Instr, NamedEnum, Opcode, Operand, Program, Role, Segment, Space, TensorEntry, Value,
@@ -71,10 +74,37 @@ pub fn instr_of(m: &Module, op: OpId) -> Result<Instr, CodegenError> {
         .strip_prefix("trn.")
         .ok_or_else(|| bad(format!("`{}` is not a trn instruction", o.name())))?;
     let code = Opcode::from_mnemonic(mn).ok_or_else(|| bad(format!("unknown instruction `{mn}`")))?;
+    encode(code, |f| o.attr(f))
+}
+
+/// The ISA instruction of a lowered instruction (as [`instr_of`] of its `trn` op).
+pub fn instr_of_trn(i: &TrnInstr, opcodes: &mut Opcodes) -> Result<Instr, CodegenError> {
+    let code = opcodes.get(i.mnemonic)?;
+    encode(code, |f| i.fields.iter().find(|(n, _)| *n == f).map(|(_, a)| a))
+}
+
+/// Opcodes by mnemonic, memoized (the lowering spells each mnemonic with one `&'static str`).
+#[derive(Debug, Default)]
+pub struct Opcodes(HashMap<&'static str, Opcode>);
+
+impl Opcodes {
+    fn get(&mut self, mn: &'static str) -> Result<Opcode, CodegenError> {
+        if let Some(&c) = self.0.get(mn) {
+            return Ok(c);
+        }
+        let c = Opcode::from_mnemonic(mn).ok_or_else(|| bad(format!("unknown instruction `{mn}`")))?;
+        self.0.insert(mn, c);
+        Ok(c)
+    }
+}
+
+/// Instruction `code` with its fields looked up by name through the instruction table.
+fn encode<'a>(code: Opcode, attr: impl Fn(&str) -> Option<&'a Attribute>) -> Result<Instr, CodegenError> {
     let def = code.def();
+    let mn = def.mnemonic;
     let mut args = Vec::with_capacity(def.fields.len());
     for f in def.fields {
-        let a = o.attr(f.name);
+        let a = attr(f.name);
         let wrong = || {
             bad(format!(
                 "`{mn}` field `{}`: expected {}",
@@ -139,6 +169,120 @@ fn ones(dtype: DType, n: usize) -> Result<Vec<u8>, CodegenError> {
     })
 }
 
+/// Initial contents of a tensor-table entry.
+enum TensorInit<'a> {
+    /// Zero (no data segment).
+    Zeros,
+    /// All ones.
+    Ones,
+    /// The weight table entry of this name.
+    Weight(&'a str),
+}
+
+/// Appends a tensor-table entry to `program`, with its data segment if it has initial contents.
+fn push_tensor(
+    program: &mut Program,
+    weights: &BTreeMap<String, TensorData>,
+    entry: TensorEntry,
+    init: TensorInit,
+) -> Result<(), CodegenError> {
+    let n: usize = entry.shape.iter().map(|&d| d as usize).product();
+    let bytes = match init {
+        TensorInit::Zeros => None,
+        TensorInit::Ones => Some(ones(entry.dtype, n)?),
+        TensorInit::Weight(w) => {
+            let t = weights
+                .get(w)
+                .ok_or_else(|| bad(format!("no initializer for `{w}`")))?;
+            if t.data.len() != n {
+                return Err(bad(format!(
+                    "initializer `{w}` has {} values, the tensor {n}",
+                    t.data.len()
+                )));
+            }
+            Some(encode_values(entry.dtype, &t.data)?)
+        }
+    };
+    if let Some(bytes) = bytes {
+        program.data.push(Segment {
+            addr: entry.addr,
+            bytes,
+        });
+    }
+    program.tensors.push(entry);
+    Ok(())
+}
+
+/// Completes `program`: data segments in address order, metadata (entry points, layer names,
+/// precision, then `meta`), validation.
+fn finish<'a>(
+    mut program: Program,
+    entries: Vec<(&str, usize)>,
+    layers: impl Iterator<Item = &'a str>,
+    precision: &str,
+    meta: &[(String, String)],
+) -> Result<Program, CodegenError> {
+    program.data.sort_by_key(|s| s.addr);
+    let mut keys = BTreeMap::new();
+    for (name, start) in entries {
+        keys.insert(format!("entry.{name}"), start.to_string());
+    }
+    for (i, l) in layers.enumerate() {
+        keys.insert(format!("layer.{i}"), l.to_string());
+    }
+    keys.insert("precision".into(), precision.to_string());
+    for (k, v) in meta {
+        keys.insert(k.clone(), v.clone());
+    }
+    program.meta = keys.into_iter().collect();
+    program.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(program)
+}
+
+/// Generates the program of a lowered program `l` whose weights are in `weights`, with metadata
+/// `meta` appended: the same program as [`generate`] of its `trn` module, without building it.
+pub fn generate_lowered(
+    l: &Lowered,
+    weights: &BTreeMap<String, TensorData>,
+    meta: &[(String, String)],
+) -> Result<Program, CodegenError> {
+    let mut program = Program {
+        dram_size: l.dram_size,
+        ..Program::default()
+    };
+    for t in &l.tensors {
+        let entry = TensorEntry {
+            name: t.name.clone(),
+            role: t.role,
+            dtype: t.loc.dtype,
+            shape: t.loc.shape.iter().map(|&d| d as u32).collect(),
+            addr: t.loc.addr,
+        };
+        let init = match &t.init {
+            Init::Zeros => TensorInit::Zeros,
+            Init::Ones => TensorInit::Ones,
+            Init::Weight(w) => TensorInit::Weight(w),
+        };
+        push_tensor(&mut program, weights, entry, init)?;
+    }
+    let mut opcodes = Opcodes::default();
+    let mut entries = Vec::new();
+    program.code.reserve(l.entries.iter().map(|(_, c)| c.len()).sum());
+    for (name, code) in &l.entries {
+        entries.push((*name, program.code.len()));
+        for i in code {
+            program.code.push(instr_of_trn(i, &mut opcodes)?);
+        }
+    }
+    finish(
+        program,
+        entries,
+        l.layers.iter().map(String::as_str),
+        l.precision.name(),
+        meta,
+    )
+}
+
 /// Generates the program of the `trn` module `m`, with metadata `meta` appended.
 pub fn generate(m: &Module, meta: &[(String, String)]) -> Result<Program, CodegenError> {
     let prog = m
@@ -164,85 +308,47 @@ pub fn generate(m: &Module, meta: &[(String, String)]) -> Result<Program, Codege
                         .and_then(Attribute::as_str)
                         .ok_or_else(|| bad(format!("trn.tensor lacks `{k}`")))
                 };
-                let name = s("name")?.to_string();
-                let role = parse_enum::<Role>(s("role")?, "role")?;
-                let dtype = parse_enum::<DType>(s("dtype")?, "dtype")?;
-                let shape: Vec<u32> = o
-                    .attr("shape")
-                    .and_then(Attribute::as_ints)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|d| d as u32)
-                    .collect();
-                let addr = o.attr("addr").and_then(Attribute::as_int).unwrap_or(0) as u32;
-                let n: usize = shape.iter().map(|&d| d as usize).product();
-                let bytes = match s("init")? {
-                    "ones" => Some(ones(dtype, n)?),
-                    init => match init.strip_prefix("weight:") {
-                        Some(w) => {
-                            let t = m
-                                .weights
-                                .get(w)
-                                .ok_or_else(|| bad(format!("no initializer for `{w}`")))?;
-                            if t.data.len() != n {
-                                return Err(bad(format!(
-                                    "initializer `{w}` has {} values, the tensor {n}",
-                                    t.data.len()
-                                )));
-                            }
-                            Some(encode_values(dtype, &t.data)?)
-                        }
-                        None => None,
-                    },
+                let entry = TensorEntry {
+                    name: s("name")?.to_string(),
+                    role: parse_enum::<Role>(s("role")?, "role")?,
+                    dtype: parse_enum::<DType>(s("dtype")?, "dtype")?,
+                    shape: o
+                        .attr("shape")
+                        .and_then(Attribute::as_ints)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|d| d as u32)
+                        .collect(),
+                    addr: o.attr("addr").and_then(Attribute::as_int).unwrap_or(0) as u32,
                 };
-                if let Some(bytes) = bytes {
-                    program.data.push(Segment { addr, bytes });
-                }
-                program.tensors.push(TensorEntry {
-                    name,
-                    role,
-                    dtype,
-                    shape,
-                    addr,
-                });
+                let init = match s("init")? {
+                    "ones" => TensorInit::Ones,
+                    init => init
+                        .strip_prefix("weight:")
+                        .map_or(TensorInit::Zeros, TensorInit::Weight),
+                };
+                push_tensor(&mut program, &m.weights, entry, init)?;
             }
             "trn.entry" => {
-                let name = o
-                    .attr("sym_name")
-                    .and_then(Attribute::as_str)
-                    .unwrap_or("main")
-                    .to_string();
-                let start = program.code.len();
+                let name = o.attr("sym_name").and_then(Attribute::as_str).unwrap_or("main");
+                entries.push((name, program.code.len()));
                 let b = m.region(o.regions()[0]).blocks()[0];
                 for &i in m.block(b).ops() {
                     program.code.push(instr_of(m, i)?);
                 }
-                entries.push((name, start));
             }
             other => return Err(bad(format!("unexpected `{other}` in trn.program"))),
         }
     }
-    program.data.sort_by_key(|s| s.addr);
-    let mut keys = BTreeMap::new();
-    for (name, start) in entries {
-        keys.insert(format!("entry.{name}"), start.to_string());
-    }
-    if let Some(Attribute::Array(layers)) = p.attr("layers") {
-        for (i, l) in layers.iter().enumerate() {
-            keys.insert(format!("layer.{i}"), l.as_str().unwrap_or("").to_string());
-        }
-    }
-    keys.insert(
-        "precision".into(),
-        p.attr("precision")
-            .and_then(Attribute::as_str)
-            .unwrap_or("fp32")
-            .to_string(),
-    );
-    for (k, v) in meta {
-        keys.insert(k.clone(), v.clone());
-    }
-    program.meta = keys.into_iter().collect();
-    program.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(program)
+    let layers = match p.attr("layers") {
+        Some(Attribute::Array(layers)) => layers.as_slice(),
+        _ => &[],
+    };
+    finish(
+        program,
+        entries,
+        layers.iter().map(|l| l.as_str().unwrap_or("")),
+        p.attr("precision").and_then(Attribute::as_str).unwrap_or("fp32"),
+        meta,
+    )
 }

@@ -19,7 +19,7 @@ mod walk;
 
 use crate::ir::{Attribute, InsertPoint, Module, OperationState};
 use emit::TrnInstr;
-use plan::{Init, StaticPlan};
+use plan::Init;
 
 /// Storage precision of activations, weights used by the PE array and gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,8 +90,34 @@ pub enum LowerError {
     Program(String),
 }
 
+/// A lowered program before it is materialized as a `trn` module: what [`lower`] puts into the
+/// `trn.program` op. [`crate::codegen::generate_lowered`] turns it into a program directly,
+/// byte-identical to [`crate::codegen::generate`] of [`Lowered::to_module`].
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// Symbol name of the program (the `sdt.step`'s).
+    pub name: String,
+    /// Bytes of DRAM the program uses.
+    pub dram_size: u64,
+    /// Storage precision.
+    pub precision: Precision,
+    /// Layer names by report id (the `layer` field of `tag`).
+    pub layers: Vec<String>,
+    /// The tensor table.
+    pub tensors: Vec<plan::Tensor>,
+    /// The entries `prune`, `train` and `eval` with their instructions.
+    pub entries: [(&'static str, Vec<TrnInstr>); 3],
+}
+
 /// Lowers the `sdt.step` of `m` to a `trn` module.
 pub fn lower(m: &Module, o: &LowerOptions) -> Result<Module, LowerError> {
+    let mut t = lower_program(m, o)?.to_module();
+    t.weights = m.weights.clone();
+    Ok(t)
+}
+
+/// Lowers the `sdt.step` of `m` to its instructions and tensor table (see [`Lowered`]).
+pub fn lower_program(m: &Module, o: &LowerOptions) -> Result<Lowered, LowerError> {
     let step = m
         .block(m.body())
         .ops()
@@ -130,74 +156,66 @@ pub fn lower(m: &Module, o: &LowerOptions) -> Result<Module, LowerError> {
         .and_then(Attribute::as_str)
         .unwrap_or("main")
         .to_string();
-    let dram = train_high.max(eval_high).max(sp.end);
-    Ok(build_module(
-        m,
-        &name,
-        o,
-        &sp,
-        dram,
-        &layers,
-        [("prune", prune), ("train", train), ("eval", eval)],
-    ))
+    Ok(Lowered {
+        name,
+        dram_size: train_high.max(eval_high).max(sp.end),
+        precision: o.precision,
+        layers,
+        tensors: sp.tensors,
+        entries: [("prune", prune), ("train", train), ("eval", eval)],
+    })
 }
 
-fn build_module(
-    m: &Module,
-    name: &str,
-    o: &LowerOptions,
-    sp: &StaticPlan,
-    dram: u64,
-    layers: &[String],
-    entries: [(&str, Vec<TrnInstr>); 3],
-) -> Module {
-    let mut t = Module::new();
-    t.weights = m.weights.clone();
-    let st = OperationState::new("trn.program")
-        .attr("sym_name", Attribute::str(name))
-        .attr("dram_size", Attribute::Int(dram as i64))
-        .attr("precision", Attribute::str(o.precision.name()))
-        .attr(
-            "layers",
-            Attribute::Array(layers.iter().map(Attribute::str).collect()),
-        )
-        .regions(1);
-    let prog = t.insert_op(InsertPoint::End(t.body()), st);
-    let region = t.op(prog).regions()[0];
-    let body = t.add_block(region, &[]);
-    for ten in &sp.tensors {
-        let init = match &ten.init {
-            Init::Zeros => "zeros".to_string(),
-            Init::Ones => "ones".to_string(),
-            Init::Weight(w) => format!("weight:{w}"),
-        };
-        let st = OperationState::new("trn.tensor")
-            .attr("name", Attribute::str(&ten.name))
-            .attr("role", Attribute::str(trainer_isa::NamedEnum::name(ten.role)))
+impl Lowered {
+    /// The `trn` module of this program (without weights: the caller copies the weight table).
+    pub fn to_module(self) -> Module {
+        let mut t = Module::new();
+        let st = OperationState::new("trn.program")
+            .attr("sym_name", Attribute::str(&self.name))
+            .attr("dram_size", Attribute::Int(self.dram_size as i64))
+            .attr("precision", Attribute::str(self.precision.name()))
             .attr(
-                "dtype",
-                Attribute::str(trainer_isa::NamedEnum::name(ten.loc.dtype)),
+                "layers",
+                Attribute::Array(self.layers.iter().map(Attribute::str).collect()),
             )
-            .attr(
-                "shape",
-                Attribute::ints(&ten.loc.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()),
-            )
-            .attr("addr", Attribute::Int(ten.loc.addr.into()))
-            .attr("init", Attribute::str(init));
-        t.insert_op(InsertPoint::End(body), st);
-    }
-    for (entry, code) in entries {
-        let st = OperationState::new("trn.entry")
-            .attr("sym_name", Attribute::str(entry))
             .regions(1);
-        let e = t.insert_op(InsertPoint::End(body), st);
-        let r = t.op(e).regions()[0];
-        let b = t.add_block(r, &[]);
-        for i in code {
-            let mut st = OperationState::new(format!("trn.{}", i.mnemonic));
-            st.attrs = i.fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            t.insert_op(InsertPoint::End(b), st);
+        let prog = t.insert_op(InsertPoint::End(t.body()), st);
+        let region = t.op(prog).regions()[0];
+        let body = t.add_block(region, &[]);
+        for ten in &self.tensors {
+            let init = match &ten.init {
+                Init::Zeros => "zeros".to_string(),
+                Init::Ones => "ones".to_string(),
+                Init::Weight(w) => format!("weight:{w}"),
+            };
+            let st = OperationState::new("trn.tensor")
+                .attr("name", Attribute::str(&ten.name))
+                .attr("role", Attribute::str(trainer_isa::NamedEnum::name(ten.role)))
+                .attr(
+                    "dtype",
+                    Attribute::str(trainer_isa::NamedEnum::name(ten.loc.dtype)),
+                )
+                .attr(
+                    "shape",
+                    Attribute::ints(&ten.loc.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()),
+                )
+                .attr("addr", Attribute::Int(ten.loc.addr.into()))
+                .attr("init", Attribute::str(init));
+            t.insert_op(InsertPoint::End(body), st);
         }
+        for (entry, code) in self.entries {
+            let st = OperationState::new("trn.entry")
+                .attr("sym_name", Attribute::str(entry))
+                .regions(1);
+            let e = t.insert_op(InsertPoint::End(body), st);
+            let r = t.op(e).regions()[0];
+            let b = t.add_block(r, &[]);
+            for i in code {
+                let mut st = OperationState::new(format!("trn.{}", i.mnemonic));
+                st.attrs = i.fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                t.insert_op(InsertPoint::End(b), st);
+            }
+        }
+        t
     }
-    t
 }
