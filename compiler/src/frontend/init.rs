@@ -6,6 +6,7 @@
 //! which parameters are created. Normal samples come from the Box–Muller transform.
 
 use crate::ir::TensorData;
+use rayon::prelude::*;
 
 /// How to fill a parameter.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,12 +54,18 @@ impl Init {
             Init::Ones => vec![1.0; n],
             Init::He { fan_in } => {
                 let std = (2.0 / fan_in.max(1) as f64).sqrt();
-                let mut rng = SplitMix64::new(seed ^ fnv1a(name.as_bytes()));
-                let mut v = Vec::with_capacity(n + 1);
-                while v.len() < n {
-                    let (a, b) = rng.normal_pair();
-                    v.extend([(a * std) as f32, (b * std) as f32]);
-                }
+                let seed = seed ^ fnv1a(name.as_bytes());
+                // Value `i` comes from draw `i` of the stream, so chunks are filled independently
+                // (in parallel) from the generator jumped ahead to their first draw.
+                let mut v = vec![0.0f32; n.next_multiple_of(2)];
+                v.par_chunks_mut(HE_CHUNK).enumerate().for_each(|(c, chunk)| {
+                    let mut rng = SplitMix64::at(seed, (c * HE_CHUNK) as u64);
+                    for pair in chunk.chunks_exact_mut(2) {
+                        let (a, b) = rng.normal_pair();
+                        pair[0] = (a * std) as f32;
+                        pair[1] = (b * std) as f32;
+                    }
+                });
                 v.truncate(n);
                 v
             }
@@ -77,16 +84,24 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Values per parallel chunk of a He initialization (even: whole normal pairs).
+const HE_CHUNK: usize = 1 << 16;
+
+/// The increment of the splitmix64 state per draw.
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// The splitmix64 generator (Steele, Lea, Flood 2014).
 struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+    /// The generator seeded with `seed`, advanced by `draws` draws (the state after a draw is
+    /// the seed plus the number of draws times the increment).
+    fn at(seed: u64, draws: u64) -> Self {
+        SplitMix64(seed.wrapping_add(draws.wrapping_mul(GOLDEN_GAMMA)))
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -123,6 +138,20 @@ mod tests {
         let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64;
         assert!(mean.abs() < 0.02, "mean {mean}");
         assert!((var - 2.0 / 50.0).abs() < 0.004, "var {var}");
+    }
+
+    #[test]
+    fn he_init_follows_one_stream_across_chunks() {
+        let n = 2 * HE_CHUNK + 3;
+        let t = Init::He { fan_in: 2 }.fill("w", &[n], 3);
+        let mut rng = SplitMix64::at(3 ^ fnv1a(b"w"), 0);
+        for pair in t.data.chunks(2) {
+            let (a, b) = rng.normal_pair();
+            assert_eq!(pair[0], a as f32);
+            if let [_, second] = pair {
+                assert_eq!(*second, b as f32);
+            }
+        }
     }
 
     #[test]
