@@ -4,7 +4,7 @@
 //! Deterministic: the same module gives byte-identical output.
 
 use crate::ir::{Attribute, Module, OpId, TensorData};
-use crate::lower::emit::TrnInstr;
+use crate::lower::emit::{FieldValue, TrnInstr};
 use crate::lower::plan::Init;
 use crate::lower::Lowered;
 use std::collections::{BTreeMap, HashMap};
@@ -74,13 +74,20 @@ pub fn instr_of(m: &Module, op: OpId) -> Result<Instr, CodegenError> {
         .strip_prefix("trn.")
         .ok_or_else(|| bad(format!("`{}` is not a trn instruction", o.name())))?;
     let code = Opcode::from_mnemonic(mn).ok_or_else(|| bad(format!("unknown instruction `{mn}`")))?;
-    encode(code, |f| o.attr(f))
+    encode(code, |f| o.attr(f).map(FieldRef::Attr))
 }
 
 /// The ISA instruction of a lowered instruction (as [`instr_of`] of its `trn` op).
 pub fn instr_of_trn(i: &TrnInstr, opcodes: &mut Opcodes) -> Result<Instr, CodegenError> {
     let code = opcodes.get(i.mnemonic)?;
-    encode(code, |f| i.fields.iter().find(|(n, _)| *n == f).map(|(_, a)| a))
+    // The lowering mostly lists fields in table order: search on from the last one found.
+    let mut next = 0;
+    let n = i.fields.len();
+    encode(code, |f| {
+        let k = (0..n).map(|k| (next + k) % n).find(|&k| i.fields[k].0 == f)?;
+        next = k + 1;
+        Some(FieldRef::Lowered(&i.fields[k].1))
+    })
 }
 
 /// Opcodes by mnemonic, memoized (the lowering spells each mnemonic with one `&'static str`).
@@ -98,13 +105,60 @@ impl Opcodes {
     }
 }
 
+/// A field of an instruction: an attribute of a `trn` op or a value of a lowered instruction.
+#[derive(Clone, Copy)]
+enum FieldRef<'a> {
+    Attr(&'a Attribute),
+    Lowered(&'a FieldValue),
+}
+
+impl<'a> FieldRef<'a> {
+    fn int(self) -> Option<i64> {
+        match self {
+            FieldRef::Attr(a) => a.as_int(),
+            FieldRef::Lowered(FieldValue::Int(v)) => Some(*v),
+            FieldRef::Lowered(_) => None,
+        }
+    }
+
+    /// A number (integers convert).
+    fn float(self) -> Option<f64> {
+        match self {
+            FieldRef::Attr(a) => a.as_f64(),
+            FieldRef::Lowered(FieldValue::Float(v)) => Some(*v),
+            FieldRef::Lowered(FieldValue::Int(v)) => Some(*v as f64),
+            FieldRef::Lowered(_) => None,
+        }
+    }
+
+    fn name(self) -> Option<&'a str> {
+        match self {
+            FieldRef::Attr(a) => a.as_str(),
+            FieldRef::Lowered(FieldValue::Name(n)) => Some(n.as_str()),
+            FieldRef::Lowered(_) => None,
+        }
+    }
+
+    /// The operand (`Ok(None)`: not an operand; an error: a malformed operand string).
+    fn operand(self) -> Result<Option<Operand>, CodegenError> {
+        match self {
+            FieldRef::Attr(a) => a.as_str().map(parse_operand).transpose(),
+            FieldRef::Lowered(FieldValue::Operand(o)) => Ok(Some(*o)),
+            FieldRef::Lowered(_) => Ok(None),
+        }
+    }
+}
+
 /// Instruction `code` with its fields looked up by name through the instruction table.
-fn encode<'a>(code: Opcode, attr: impl Fn(&str) -> Option<&'a Attribute>) -> Result<Instr, CodegenError> {
+fn encode<'a>(
+    code: Opcode,
+    mut field: impl FnMut(&str) -> Option<FieldRef<'a>>,
+) -> Result<Instr, CodegenError> {
     let def = code.def();
     let mn = def.mnemonic;
     let mut args = Vec::with_capacity(def.fields.len());
     for f in def.fields {
-        let a = attr(f.name);
+        let a = field(f.name);
         let wrong = || {
             bad(format!(
                 "`{mn}` field `{}`: expected {}",
@@ -117,17 +171,17 @@ fn encode<'a>(code: Opcode, attr: impl Fn(&str) -> Option<&'a Attribute>) -> Res
             (FieldKind::Flags(_), None) => Value::Flags(0),
             (_, None) => return Err(bad(format!("`{mn}` lacks field `{}`", f.name))),
             (FieldKind::U8 | FieldKind::U16 | FieldKind::U32, Some(a)) => {
-                Value::Int(a.as_int().and_then(|v| u32::try_from(v).ok()).ok_or_else(wrong)?)
+                Value::Int(a.int().and_then(|v| u32::try_from(v).ok()).ok_or_else(wrong)?)
             }
-            (FieldKind::F32, Some(a)) => Value::from(a.as_f64().ok_or_else(wrong)? as f32),
+            (FieldKind::F32, Some(a)) => Value::from(a.float().ok_or_else(wrong)? as f32),
             (FieldKind::Enum(e), Some(a)) => {
-                Value::Enum(a.as_str().and_then(|s| enum_code(e, s)).ok_or_else(wrong)?)
+                Value::Enum(a.name().and_then(|s| enum_code(e, s)).ok_or_else(wrong)?)
             }
             (FieldKind::Flags(fl), Some(a)) => {
-                Value::Flags(a.as_str().and_then(|s| flag_bits(fl, s)).ok_or_else(wrong)?)
+                Value::Flags(a.name().and_then(|s| flag_bits(fl, s)).ok_or_else(wrong)?)
             }
             (FieldKind::Operand | FieldKind::OptOperand, Some(a)) => {
-                Value::Operand(parse_operand(a.as_str().ok_or_else(wrong)?)?)
+                Value::Operand(a.operand()?.ok_or_else(wrong)?)
             }
         };
         args.push(v);
@@ -138,11 +192,20 @@ fn encode<'a>(code: Opcode, attr: impl Fn(&str) -> Option<&'a Attribute>) -> Res
 /// Bytes of `values` stored as `dtype` (floats: f32 bits, f16 round-to-nearest-even).
 fn encode_values(dtype: DType, values: &[f32]) -> Result<Vec<u8>, CodegenError> {
     Ok(match dtype {
-        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DType::F16 => values
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect(),
+        DType::F32 => {
+            let mut b = Vec::with_capacity(values.len() * 4);
+            for v in values {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b
+        }
+        DType::F16 => {
+            let mut b = Vec::with_capacity(values.len() * 2);
+            for &v in values {
+                b.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+            }
+            b
+        }
         d => {
             return Err(bad(format!(
                 "initializers of dtype {} are not supported",

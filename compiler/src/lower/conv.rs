@@ -4,7 +4,7 @@
 //! partial sums over batch and row tiles with `acc`). Decoupled-BN statistics are accumulated in a
 //! per-channel-tile scratch and stored once the tile's outputs are final.
 
-use super::emit::{buf, copy_block, int, name, operand, TrnInstr};
+use super::emit::{buf, copy_block, int, name, operand, Field, TrnInstr};
 use super::plan::Loc;
 use super::tile::{fit, ranges, Slots, Tile, GBUF, IBUF, OBUF, SPACES, WBUF};
 use crate::interp::kernels::conv::ConvGeom;
@@ -60,7 +60,7 @@ fn geometry_fields(
     g: &ConvGeom,
     [n, c, h, k, groups]: [usize; 5],
     (pt, pb): (usize, usize),
-) -> Vec<(&'static str, crate::ir::Attribute)> {
+) -> Vec<Field> {
     vec![
         int("n", n),
         int("c", c),
@@ -115,7 +115,7 @@ fn compute(
     a: &ConvArgs,
     mode: &str,
     opt: &str,
-    geo: Vec<(&'static str, crate::ir::Attribute)>,
+    geo: Vec<Field>,
     ops: Vec<(&'static str, Operand)>,
     dc: (&str, &str),
 ) -> TrnInstr {

@@ -13,34 +13,106 @@ pub struct TrnInstr {
     /// ISA mnemonic (`conv`, `dma.load`, ...).
     pub mnemonic: &'static str,
     /// Field values.
-    pub fields: Vec<(&'static str, Attribute)>,
+    pub fields: Vec<Field>,
 }
 
 impl TrnInstr {
     /// An instruction with fields.
-    pub fn new(mnemonic: &'static str, fields: Vec<(&'static str, Attribute)>) -> Self {
+    pub fn new(mnemonic: &'static str, fields: Vec<Field>) -> Self {
         TrnInstr { mnemonic, fields }
     }
 }
 
+/// A named field of a [`TrnInstr`].
+pub type Field = (&'static str, FieldValue);
+
+/// The value of an instruction field, typed (no text is formatted or parsed per instruction;
+/// [`FieldValue::to_attr`] gives the `trn` attribute).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue {
+    /// An integer.
+    Int(i64),
+    /// An f32 value, held as the f64 of the f32 (so the bits are exact).
+    Float(f64),
+    /// An enumeration value or a flag set (`a+b`) by name.
+    Name(Name),
+    /// An operand.
+    Operand(Operand),
+}
+
+impl FieldValue {
+    /// The `trn` attribute of this value (names and operands in assembly form as strings).
+    pub fn to_attr(&self) -> Attribute {
+        match self {
+            FieldValue::Int(v) => Attribute::Int(*v),
+            FieldValue::Float(v) => Attribute::Float(*v),
+            FieldValue::Name(n) => Attribute::str(n.as_str()),
+            FieldValue::Operand(o) => Attribute::str(o.to_string()),
+        }
+    }
+}
+
+/// Bytes of a [`Name`] stored inline (every ISA enumeration value and flag set is shorter).
+const NAME_INLINE: usize = 22;
+
+/// A short string without a heap allocation (longer ones are boxed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Name {
+    /// At most [`NAME_INLINE`] bytes.
+    Inline {
+        /// Length in bytes.
+        len: u8,
+        /// UTF-8 bytes, zero padded.
+        bytes: [u8; NAME_INLINE],
+    },
+    /// A longer string.
+    Boxed(Box<str>),
+}
+
+impl Name {
+    /// The name `s`.
+    pub fn new(s: &str) -> Name {
+        if s.len() <= NAME_INLINE {
+            let mut bytes = [0u8; NAME_INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Boxed(s.into())
+        }
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).expect("copied from a str")
+            }
+            Name::Boxed(s) => s,
+        }
+    }
+}
+
 /// An integer field.
-pub fn int(name: &'static str, v: usize) -> (&'static str, Attribute) {
-    (name, Attribute::Int(v as i64))
+pub fn int(name: &'static str, v: usize) -> Field {
+    (name, FieldValue::Int(v as i64))
 }
 
 /// An enumeration or flag-set field (by name, flags as `a+b`).
-pub fn name(name: &'static str, v: &str) -> (&'static str, Attribute) {
-    (name, Attribute::str(v))
+pub fn name(name: &'static str, v: &str) -> Field {
+    (name, FieldValue::Name(Name::new(v)))
 }
 
 /// An f32 field (stored as the f64 of the f32 value, so the bits are exact).
-pub fn float(name: &'static str, v: f64) -> (&'static str, Attribute) {
-    (name, Attribute::Float(f64::from(v as f32)))
+pub fn float(name: &'static str, v: f64) -> Field {
+    (name, FieldValue::Float(f64::from(v as f32)))
 }
 
-/// An operand field in assembly form (`space:dtype@0xADDR`).
-pub fn operand(name: &'static str, o: Operand) -> (&'static str, Attribute) {
-    (name, Attribute::str(o.to_string()))
+/// An operand field.
+pub fn operand(name: &'static str, o: Operand) -> Field {
+    (name, FieldValue::Operand(o))
 }
 
 /// The entry being emitted: instructions plus the tag and register state already set.
@@ -66,7 +138,7 @@ pub fn phase(p: &str) -> &'static str {
 
 impl Emitter {
     /// Appends one instruction.
-    pub fn push(&mut self, mnemonic: &'static str, fields: Vec<(&'static str, Attribute)>) {
+    pub fn push(&mut self, mnemonic: &'static str, fields: Vec<Field>) {
         self.code.push(TrnInstr::new(mnemonic, fields));
     }
 

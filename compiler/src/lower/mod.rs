@@ -212,7 +212,11 @@ impl Lowered {
             let b = t.add_block(r, &[]);
             for i in code {
                 let mut st = OperationState::new(format!("trn.{}", i.mnemonic));
-                st.attrs = i.fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                st.attrs = i
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_attr()))
+                    .collect();
                 t.insert_op(InsertPoint::End(b), st);
             }
         }
