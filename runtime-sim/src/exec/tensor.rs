@@ -280,7 +280,11 @@ fn speculate_s3(
 ) -> Result<Vec<bool>, FaultKind> {
     let s = &c.shape;
     let blk = read_block(ctx, "s3", c.s3, s.k)?;
-    let q = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| Format::E5M2.quantize(x)).collect() };
+    let q = |v: &[f32]| -> Vec<f32> {
+        let mut v = v.to_vec();
+        Format::E5M2.quantize_slice(&mut v);
+        v
+    };
     let mut pred = vec![0.0f32; y.len()];
     let opts = ConvOpts {
         counting: Counting::SlotsOnly,

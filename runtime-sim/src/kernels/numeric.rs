@@ -68,6 +68,7 @@ fn pow2(k: i32) -> f32 {
 
 impl Fp8Spec {
     /// Encodes `x` with round-to-nearest-even.
+    #[inline]
     fn encode(&self, x: f32) -> u8 {
         let sign = ((x.to_bits() >> 31) as u8) << 7;
         if x.is_nan() {
@@ -178,11 +179,29 @@ impl Format {
         }
     }
 
-    /// Rounds every element of `data` to this format in place.
+    /// Rounds every element of `data` to this format in place (the same values as
+    /// [`Format::quantize`], converted a block at a time).
     pub fn quantize_slice(self, data: &mut [f32]) {
         match self {
             Format::F32 => {}
-            _ => data.iter_mut().for_each(|x| *x = self.quantize(*x)),
+            Format::F16 => {
+                let mut halves = [f16::ZERO; 256];
+                for chunk in data.chunks_mut(256) {
+                    let h = &mut halves[..chunk.len()];
+                    h.convert_from_f32_slice(chunk);
+                    h.convert_to_f32_slice(chunk);
+                }
+            }
+            Format::E4M3 => {
+                let table = &*E4M3_TABLE;
+                data.iter_mut()
+                    .for_each(|x| *x = table[usize::from(E4M3.encode(*x))]);
+            }
+            Format::E5M2 => {
+                let table = &*E5M2_TABLE;
+                data.iter_mut()
+                    .for_each(|x| *x = table[usize::from(E5M2.encode(*x))]);
+            }
         }
     }
 
@@ -359,6 +378,31 @@ mod tests {
             Format::F16.quantize(1.0 + 3.0 * 2f32.powi(-11)),
             1.0 + 2.0 * 2f32.powi(-10)
         );
+    }
+
+    #[test]
+    fn quantize_slice_matches_quantize() {
+        let mut values: Vec<f32> = (0..=u32::MAX).step_by(65_521).map(f32::from_bits).collect();
+        values.extend([
+            0.0,
+            -0.0,
+            1.0 + 2f32.powi(-11),
+            65520.0,
+            61440.0,
+            f32::INFINITY,
+            f32::NAN,
+        ]);
+        for f in [Format::F32, Format::F16, Format::E4M3, Format::E5M2] {
+            let mut q = values.clone();
+            f.quantize_slice(&mut q);
+            for (&x, &y) in values.iter().zip(&q) {
+                let want = f.quantize(x);
+                assert!(
+                    want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan()),
+                    "{f:?} {x:e}: {want:e} vs {y:e}"
+                );
+            }
+        }
     }
 
     #[test]
