@@ -3,8 +3,8 @@
 //! `bench sim` times one simulated SDT training step (median over runs, with full accounting) and
 //! reports effective MACs simulated per second and the peak resident memory; a dense fp32 step of
 //! the same network, timed in the same run, is the baseline. `bench compile` times the whole
-//! compile pipeline (import → `.tbin` program) over several models and reports time per
-//! operation, so that growth with network depth can be read off.
+//! compile pipeline (import → `.tbin` bytes) over several models and reports time per graph
+//! operation and per emitted instruction, so that growth with network depth can be read off.
 
 use super::bench_run::{self, median, train_steps, Workload};
 use anyhow::Result;
@@ -173,7 +173,11 @@ pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
         let mut instructions = 0;
         let mut error = None;
         for _ in 0..args.runs {
-            match w.compile("trainer-28nm", &[]) {
+            match w.compile("trainer-28nm", &[]).and_then(|(p, s)| {
+                let start = std::time::Instant::now();
+                trainer_isa::tbin::write(&p)?;
+                Ok((p, s + start.elapsed().as_secs_f64()))
+            }) {
                 Ok((p, s)) => {
                     instructions = p.code.len();
                     times.push(s);
@@ -189,6 +193,7 @@ pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
             "model": model.display().to_string(), "graph_ops": graph_ops, "instructions": instructions,
             "seconds_median": error.is_none().then_some(secs),
             "microseconds_per_graph_op": error.is_none().then(|| 1e6 * secs / graph_ops.max(1) as f64),
+            "microseconds_per_instruction": error.is_none().then(|| 1e6 * secs / instructions.max(1) as f64),
             "error": error,
         }));
     }
@@ -199,24 +204,25 @@ pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!("compile to a .tbin program (default options, as `trainer compile MODEL --batch N`), batch {}, median of {} run(s):", args.batch, args.runs);
+    println!("compile to .tbin bytes (default options, as `trainer compile MODEL --batch N`, without the file write), batch {}, median of {} run(s):", args.batch, args.runs);
     println!(
-        "{:<44} {:>9} {:>12} {:>10} {:>12}",
-        "model", "tg ops", "instructions", "seconds", "us / tg op"
+        "{:<44} {:>9} {:>12} {:>10} {:>12} {:>12}",
+        "model", "tg ops", "instructions", "seconds", "us / tg op", "us / instr"
     );
     for r in &rows {
         let model = r["model"].as_str().unwrap_or("");
+        let ops = r["graph_ops"].as_u64().unwrap_or(0);
         if let Some(e) = r["error"].as_str() {
-            println!("{model:<44} {:>9} does not compile: {e}", r["graph_ops"]);
+            println!("{model:<44} {ops:>9} does not compile: {e}");
             continue;
         }
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         println!(
-            "{:<44} {:>9} {:>12} {:>10.3} {:>12.1}",
-            model,
-            r["graph_ops"],
-            r["instructions"],
-            r["seconds_median"].as_f64().unwrap_or(0.0),
-            r["microseconds_per_graph_op"].as_f64().unwrap_or(0.0)
+            "{model:<44} {ops:>9} {:>12} {:>10.3} {:>12.1} {:>12.2}",
+            r["instructions"].as_u64().unwrap_or(0),
+            f("seconds_median"),
+            f("microseconds_per_graph_op"),
+            f("microseconds_per_instruction"),
         );
     }
     Ok(())
