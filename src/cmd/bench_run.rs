@@ -70,7 +70,7 @@ pub fn compile_args(c: &CompileArgs) -> Result<Program> {
         seed: c.seed,
     };
     let tg = frontend::load(&c.model, &opts).with_context(|| c.model.display().to_string())?;
-    super::build::binary(&tg, c, &c.train, &c.target)
+    super::build::binary(tg, c, &c.train, &c.target)
 }
 
 /// The cost model of machine `name` with the features `off` switches off applied.

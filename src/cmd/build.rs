@@ -97,12 +97,14 @@ pub fn lowered(
 
 /// The compiled program of graph `tg`, with the runtime-convention metadata.
 pub fn binary(
-    tg: &Module,
+    mut tg: Module,
     args: &CompileArgs,
     train: &TrainArgs,
     target: &TargetArgs,
 ) -> anyhow::Result<Program> {
-    let sdt = training_program(tg, train, target, args.batch)?;
+    // The weights go from the graph straight to the program's data (the passes never read them).
+    let weights = std::mem::take(&mut tg.weights);
+    let sdt = training_program(&tg, train, target, args.batch)?;
     let trn = lower::lower_program(&sdt, &target.lower_options()?)?;
     let mut meta = vec![
         ("sparsity", train.sparsity.to_string()),
@@ -124,7 +126,7 @@ pub fn binary(
             std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         ),
     ];
-    let mut program = codegen::generate_lowered(&trn, &sdt.weights, &[])?;
+    let mut program = codegen::generate_lowered(&trn, &weights, &[])?;
     let dim = |name: &str, i: usize| {
         program
             .tensor(name)

@@ -65,7 +65,7 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
         Some(Emit::Sdt) => super::build::training_program(&module, &args.train, &args.target, args.batch)?,
         Some(Emit::Trn) => super::build::lowered(&module, &args.train, &args.target, args.batch)?,
         Some(Emit::Asm) => {
-            let program = super::build::binary(&module, &args, &args.train, &args.target)?;
+            let program = super::build::binary(module, &args, &args.train, &args.target)?;
             return write(&args.output, trainer_isa::disassemble(&program));
         }
         None => {
@@ -73,7 +73,7 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
                 .output
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("give `-o OUT.tbin` (or `--emit tg|sdt|trn|asm`)"))?;
-            let program = super::build::binary(&module, &args, &args.train, &args.target)?;
+            let program = super::build::binary(module, &args, &args.train, &args.target)?;
             let bytes = trainer_isa::tbin::write(&program)?;
             return std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()));
         }
