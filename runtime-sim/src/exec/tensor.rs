@@ -13,6 +13,7 @@ use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
 use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
+use crate::kernels::KernelError;
 use crate::ledger::Event;
 use crate::memory::float_format;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
@@ -205,24 +206,34 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         counting: Counting::SlotsOnly,
         ..Default::default()
     };
-    let mut y = vec![0.0f32; o_len];
-    match t.mode {
-        Mode::Ff => conv_ff(s, &a, &b, &mut y, &opts),
-        Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts),
-        Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts),
-    }
-    .map_err(kernel_fault)?;
-    // S3: cheap prediction of outputs the following BN+ReLU zeroes.
-    let mut s3_keep = None;
-    if !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3) {
-        s3_keep = Some(speculate_s3(ctx, c, &a, &b, &mut y)?);
-    }
+    let s3_on = !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3);
     let skip_keep = keep.as_deref().filter(|_| t.skip.out);
+    let mut y = vec![0.0f32; o_len];
+    // The kernel and the census (or S3's prediction) only read the operands: run them side by
+    // side. S3's census needs its keep-mask and comes after.
+    let (done, side) = rayon::join(
+        || match t.mode {
+            Mode::Ff => conv_ff(s, &a, &b, &mut y, &opts),
+            Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts),
+            Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts),
+        },
+        || match s3_on {
+            true => s3_predict(s, &a, &b).map(|(pred, full)| Side::S3 { pred, full }),
+            false => Ok(Side::Census(conv_census(s, t.mode, &a, &b, skip_keep))),
+        },
+    );
+    done.map_err(kernel_fault)?;
+    let census = match side.map_err(kernel_fault)? {
+        Side::Census(census) => census,
+        // S3: cheap prediction of outputs the following BN+ReLU zeroes.
+        Side::S3 { pred, full } => {
+            let s3_keep = speculate_s3(ctx, c, &pred, full, &mut y)?;
+            conv_census(s, t.mode, &a, &b, Some(&s3_keep))
+        }
+    };
     if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
         ctx.ev(e, o_len as u64);
     }
-    let census_keep = s3_keep.as_deref().or(skip_keep);
-    let census = conv_census(s, t.mode, &a, &b, census_keep);
     write_output(
         ctx,
         &Epilogue {
@@ -269,33 +280,49 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     Ok(())
 }
 
-/// S3: predicts outputs zeroed by the following BN+ReLU from an e5m2 product, substitutes the
-/// prediction for them, counts mis-speculations against the exact `y`; returns the keep-mask.
-fn speculate_s3(
-    ctx: &mut Ctx,
-    c: &ConvOp,
-    a: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-) -> Result<Vec<bool>, FaultKind> {
-    let s = &c.shape;
-    let blk = read_block(ctx, "s3", c.s3, s.k)?;
+/// What runs beside a conv kernel: its census, or S3's prediction.
+enum Side {
+    Census(Census),
+    /// The e5m2 product and the effective MACs of the full-precision product.
+    S3 {
+        pred: Vec<f32>,
+        full: u64,
+    },
+}
+
+/// S3's prediction: the FF product of the e5m2-rounded operands, and the effective MACs of the
+/// exact product (the work speculation could save).
+fn s3_predict(s: &ConvShape, a: &[f32], b: &[f32]) -> Result<(Vec<f32>, u64), KernelError> {
     let q = |v: &[f32]| -> Vec<f32> {
         let mut v = v.to_vec();
         Format::E5M2.quantize_slice(&mut v);
         v
     };
-    let mut pred = vec![0.0f32; y.len()];
+    let mut pred = vec![0.0f32; s.output_len()];
     let opts = ConvOpts {
         counting: Counting::SlotsOnly,
         ..Default::default()
     };
-    conv_ff(s, &q(a), &q(b), &mut pred, &opts).map_err(kernel_fault)?;
+    conv_ff(s, &q(a), &q(b), &mut pred, &opts)?;
+    Ok((pred, conv_census(s, Mode::Ff, a, b, None).total().effective))
+}
+
+/// S3: outputs whose prediction `pred` the following BN+ReLU zeroes take the prediction;
+/// mis-speculations are counted against the exact `y`; returns the keep-mask.
+fn speculate_s3(
+    ctx: &mut Ctx,
+    c: &ConvOp,
+    pred: &[f32],
+    full: u64,
+    y: &mut [f32],
+) -> Result<Vec<bool>, FaultKind> {
+    let s = &c.shape;
+    let blk = read_block(ctx, "s3", c.s3, s.k)?;
     let thr = ctx.state.f(CfgF32::S3Threshold);
     let p = s.p();
     let (mut predicted, mut wrong) = (0u64, 0u64);
     let mut keep = vec![true; y.len()];
-    for (i, (yv, &pv)) in y.iter_mut().zip(&pred).enumerate() {
+    for (i, (yv, &pv)) in y.iter_mut().zip(pred).enumerate() {
         let k = (i / p) % s.k;
         let norm = |v: f32| blk.gamma[k] * (v - blk.norm.mean[k]) * blk.norm.invstd[k] + blk.beta[k];
         if norm(pv) < -thr {
@@ -305,8 +332,7 @@ fn speculate_s3(
             *yv = pv;
         }
     }
-    let full = conv_census(s, Mode::Ff, a, b, None).total();
-    ctx.ev(Event::SpecS3, full.effective);
+    ctx.ev(Event::SpecS3, full);
     ctx.act.speculation = Some((predicted, wrong));
     Ok(keep)
 }
@@ -344,8 +370,13 @@ fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[b
                 Mode::Ff => {
                     let x = &a[(n * g_n + g) * in_plane..][..in_plane];
                     match keep {
-                        None => census
-                            .add_unmasked(&wbits[g], &s.tap_row_counts(x), p as u64, false, |m| g * kg + m),
+                        None => census.add_unmasked(
+                            &wbits[g],
+                            &s.tap_row_counts(|i| x[i] != 0.0),
+                            p as u64,
+                            false,
+                            |m| g * kg + m,
+                        ),
                         Some(m) => {
                             let kb = BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p);
                             ff_masked(&mut census, s, &wbits[g], x, &kb, g * kg);
@@ -415,7 +446,7 @@ fn bp_group(
     (0..dy.rows()).for_each(|k| set_bits(dy.row(k)).for_each(|q| per_q[q] += 1));
     let dy_taps = s.tap_sums(Some(&per_q));
     let keep_bits = keep_in.map_or_else(|| vec![u64::MAX; (s.cg() * plane).div_ceil(64)], bool_bitmap);
-    let all_out = vec![u64::MAX; p.div_ceil(64)];
+    let kept_rows = s.tap_row_counts(|i| keep_in.is_none_or(|m| m[i]));
     for ci in 0..s.cg() {
         let kept_sum = |per_in: &[u64]| -> u64 {
             match keep_in {
@@ -433,7 +464,7 @@ fn bp_group(
         for j in ci * rs..(ci + 1) * rs {
             let l_nz = w.row_count(j);
             if l_nz > 0 {
-                b_nonzero += l_nz * s.row_and_count(j, &keep_bits, &all_out);
+                b_nonzero += l_nz * kept_rows[j];
                 effective += set_bits(w.row(j))
                     .map(|k| s.row_and_count(j, &keep_bits, dy.row(k)))
                     .sum::<u64>();

@@ -218,9 +218,10 @@ impl ConvShape {
         )
     }
 
-    /// Number of non-zero in-bounds taps of every im2col row (J counts) of one group's input
-    /// `xg`, from prefix sums of its non-zero indicator taken along the stride lattice.
-    pub(crate) fn tap_row_counts(&self, xg: &[f32]) -> Vec<u64> {
+    /// Number of in-bounds taps of every im2col row (J counts) whose input position `i` of the
+    /// group (`ci·H·W + ih·W + iw`) is `set(i)`, from prefix sums of the indicator taken along
+    /// the stride lattice.
+    pub(crate) fn tap_row_counts(&self, set: impl Fn(usize) -> bool) -> Vec<u64> {
         let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
         // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw).
@@ -229,7 +230,7 @@ impl ConvShape {
             for i in 0..h {
                 for k in 0..w {
                     let at = plane + i * w + k;
-                    let mut v = u32::from(xg[at] != 0.0);
+                    let mut v = u32::from(set(at));
                     if i >= sh {
                         v += sums[at - sh * w];
                     }
