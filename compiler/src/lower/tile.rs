@@ -106,10 +106,11 @@ impl Slots {
 }
 
 /// Shrinks tile sizes `t` (one per tiled dimension, starting at the extents) until `slots(t)`
-/// fits `caps`. Dimensions are shrunk in `order` (halving, in multiples of `quantum[d]` unless
-/// the tile is already at most that; always a multiple of `floor[d]` — the alignment a bitmap operand
-/// needs so that every tile boundary falls on a byte); an error names the op when even the
-/// smallest tiles do not fit.
+/// fits `caps`. Each round halves the one dimension that frees the largest share of the
+/// over-full buffers (the earliest in `order` on ties), in multiples of `quantum[d]` unless the
+/// tile is already at most that, and always a multiple of `floor[d]` (the alignment a bitmap
+/// operand needs so that every tile boundary falls on a byte); an error names the op when even
+/// the smallest tiles do not fit.
 pub fn fit(
     t: &mut [usize],
     order: &[usize],
@@ -123,8 +124,11 @@ pub fn fit(
         if s.fits(caps) {
             return Ok(());
         }
-        let over: Vec<usize> = (0..4).filter(|&b| s.totals()[b] > caps[b]).collect();
-        let mut shrunk = false;
+        let tot = s.totals();
+        let over: Vec<usize> = (0..4).filter(|&b| tot[b] > caps[b]).collect();
+        // The halving that frees the largest share of the over-full buffers (earlier in
+        // `order` on ties).
+        let mut best: Option<(f64, usize, usize)> = None;
         for &d in order {
             if t[d] <= floor[d].max(1) {
                 continue;
@@ -145,11 +149,17 @@ pub fn fit(
                 continue;
             }
             let ts = slots(&trial).totals();
-            if over.iter().any(|&b| ts[b] < s.totals()[b]) {
-                t[d] = trial[d];
-                shrunk = true;
-                break;
+            let gain: f64 = over
+                .iter()
+                .map(|&b| (tot[b] - ts[b].min(tot[b])) as f64 / tot[b] as f64)
+                .sum();
+            if gain > 0.0 && best.is_none_or(|(g, _, _)| gain > g) {
+                best = Some((gain, d, trial[d]));
             }
+        }
+        let shrunk = best.is_some();
+        if let Some((_, d, v)) = best {
+            t[d] = v;
         }
         if !shrunk {
             let need = s.totals();
