@@ -7,10 +7,12 @@ use crate::ir::{Attribute, Module, OpId, TensorData};
 use crate::lower::emit::{FieldValue, TrnInstr};
 use crate::lower::plan::Init;
 use crate::lower::Lowered;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use trainer_isa::names::{EnumDef, FlagDef};
 use trainer_isa::{
     DType, FieldKind, Instr, NamedEnum, Opcode, Operand, Program, Role, Segment, Space, TensorEntry, Value,
+    TABLE,
 };
 
 /// A code-generation error.
@@ -78,7 +80,7 @@ pub fn instr_of(m: &Module, op: OpId) -> Result<Instr, CodegenError> {
 }
 
 /// The ISA instruction of a lowered instruction (as [`instr_of`] of its `trn` op).
-pub fn instr_of_trn(i: &TrnInstr, opcodes: &mut Opcodes) -> Result<Instr, CodegenError> {
+pub fn instr_of_trn(i: &TrnInstr, opcodes: &Opcodes) -> Result<Instr, CodegenError> {
     let code = opcodes.get(i.mnemonic)?;
     // The lowering mostly lists fields in table order: search on from the last one found.
     let mut next = 0;
@@ -90,18 +92,22 @@ pub fn instr_of_trn(i: &TrnInstr, opcodes: &mut Opcodes) -> Result<Instr, Codege
     })
 }
 
-/// Opcodes by mnemonic, memoized (the lowering spells each mnemonic with one `&'static str`).
-#[derive(Debug, Default)]
+/// Opcodes by mnemonic (the instruction table as a hash map).
+#[derive(Debug)]
 pub struct Opcodes(HashMap<&'static str, Opcode>);
 
+impl Default for Opcodes {
+    fn default() -> Self {
+        Opcodes(TABLE.iter().map(|d| (d.mnemonic, d.op)).collect())
+    }
+}
+
 impl Opcodes {
-    fn get(&mut self, mn: &'static str) -> Result<Opcode, CodegenError> {
-        if let Some(&c) = self.0.get(mn) {
-            return Ok(c);
-        }
-        let c = Opcode::from_mnemonic(mn).ok_or_else(|| bad(format!("unknown instruction `{mn}`")))?;
-        self.0.insert(mn, c);
-        Ok(c)
+    fn get(&self, mn: &str) -> Result<Opcode, CodegenError> {
+        self.0
+            .get(mn)
+            .copied()
+            .ok_or_else(|| bad(format!("unknown instruction `{mn}`")))
     }
 }
 
@@ -242,15 +248,14 @@ enum TensorInit<'a> {
     Weight(&'a str),
 }
 
-/// Appends a tensor-table entry to `program`, with its data segment if it has initial contents.
-fn push_tensor(
-    program: &mut Program,
+/// The data segment of a tensor-table entry with initial contents `init` (`None`: zeros).
+fn tensor_bytes(
     weights: &BTreeMap<String, TensorData>,
-    entry: TensorEntry,
-    init: TensorInit,
-) -> Result<(), CodegenError> {
+    entry: &TensorEntry,
+    init: &TensorInit,
+) -> Result<Option<Vec<u8>>, CodegenError> {
     let n: usize = entry.shape.iter().map(|&d| d as usize).product();
-    let bytes = match init {
+    Ok(match *init {
         TensorInit::Zeros => None,
         TensorInit::Ones => Some(ones(entry.dtype, n)?),
         TensorInit::Weight(w) => {
@@ -265,7 +270,11 @@ fn push_tensor(
             }
             Some(encode_values(entry.dtype, &t.data)?)
         }
-    };
+    })
+}
+
+/// Appends a tensor-table entry to `program`, with its data segment if it has one.
+fn push_tensor(program: &mut Program, entry: TensorEntry, bytes: Option<Vec<u8>>) {
     if let Some(bytes) = bytes {
         program.data.push(Segment {
             addr: entry.addr,
@@ -273,7 +282,6 @@ fn push_tensor(
         });
     }
     program.tensors.push(entry);
-    Ok(())
 }
 
 /// Completes `program`: data segments in address order, metadata (entry points, layer names,
@@ -313,28 +321,42 @@ pub fn generate_lowered(
         dram_size: l.dram_size,
         ..Program::default()
     };
-    for t in &l.tensors {
-        let entry = TensorEntry {
-            name: t.name.clone(),
-            role: t.role,
-            dtype: t.loc.dtype,
-            shape: t.loc.shape.iter().map(|&d| d as u32).collect(),
-            addr: t.loc.addr,
-        };
-        let init = match &t.init {
-            Init::Zeros => TensorInit::Zeros,
-            Init::Ones => TensorInit::Ones,
-            Init::Weight(w) => TensorInit::Weight(w),
-        };
-        push_tensor(&mut program, weights, entry, init)?;
+    let tensors: Vec<(TensorEntry, TensorInit)> = l
+        .tensors
+        .iter()
+        .map(|t| {
+            let entry = TensorEntry {
+                name: t.name.clone(),
+                role: t.role,
+                dtype: t.loc.dtype,
+                shape: t.loc.shape.iter().map(|&d| d as u32).collect(),
+                addr: t.loc.addr,
+            };
+            let init = match &t.init {
+                Init::Zeros => TensorInit::Zeros,
+                Init::Ones => TensorInit::Ones,
+                Init::Weight(w) => TensorInit::Weight(w),
+            };
+            (entry, init)
+        })
+        .collect();
+    // Segments and instructions are encoded in parallel, collected in order (the first error in
+    // program order is reported).
+    let bytes: Vec<_> = tensors
+        .par_iter()
+        .map(|(entry, init)| tensor_bytes(weights, entry, init))
+        .collect();
+    for ((entry, _), b) in tensors.into_iter().zip(bytes) {
+        push_tensor(&mut program, entry, b?);
     }
-    let mut opcodes = Opcodes::default();
+    let opcodes = Opcodes::default();
     let mut entries = Vec::new();
     program.code.reserve(l.entries.iter().map(|(_, c)| c.len()).sum());
     for (name, code) in &l.entries {
         entries.push((*name, program.code.len()));
-        for i in code {
-            program.code.push(instr_of_trn(i, &mut opcodes)?);
+        let instrs: Vec<_> = code.par_iter().map(|i| instr_of_trn(i, &opcodes)).collect();
+        for i in instrs {
+            program.code.push(i?);
         }
     }
     finish(
@@ -390,7 +412,8 @@ pub fn generate(m: &Module, meta: &[(String, String)]) -> Result<Program, Codege
                         .strip_prefix("weight:")
                         .map_or(TensorInit::Zeros, TensorInit::Weight),
                 };
-                push_tensor(&mut program, &m.weights, entry, init)?;
+                let bytes = tensor_bytes(&m.weights, &entry, &init)?;
+                push_tensor(&mut program, entry, bytes);
             }
             "trn.entry" => {
                 let name = o.attr("sym_name").and_then(Attribute::as_str).unwrap_or("main");
