@@ -461,10 +461,10 @@ fn bp_group(
         };
         let kept = kept_sum(taps);
         let (mut effective, mut b_nonzero) = (0, 0);
-        for j in ci * rs..(ci + 1) * rs {
+        for (j, &kept_j) in kept_rows.iter().enumerate().skip(ci * rs).take(rs) {
             let l_nz = w.row_count(j);
             if l_nz > 0 {
-                b_nonzero += l_nz * kept_rows[j];
+                b_nonzero += l_nz * kept_j;
                 effective += set_bits(w.row(j))
                     .map(|k| s.row_and_count(j, &keep_bits, dy.row(k)))
                     .sum::<u64>();
