@@ -289,8 +289,36 @@ pub struct Module {
     regions: Vec<Region>,
     values: Vec<Value>,
     top: OpId,
+    users: Users,
     /// Weight/initializer data referenced by name from `tg.param` ops (`name` attribute).
     pub weights: BTreeMap<String, TensorData>,
+}
+
+/// Candidate users of every value (by [`ValueId::index`]): every operation that has had the value
+/// as an operand, so a superset of its users (entries go stale when operands change or ops are
+/// erased; readers check). Lets [`Module::replace_all_uses`] visit only those operations.
+/// Derived data, ignored by `==`.
+#[derive(Clone, Debug, Default)]
+struct Users(Vec<Vec<OpId>>);
+
+impl PartialEq for Users {
+    fn eq(&self, _: &Users) -> bool {
+        true
+    }
+}
+
+impl Users {
+    fn add(&mut self, v: ValueId, op: OpId) {
+        let i = v.index();
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, Vec::new);
+        }
+        self.0[i].push(op);
+    }
+
+    fn take(&mut self, v: ValueId) -> Vec<OpId> {
+        self.0.get_mut(v.index()).map(std::mem::take).unwrap_or_default()
+    }
 }
 
 impl Default for Module {
@@ -308,6 +336,7 @@ impl Module {
             regions: Vec::new(),
             values: Vec::new(),
             top: OpId(0),
+            users: Users::default(),
             weights: BTreeMap::new(),
         };
         let top = m.create_op(OperationState::new(MODULE_OP).regions(1));
@@ -402,6 +431,9 @@ impl Module {
             .enumerate()
             .map(|(i, t)| self.new_value(t, ValueDef::OpResult(id, i)))
             .collect();
+        for &v in &st.operands {
+            self.users.add(v, id);
+        }
         self.ops.push(Operation {
             name: st.name,
             operands: st.operands,
@@ -527,10 +559,14 @@ impl Module {
     /// Replaces operand `i` of `op`.
     pub fn set_operand(&mut self, op: OpId, i: usize, v: ValueId) {
         self.ops[op.index()].operands[i] = v;
+        self.users.add(v, op);
     }
 
     /// Replaces all operands of `op`.
     pub fn set_operands(&mut self, op: OpId, v: Vec<ValueId>) {
+        for &x in &v {
+            self.users.add(x, op);
+        }
         self.ops[op.index()].operands = v;
     }
 
@@ -564,9 +600,23 @@ impl Module {
         self.walk(self.top)
     }
 
-    /// Every use of `v` as `(op, operand index)`, over all live operations.
+    /// Every use of `v` as `(op, operand index)`, over all live operations, in pre-order.
     pub fn uses(&self, v: ValueId) -> Vec<(OpId, usize)> {
-        self.all_ops()
+        let mut users: Vec<OpId> = self
+            .users
+            .0
+            .get(v.index())
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .copied()
+            .filter(|&o| !self.ops[o.index()].erased && self.ops[o.index()].operands.contains(&v))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        if users.len() > 1 {
+            users.sort_by_cached_key(|&o| self.preorder_key(o));
+        }
+        users
             .into_iter()
             .flat_map(|o| {
                 self.ops[o.index()]
@@ -577,6 +627,31 @@ impl Module {
                     .map(move |(i, _)| (o, i))
             })
             .collect()
+    }
+
+    /// Sort key of a live operation in the pre-order of [`Module::walk`]: (region, block, position)
+    /// at every nesting level from the top.
+    fn preorder_key(&self, op: OpId) -> Vec<(usize, usize, usize)> {
+        let mut key = Vec::new();
+        let mut o = op;
+        while let Some(b) = self.ops[o.index()].parent {
+            let pos = self.position_in_block(o);
+            let Some(r) = self.blocks[b.index()].parent else {
+                break;
+            };
+            let region = &self.regions[r.index()];
+            let bi = region.blocks.iter().position(|&x| x == b).unwrap_or(0);
+            let Some(p) = region.parent else { break };
+            let ri = self.ops[p.index()]
+                .regions
+                .iter()
+                .position(|&x| x == r)
+                .unwrap_or(0);
+            key.push((ri, bi, pos));
+            o = p;
+        }
+        key.reverse();
+        key
     }
 
     /// Use counts of every value over all live operations (indexed by [`ValueId::index`]).
@@ -590,13 +665,28 @@ impl Module {
         n
     }
 
-    /// Replaces every use of `old` by `new`.
+    /// Replaces every use of `old` by `new` (visiting only the candidate users of `old`).
     pub fn replace_all_uses(&mut self, old: ValueId, new: ValueId) {
-        for o in self.all_ops() {
-            for v in &mut self.ops[o.index()].operands {
+        if old == new {
+            return;
+        }
+        let mut candidates = self.users.take(old);
+        candidates.sort_unstable();
+        candidates.dedup();
+        for o in candidates {
+            let op = &mut self.ops[o.index()];
+            if op.erased {
+                continue;
+            }
+            let mut used = false;
+            for v in &mut op.operands {
                 if *v == old {
                     *v = new;
+                    used = true;
                 }
+            }
+            if used {
+                self.users.add(new, o);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! defaults filled in, result types inferred by the `tg` shape rules.
 
 use super::ast::{AttrValue, Dim, Graph, Name, Span, Stmt, TypeSpec};
-use super::TgError;
+use super::{LineIndex, TgError};
 use crate::dialect::tg_shapes;
 use crate::frontend::builder::GraphBuilder;
 use crate::frontend::init::Init;
@@ -76,12 +76,13 @@ fn defaults(op: &str) -> Vec<(&'static str, Attribute)> {
 /// Lowers `graph` (parsed from `src`, a file named `file`) to a module.
 pub fn lower(graph: &Graph, src: &str, file: &str, opts: &TgOptions) -> Result<Module, TgError> {
     let err = |span: Span, msg: String| TgError::at(src, span.lo, msg);
+    let lines = LineIndex::new(src);
     let loc = |span: Span| {
-        let e = TgError::at(src, span.lo, "");
+        let (line, col) = lines.line_col(span.lo);
         Location::FileLineCol {
             file: file.to_string(),
-            line: e.line as u32,
-            col: e.col as u32,
+            line: line as u32,
+            col: col as u32,
         }
     };
     let batch = opts.batch.unwrap_or(1);

@@ -45,15 +45,43 @@ pub struct TgError {
 impl TgError {
     /// An error at byte `offset` of `src`.
     pub fn at(src: &str, offset: usize, msg: impl Into<String>) -> Self {
-        // Lexer and parser offsets are character boundaries; `get` guards against anything else.
-        let before = src.get(..offset).unwrap_or(src);
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, col) = LineIndex::new(src).line_col(offset);
         TgError {
             line,
             col,
             msg: msg.into(),
         }
+    }
+}
+
+/// Line starts of a source text, for 1-based line:column positions of byte offsets in
+/// logarithmic time.
+pub struct LineIndex<'a> {
+    src: &'a str,
+    /// Byte offset of the start of every line.
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// The index of `src`.
+    pub fn new(src: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { src, starts }
+    }
+
+    /// Line and column (in characters) of byte `offset`, both from 1.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        // Lexer and parser offsets are character boundaries; anything else counts as the end.
+        let offset = if self.src.is_char_boundary(offset) {
+            offset
+        } else {
+            self.src.len()
+        };
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let col = self.src[self.starts[line - 1]..offset].chars().count() + 1;
+        (line, col)
     }
 }
 
