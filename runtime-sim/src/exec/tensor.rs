@@ -52,11 +52,14 @@ fn apply_mask(x: &mut [f32], mask: Option<&[bool]>) {
 /// Per-channel BN on read: `γ·(x − μ)·σ⁻¹ + β`, then ReLU if `relu`; also returns the ReLU mask.
 fn bn_on_read(x: &mut [f32], b: &Block, c: usize, hw: usize, relu: bool) -> Vec<bool> {
     let mut mask = vec![false; x.len()];
-    for (i, (v, m)) in x.iter_mut().zip(mask.iter_mut()).enumerate() {
-        let ch = (i / hw) % c;
-        let t = b.gamma[ch] * (*v - b.norm.mean[ch]) * b.norm.invstd[ch] + b.beta[ch];
-        *m = t > 0.0;
-        *v = if relu { t.max(0.0) } else { t };
+    for (i, (xs, ms)) in x.chunks_mut(hw).zip(mask.chunks_mut(hw)).enumerate() {
+        let ch = i % c;
+        let (g, mean, invstd, beta) = (b.gamma[ch], b.norm.mean[ch], b.norm.invstd[ch], b.beta[ch]);
+        for (v, m) in xs.iter_mut().zip(ms) {
+            let t = g * (*v - mean) * invstd + beta;
+            *m = t > 0.0;
+            *v = if relu { t.max(0.0) } else { t };
+        }
     }
     mask
 }
@@ -338,7 +341,7 @@ fn speculate_s3(
 }
 
 fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
-    BitMatrix::nonzero(data, rows, cols, cols, 1)
+    BitMatrix::from_rows(rows, cols, |r| &data[r * cols..][..cols])
 }
 
 /// Census of a conv phase on the operands as used (after masks and BN on read).

@@ -315,16 +315,27 @@ impl ConvShape {
     }
 
     /// Number of non-zero in-bounds taps of every output position (columns of one group's
-    /// im2col matrix of input `xg`).
+    /// im2col matrix of input `xg`): the non-zeros across channels of every input position,
+    /// summed over the taps reading it.
     pub(crate) fn tap_counts(&self, xg: &[f32]) -> Vec<u64> {
+        let plane = self.h * self.w;
+        let mut across = vec![0u64; plane];
+        for ch in xg.chunks_exact(plane) {
+            across
+                .iter_mut()
+                .zip(ch)
+                .for_each(|(c, &x)| *c += u64::from(x != 0.0));
+        }
         let mut counts = vec![0; self.p()];
         let sw = self.stride.1;
-        self.for_each_span(|t| {
-            let dst = &mut counts[t.q..t.q + t.len];
-            dst.iter_mut()
-                .enumerate()
-                .for_each(|(k, c)| *c += u64::from(xg[t.src + k * sw] != 0.0));
-        });
+        for j in 0..self.r * self.s {
+            self.row_spans(j, |t| {
+                let dst = &mut counts[t.q..t.q + t.len];
+                dst.iter_mut()
+                    .enumerate()
+                    .for_each(|(k, c)| *c += across[t.src + k * sw]);
+            });
+        }
         counts
     }
 

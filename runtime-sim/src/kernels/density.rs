@@ -70,6 +70,7 @@ impl BitMatrix {
     }
 
     /// ORs the `n <= 64` low bits of `bits` into row `r` at columns `c..c + n`.
+    #[inline]
     pub fn or_bits(&mut self, r: usize, c: usize, bits: u64, n: usize) {
         debug_assert!(n <= 64 && c + n <= self.cols && (n == 64 || bits >> n == 0));
         let row = &mut self.words[r * self.words_per_row..(r + 1) * self.words_per_row];
@@ -132,6 +133,7 @@ pub fn popcount(words: &[u64]) -> u64 {
 }
 
 /// Number of bits set in both `a` and `b`.
+#[inline]
 pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
     a.iter()
         .zip(b)
@@ -157,6 +159,7 @@ pub fn bool_bitmap(mask: &[bool]) -> Vec<u64> {
 }
 
 /// Bits `start..start + n` (`n <= 64`) of a packed bit vector, in the low bits of the result.
+#[inline]
 pub fn bits_at(words: &[u64], start: usize, n: usize) -> u64 {
     debug_assert!(n <= 64);
     if n == 0 {
@@ -175,6 +178,7 @@ pub fn bits_at(words: &[u64], start: usize, n: usize) -> u64 {
 }
 
 /// Bits 0, 2, 4, … of `x` packed into the low 32 bits.
+#[inline]
 fn even_bits(x: u64) -> u64 {
     let mut x = x & 0x5555_5555_5555_5555;
     x = (x | x >> 1) & 0x3333_3333_3333_3333;
@@ -186,6 +190,7 @@ fn even_bits(x: u64) -> u64 {
 
 /// Bits `start, start + step, …` (`n <= 64` of them) of a packed bit vector, in the low bits of
 /// the result.
+#[inline]
 pub fn strided_bits(words: &[u64], start: usize, step: usize, n: usize) -> u64 {
     match step {
         1 => bits_at(words, start, n),
