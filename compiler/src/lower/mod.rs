@@ -138,7 +138,7 @@ pub fn lower_program(m: &Module, o: &LowerOptions) -> Result<Lowered, LowerError
     let logits_shape = plan::shape_of(m.ty(*logits))
         .ok_or_else(|| LowerError::Program("logits need a static shape".into()))?;
     let sp = plan::plan_static(m, &ops, &args, logits_shape, o.precision).map_err(LowerError::Program)?;
-    let mut layers = Vec::new();
+    let mut layers = walk::Layers::default();
     let ce = ops
         .iter()
         .position(|&x| m.op(x).name() == "sdt.softmax_ce")
@@ -160,7 +160,7 @@ pub fn lower_program(m: &Module, o: &LowerOptions) -> Result<Lowered, LowerError
         name,
         dram_size: train_high.max(eval_high).max(sp.end),
         precision: o.precision,
-        layers,
+        layers: layers.into_names(),
         tensors: sp.tensors,
         entries: [("prune", prune), ("train", train), ("eval", eval)],
     })

@@ -24,13 +24,28 @@ pub struct Outputs {
     pub logits: ValueId,
 }
 
-fn layer_id(layers: &mut Vec<String>, l: &str) -> u16 {
-    match layers.iter().position(|x| x == l) {
-        Some(i) => i as u16,
-        None => {
-            layers.push(l.to_string());
-            (layers.len() - 1) as u16
+/// Layer names by report id (the `layer` field of `tag`), in order of first appearance.
+#[derive(Debug, Default)]
+pub struct Layers {
+    names: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl Layers {
+    /// The id of layer `l`, assigning the next one on first appearance.
+    fn id(&mut self, l: &str) -> u16 {
+        if let Some(&i) = self.ids.get(l) {
+            return i;
         }
+        let i = self.names.len() as u16;
+        self.names.push(l.to_string());
+        self.ids.insert(l.to_string(), i);
+        i
+    }
+
+    /// The names, by id.
+    pub fn into_names(self) -> Vec<String> {
+        self.names
     }
 }
 
@@ -39,13 +54,13 @@ pub fn prune_entry(
     m: &Module,
     sp: &StaticPlan,
     ops: &[OpId],
-    layers: &mut Vec<String>,
+    layers: &mut Layers,
 ) -> Result<Vec<TrnInstr>, LowerError> {
     let mut e = Emitter::default();
     for &op in ops.iter().filter(|&&o| m.op(o).name() == "sdt.prune_mask") {
         let o = m.op(op);
         let (w, mask) = (&sp.locs[&o.operand(0)], &sp.locs[&o.operand(1)]);
-        let l = layer_id(layers, o.str_attr("layer").unwrap_or(""));
+        let l = layers.id(o.str_attr("layer").unwrap_or(""));
         e.tag(l, "other");
         e.code.push(instr(
             "prune.topk",
@@ -80,6 +95,8 @@ struct Walk<'a> {
     /// the state is not read after it is produced, so an early copy keeps the end-of-step
     /// semantics of `sdt.assign`.
     early: HashMap<ValueId, String>,
+    /// The plan's tensors by name (the first of each name, as [`StaticPlan::tensor`]).
+    tensors: HashMap<&'a str, &'a Loc>,
 }
 
 /// Lowers `ops` as one entry (`eval`: inference form of the forward ops). Returns the
@@ -91,7 +108,7 @@ pub fn entry(
     ops: &[OpId],
     eval: bool,
     outs: Outputs,
-    layers: &mut Vec<String>,
+    layers: &mut Layers,
 ) -> Result<(Vec<TrnInstr>, u64), LowerError> {
     let mut w = Walk {
         m,
@@ -105,8 +122,12 @@ pub fn entry(
         arena: Arena::new(sp.end),
         e: Emitter::default(),
         scratch: Vec::new(),
+        tensors: HashMap::new(),
         early: HashMap::new(),
     };
+    for t in &sp.tensors {
+        w.tensors.entry(t.name.as_str()).or_insert(&t.loc);
+    }
     w.locs.insert(
         outs.logits,
         sp.tensor("logits")
@@ -129,7 +150,7 @@ pub fn entry(
             oper.name(),
             "sdt.state" | "sdt.assign" | "sdt.return" | "sdt.increment"
         ) {
-            let l = layer_id(layers, oper.str_attr("layer").unwrap_or(""));
+            let l = layers.id(oper.str_attr("layer").unwrap_or(""));
             w.e.tag(l, phase(oper.str_attr("phase").unwrap_or("")));
         }
         w.place_results(op, i).map_err(err)?;
@@ -189,11 +210,14 @@ impl Walk<'_> {
         }
         let m = self.m;
         let index: HashMap<OpId, usize> = ops.iter().enumerate().map(|(i, &o)| (o, i)).collect();
-        let state = |name: &str| {
-            ops.iter()
-                .find(|&&s| m.op(s).name() == "sdt.state" && m.op(s).str_attr("name").ok() == Some(name))
-                .map(|&s| m.op(s).result(0))
-        };
+        // The first `sdt.state` of each name.
+        let mut states: HashMap<&str, ValueId> = HashMap::new();
+        for &s in ops.iter().filter(|&&s| m.op(s).name() == "sdt.state") {
+            if let Ok(name) = m.op(s).str_attr("name") {
+                states.entry(name).or_insert(m.op(s).result(0));
+            }
+        }
+        let state = |name: &str| states.get(name).copied();
         for &op in ops.iter().filter(|&&o| m.op(o).name() == "sdt.assign") {
             let o = m.op(op);
             let (v, Ok(name)) = (o.operand(0), o.str_attr("name")) else {
@@ -212,7 +236,7 @@ impl Walk<'_> {
     /// Copies `v` to the state tensor `name` (nothing if it is already there).
     fn assign(&mut self, v: ValueId, name: &str) -> Result<(), String> {
         let v = self.loc(v)?;
-        if let Some(t) = self.sp.tensor(name) {
+        if let Some(&t) = self.tensors.get(name) {
             if t.addr != v.addr {
                 self.e.code.push(convert(v.elems(), v.op(), t.op()));
             }
