@@ -694,7 +694,11 @@ impl Module {
     /// Removes `op` (and everything nested in it) from its block. Its results must be unused.
     pub fn erase_op(&mut self, op: OpId) {
         if let Some(b) = self.ops[op.index()].parent.take() {
-            self.blocks[b.index()].ops.retain(|&o| o != op);
+            // A block lists each of its ops once.
+            let ops = &mut self.blocks[b.index()].ops;
+            if let Some(p) = ops.iter().position(|&o| o == op) {
+                ops.remove(p);
+            }
         }
         for o in self.walk(op) {
             self.ops[o.index()].erased = true;
