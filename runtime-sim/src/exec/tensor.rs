@@ -415,6 +415,7 @@ fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[b
 fn ff_masked(census: &mut Census, s: &ConvShape, w: &BitMatrix, x: &[f32], kb: &BitMatrix, unit0: usize) {
     let nzx = nonzero_bitmap(x);
     let taps = s.tap_counts(x);
+    let table = s.tap_table();
     for m in 0..w.rows() {
         let km = kb.row(m);
         let row = RowCounts {
@@ -422,7 +423,7 @@ fn ff_masked(census: &mut Census, s: &ConvShape, w: &BitMatrix, x: &[f32], kb: &
             j_len: w.cols() as u64,
             kept: kb.row_count(m),
             p: kb.cols() as u64,
-            effective: set_bits(w.row(m)).map(|j| s.row_and_count(j, &nzx, km)).sum(),
+            effective: set_bits(w.row(m)).map(|j| table.row_and_count(j, &nzx, km)).sum(),
             r_nonzero: set_bits(km).map(|q| taps[q]).sum(),
         };
         census.add_row(unit0 + m, &row, false);
@@ -450,6 +451,7 @@ fn bp_group(
     let dy_taps = s.tap_sums(Some(&per_q));
     let keep_bits = keep_in.map_or_else(|| vec![u64::MAX; (s.cg() * plane).div_ceil(64)], bool_bitmap);
     let kept_rows = s.tap_row_counts(|i| keep_in.is_none_or(|m| m[i]));
+    let table = s.tap_table();
     for ci in 0..s.cg() {
         let kept_sum = |per_in: &[u64]| -> u64 {
             match keep_in {
@@ -469,7 +471,7 @@ fn bp_group(
             if l_nz > 0 {
                 b_nonzero += l_nz * kept_j;
                 effective += set_bits(w.row(j))
-                    .map(|k| s.row_and_count(j, &keep_bits, dy.row(k)))
+                    .map(|k| table.row_and_count(j, &keep_bits, dy.row(k)))
                     .sum::<u64>();
             }
         }

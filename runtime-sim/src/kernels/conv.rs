@@ -178,12 +178,27 @@ impl ConvShape {
 
     /// Calls `f` for the runs of in-bounds taps of im2col row `j` (one per output row that has
     /// any), in output-row order.
-    pub(crate) fn row_spans(&self, j: usize, mut f: impl FnMut(TapSpan)) {
-        let (ci, r, s) = (j / (self.r * self.s), j / self.s % self.r, j % self.s);
-        let ow = self.out_w();
-        let (Some(ys), Some(xs)) = (self.rows_in(r), self.cols_in(s)) else {
-            return;
-        };
+    pub(crate) fn row_spans(&self, j: usize, f: impl FnMut(TapSpan)) {
+        let rs = self.r * self.s;
+        if let Some(b) = self.kernel_in(j % rs) {
+            self.spans_in(j, j / rs, self.out_w(), b, f);
+        }
+    }
+
+    /// The output rows and columns whose kernel position `k = r·S + s` lands inside the input.
+    fn kernel_in(&self, k: usize) -> Option<(InBounds, InBounds)> {
+        self.rows_in(k / self.s).zip(self.cols_in(k % self.s))
+    }
+
+    /// The spans of im2col row `j` (input channel `ci`, output width `ow`) within `(ys, xs)`.
+    fn spans_in(
+        &self,
+        j: usize,
+        ci: usize,
+        ow: usize,
+        (ys, xs): (InBounds, InBounds),
+        mut f: impl FnMut(TapSpan),
+    ) {
         let base = ci * self.h * self.w + xs.first;
         for y in ys.lo..ys.hi {
             let ih = ys.first + (y - ys.lo) * self.stride.0;
@@ -193,6 +208,15 @@ impl ConvShape {
                 len: xs.hi - xs.lo,
                 src: base + ih * self.w,
             });
+        }
+    }
+
+    /// The tap geometry of every kernel position, for counting many im2col rows.
+    pub(crate) fn tap_table(&self) -> TapTable {
+        TapTable {
+            shape: *self,
+            ow: self.out_w(),
+            kernel: (0..self.r * self.s).map(|k| self.kernel_in(k)).collect(),
         }
     }
 
@@ -283,21 +307,6 @@ impl ConvShape {
         self.tap_bits(&keep.map_or_else(all, bool_bitmap))
     }
 
-    /// Number of taps of im2col row `j` whose input bit (in `input`, per group input element) and
-    /// output bit (in `out`, per output position) are both set.
-    pub(crate) fn row_and_count(&self, j: usize, input: &[u64], out: &[u64]) -> u64 {
-        let sw = self.stride.1;
-        let mut total = 0;
-        self.row_spans(j, |t| {
-            for done in (0..t.len).step_by(64) {
-                let n = (t.len - done).min(64);
-                let bits = strided_bits(input, t.src + done * sw, sw, n) & bits_at(out, t.q + done, n);
-                total += u64::from(bits.count_ones());
-            }
-        });
-        total
-    }
-
     /// For every input position of one channel (`ih·W + iw`), the sum of `per_q[q]` over the
     /// in-bounds taps (any kernel position, output position `q`) that read it; `None` counts the
     /// taps.
@@ -376,6 +385,35 @@ impl ConvShape {
                     .for_each(|(k, d)| *d = xg[t.src + k * sw]);
             }
         });
+    }
+}
+
+/// [`ConvShape::row_spans`] geometry precomputed per kernel position (see
+/// [`ConvShape::tap_table`]).
+pub(crate) struct TapTable {
+    shape: ConvShape,
+    ow: usize,
+    kernel: Vec<Option<(InBounds, InBounds)>>,
+}
+
+impl TapTable {
+    /// Number of taps of im2col row `j` whose input bit (in `input`, per group input element) and
+    /// output bit (in `out`, per output position) are both set.
+    pub(crate) fn row_and_count(&self, j: usize, input: &[u64], out: &[u64]) -> u64 {
+        let rs = self.kernel.len();
+        let Some(b) = self.kernel[j % rs] else {
+            return 0;
+        };
+        let sw = self.shape.stride.1;
+        let mut total = 0;
+        self.shape.spans_in(j, j / rs, self.ow, b, |t| {
+            for done in (0..t.len).step_by(64) {
+                let n = (t.len - done).min(64);
+                let bits = strided_bits(input, t.src + done * sw, sw, n) & bits_at(out, t.q + done, n);
+                total += u64::from(bits.count_ones());
+            }
+        });
+        total
     }
 }
 
