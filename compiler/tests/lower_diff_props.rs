@@ -25,6 +25,7 @@ enum Layer {
     },
     Depthwise {
         r: usize,
+        stride: usize,
     },
     Bn,
     Relu,
@@ -39,7 +40,7 @@ fn layer() -> impl Strategy<Value = Layer> {
     prop_oneof![
         3 => (1usize..=16, 1usize..=3, 1usize..=2, 0usize..=1, any::<bool>())
             .prop_map(|(k, r, stride, pad, bias)| Layer::Conv { k, r, stride, pad, bias }),
-        1 => (1usize..=3).prop_map(|r| Layer::Depthwise { r }),
+        1 => (1usize..=3, 1usize..=2).prop_map(|(r, stride)| Layer::Depthwise { r, stride }),
         2 => Just(Layer::Bn),
         2 => Just(Layer::Relu),
         1 => Just(Layer::Relu6),
@@ -108,11 +109,10 @@ fn render(c: &Case) -> String {
     let mut cur = "x".to_string();
     for (i, l) in c.layers.iter().enumerate() {
         let out = format!("l{i}");
-        // A bias, or a single weight per output channel, right before a BN gets an exactly-zero
-        // gradient (BN removes the mean and the scale): only rounding noise to compare, so a
-        // ReLU goes between.
-        let before_bn = matches!(c.layers.get(i + 1), Some(Layer::Bn));
-        let before_bn = before_bn || matches!(c.layers.get(i + 2), Some(Layer::Bn));
+        // A bias, or a single weight per output channel, before a BN gets a (nearly) zero
+        // gradient (BN removes the mean and the scale): only rounding noise to compare. So
+        // convs before a BN have no bias (as usual), and single-weight ones a ReLU after them.
+        let before_bn = c.layers[i + 1..].iter().take(2).any(|l| matches!(l, Layer::Bn));
         match *l {
             Layer::Conv {
                 k,
@@ -123,7 +123,7 @@ fn render(c: &Case) -> String {
             } => {
                 let r = r.min(h + 2 * pad).min(w + 2 * pad);
                 writeln!(s, "  param %w{i}: f32[{k}, {ch}, {r}, {r}] init = he").unwrap();
-                let b = if bias {
+                let b = if bias && !before_bn {
                     writeln!(s, "  param %b{i}: f32[{k}] init = he").unwrap();
                     format!(", %b{i}")
                 } else {
@@ -134,7 +134,7 @@ fn render(c: &Case) -> String {
                     "  %{out} = conv(%{cur}, %w{i}{b}) {{stride = [{stride}, {stride}], pad = [{pad}, {pad}, {pad}, {pad}]}}"
                 )
                 .unwrap();
-                if before_bn && (bias || ch * r * r == 1) {
+                if before_bn && ch * r * r == 1 {
                     writeln!(s, "  %a{i} = relu(%{out})").unwrap();
                     cur = format!("a{i}");
                 } else {
@@ -145,15 +145,17 @@ fn render(c: &Case) -> String {
                 ch = k;
                 continue;
             }
-            Layer::Depthwise { r } => {
+            Layer::Depthwise { r, stride } => {
                 let p = (r - 1) / 2;
                 let r = 2 * p + 1;
                 writeln!(s, "  param %w{i}: f32[{ch}, 1, {r}, {r}] init = he").unwrap();
                 writeln!(
                     s,
-                    "  %{out} = conv(%{cur}, %w{i}) {{pad = [{p}, {p}, {p}, {p}], groups = {ch}}}"
+                    "  %{out} = conv(%{cur}, %w{i}) {{stride = [{stride}, {stride}], pad = [{p}, {p}, {p}, {p}], groups = {ch}}}"
                 )
                 .unwrap();
+                h = (h + 2 * p - r) / stride + 1;
+                w = (w + 2 * p - r) / stride + 1;
                 if before_bn && r == 1 {
                     writeln!(s, "  %a{i} = relu(%{out})").unwrap();
                     cur = format!("a{i}");

@@ -107,7 +107,7 @@ impl Slots {
 
 /// Shrinks tile sizes `t` (one per tiled dimension, starting at the extents) until `slots(t)`
 /// fits `caps`. Each round halves the one dimension that frees the largest share of the
-/// over-full buffers (the earliest in `order` on ties), in multiples of `quantum[d]` unless the
+/// over-full buffers (the earliest in `order` on ties, also when none frees anything yet), in multiples of `quantum[d]` unless the
 /// tile is already at most that, and always a multiple of `floor[d]` (the alignment a bitmap
 /// operand needs so that every tile boundary falls on a byte); an error names the op when even
 /// the smallest tiles do not fit.
@@ -153,7 +153,8 @@ pub fn fit(
                 .iter()
                 .map(|&b| (tot[b] - ts[b].min(tot[b])) as f64 / tot[b] as f64)
                 .sum();
-            if gain > 0.0 && best.is_none_or(|(g, _, _)| gain > g) {
+            // A halving that frees nothing now (an input halo) may still enable later ones.
+            if best.is_none_or(|(g, _, _)| gain > g) {
                 best = Some((gain, d, trial[d]));
             }
         }

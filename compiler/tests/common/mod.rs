@@ -180,4 +180,4 @@ pub fn check_step(
 }
 
 /// Tiny on-chip buffers (bytes: ibuf, wbuf, obuf, gbuf) that force every tiling path.
-pub const TINY_BUFFERS: [u64; 4] = [2048, 2048, 2048, 4096];
+pub const TINY_BUFFERS: [u64; 4] = [4096, 2048, 2048, 4096];
