@@ -351,12 +351,12 @@ impl ConvShape {
     /// `y (Kg×P) = W·col` of one group with `W` in CSR, straight from the input (no im2col):
     /// every non-zero weight adds its scaled input spans in CSR order, the order [`gemm::spmm`]
     /// adds them in (padding taps would add ±0 to sums that start at +0: no change).
-    fn sparse_ff(&self, w: &Csr, xg: &[f32], y: &mut [f32]) {
+    fn sparse_ff(&self, taps: &TapTable, w: &Csr, xg: &[f32], y: &mut [f32]) {
         let (p, sw) = (self.p(), self.stride.1);
         y.fill(0.0);
         for (m, row) in y.chunks_exact_mut(p).enumerate() {
             for (jj, v) in w.row(m) {
-                self.row_spans(jj, |t| {
+                taps.spans(jj, |t| {
                     let dst = &mut row[t.q..t.q + t.len];
                     if sw == 1 {
                         let src = &xg[t.src..t.src + t.len];
@@ -397,16 +397,20 @@ pub(crate) struct TapTable {
 }
 
 impl TapTable {
+    /// [`ConvShape::row_spans`] from the table.
+    pub(crate) fn spans(&self, j: usize, f: impl FnMut(TapSpan)) {
+        let rs = self.kernel.len();
+        if let Some(b) = self.kernel[j % rs] {
+            self.shape.spans_in(j, j / rs, self.ow, b, f);
+        }
+    }
+
     /// Number of taps of im2col row `j` whose input bit (in `input`, per group input element) and
     /// output bit (in `out`, per output position) are both set.
     pub(crate) fn row_and_count(&self, j: usize, input: &[u64], out: &[u64]) -> u64 {
-        let rs = self.kernel.len();
-        let Some(b) = self.kernel[j % rs] else {
-            return 0;
-        };
         let sw = self.shape.stride.1;
         let mut total = 0;
-        self.shape.spans_in(j, j / rs, self.ow, b, |t| {
+        self.spans(j, |t| {
             for done in (0..t.len).step_by(64) {
                 let n = (t.len - done).min(64);
                 let bits = strided_bits(input, t.src + done * sw, sw, n) & bits_at(out, t.q + done, n);
@@ -500,6 +504,7 @@ pub fn conv_ff(
         })
         .collect::<Result<_>>()?;
     let exact = opts.counting == Counting::Exact;
+    let taps = shape.tap_table();
     let per_image = |(n, yn): (usize, &mut [f32])| -> Result<WorkCounts> {
         let mut col = Vec::new();
         let mut tmp = vec![0.0; kg * p];
@@ -517,7 +522,7 @@ pub fn conv_ff(
                 shape.im2col(xg, &mut col);
             }
             match &sparse[g] {
-                Some(csr) => shape.sparse_ff(csr, xg, &mut tmp),
+                Some(csr) => shape.sparse_ff(&taps, csr, xg, &mut tmp),
                 None => gemm::gemm(wv, MatRef::row_major(&col, j, p)?, &mut tmp, p, false)?,
             }
             store(
@@ -570,6 +575,7 @@ pub fn conv_bp(
     // In-bounds taps reading each input position of a channel, and over a group.
     let (plane, taps) = (shape.h * shape.w, shape.tap_sums(None));
     let valid = shape.cg() as u64 * taps.iter().sum::<u64>();
+    let table = shape.tap_table();
     let per_image = |(n, dxn): (usize, &mut [f32])| -> Result<WorkCounts> {
         let mut dcol = vec![0.0; j * p];
         let mut tmp = vec![0.0; in_plane];
@@ -588,18 +594,20 @@ pub fn conv_bp(
             tmp.fill(0.0);
             // col2im; rows of structurally zero weights are +0 and leave `tmp` unchanged.
             let sw = shape.stride.1;
-            shape.for_each_span(|t| {
-                if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(t.j)) {
-                    return;
+            for jj in 0..j {
+                if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(jj)) {
+                    continue;
                 }
-                let src = &dcol[t.j * p + t.q..][..t.len];
-                if sw == 1 {
-                    let dst = &mut tmp[t.src..t.src + t.len];
-                    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                } else {
-                    src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
-                }
-            });
+                table.spans(jj, |t| {
+                    let src = &dcol[t.j * p + t.q..][..t.len];
+                    if sw == 1 {
+                        let dst = &mut tmp[t.src..t.src + t.len];
+                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    } else {
+                        src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
+                    }
+                });
+            }
             let keep_in = opts
                 .keep
                 .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
