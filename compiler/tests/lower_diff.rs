@@ -138,3 +138,24 @@ fn example_resnet18_tg_sparse_speculative_step_matches_interpreter() {
         d.worst(|_| true)
     );
 }
+
+/// MobileNetV2 (ReLU6, depthwise, residual adds) at batch 8 with conventional BN: its last
+/// stages normalise 8 values per channel (1×1 maps), so gradients through them are
+/// ill-conditioned; 5e-4 is the tolerance (measured 1.5e-4). With decoupled BN the forward pass
+/// agrees (logits 7e-5) but gradients differ up to 0.2 relative: cause not found yet (suspected:
+/// f32 statistics accumulated across tiles on near-constant channels), so not tested here.
+#[test]
+fn mobilenet_v2_sparse_step_matches_interpreter() {
+    let opts = SdtOptions {
+        bn_decoupled: false,
+        speculation: Speculation::ALL,
+        ..sparse(0.9)
+    };
+    check_step(
+        &onnx("mobilenet_v2_cifar10.onnx", 8),
+        &opts,
+        &AutodiffOptions::default(),
+        &LowerOptions::default(),
+        5e-4,
+    );
+}
