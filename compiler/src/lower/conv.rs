@@ -56,11 +56,7 @@ fn bytes(d: DType, elems: usize) -> u64 {
 }
 
 /// Geometry fields of a tile: `[n, c, h, k, groups]` and the tile's (`pad_t`, `pad_b`).
-fn geometry_fields(
-    g: &ConvGeom,
-    [n, c, h, k, groups]: [usize; 5],
-    (pt, pb): (usize, usize),
-) -> Vec<Field> {
+fn geometry_fields(g: &ConvGeom, [n, c, h, k, groups]: [usize; 5], (pt, pb): (usize, usize)) -> Vec<Field> {
     vec![
         int("n", n),
         int("c", c),
