@@ -62,7 +62,7 @@ struct StepTiming {
 fn time_step(w: &Workload, runs: u64) -> Result<StepTiming> {
     let (program, compile_seconds) = w.compile(
         "trainer-28nm",
-        &["--speculation", "s1,s3", "--dataflow", "adaptive"],
+        &["--speculation", "s1,s2,s3", "--dataflow", "adaptive"],
     )?;
     let mut sim = Simulator::new(program, bench_run::cost_model("trainer-28nm", |_| {})?)?;
     let stats = train_steps(&mut sim, runs, w.seed)?;
