@@ -1,19 +1,8 @@
 //! `trainer compile --emit tg` end to end through the binary.
 
-use std::process::Command;
+mod common;
 
-fn trainer(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run trainer");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run as trainer;
 
 #[test]
 fn graph_only_resnet18_prints_twenty_convolutions() {

@@ -1,20 +1,9 @@
 //! `trainer compile --emit sdt` end to end through the binary: the training program with the
 //! SDT pass options.
 
-use std::process::Command;
+mod common;
 
-fn trainer(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run trainer");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run as trainer;
 
 #[test]
 fn sparse_training_program_with_all_speculation_and_adaptive_dataflow() {

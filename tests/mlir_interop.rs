@@ -9,6 +9,9 @@
 //! * with the `mlir` feature: accepted by MLIR through melior, our IR → MLIR → our IR is
 //!   identical, `--mlir-verify` passes, and MLIR's `canonicalize,cse` give a module we import.
 
+mod common;
+
+use common::trainer;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,13 +38,6 @@ fn models() -> Vec<PathBuf> {
     out.sort();
     assert!(!out.is_empty(), "no example models found");
     out
-}
-
-fn trainer(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("trainer runs")
 }
 
 /// The IR stages `trainer compile --emit` offers (read from its help), in pipeline order.

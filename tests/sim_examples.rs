@@ -2,15 +2,16 @@
 //! `trainer run`, deterministically; `--max-instructions` stops runaway programs cleanly;
 //! `trainer bench peak --json` prints one object with the calibrated figures.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn trainer(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("run trainer")
+use std::ffi::OsStr;
+use std::process::Output;
+
+/// [`common::trainer`] with the argument type fixed, so `"…".as_ref()` lists infer.
+fn trainer(args: &[&OsStr]) -> Output {
+    common::trainer(args)
 }
+use std::path::{Path, PathBuf};
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/asm");
@@ -90,7 +91,7 @@ fn examples_run_deterministically() {
 
 #[test]
 fn bench_peak_json_prints_the_figures() {
-    let o = trainer(&["bench".as_ref(), "peak".as_ref(), "--json".as_ref()]);
+    let o = common::trainer(&["bench", "peak", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     for key in [

@@ -36,6 +36,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs `trainer`: whether it succeeded, standard output and standard error as text.
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> (bool, String, String) {
+    let o = trainer(args);
+    (o.status.success(), stdout(&o), stderr(&o))
+}
+
 /// Runs `trainer` and asserts success; returns stdout.
 pub fn ok<S: AsRef<OsStr> + std::fmt::Debug>(a: &[S]) -> String {
     let o = trainer(a);
