@@ -160,6 +160,32 @@ fn clear(c: &'static str) -> TrnInstr {
     TrnInstr::new("dc.clear", vec![name("ctr", c)])
 }
 
+/// Loads the weights of output channels `k0..k0+kl` × (per-group) input channels `c0..c0+cl`, all
+/// taps, into slot 1 of `wslot` in the weight buffer (density counter `ctr`), and their mask, if
+/// any, into slot 3.
+fn load_weights(
+    a: &ConvArgs,
+    [k0, c0]: [usize; 2],
+    [kl, cl]: [usize; 2],
+    p: &Placed,
+    wslot: usize,
+    ctr: &str,
+) -> Result<Vec<TrnInstr>, String> {
+    let (start, ext) = ([k0, c0, 0, 0], [kl, cl, a.g.r, a.g.s]);
+    let mut out = copy_block(true, &a.b, &start, &ext, p.at(1, wslot, WBUF, a.b.dtype), ctr)?;
+    if let Some(m) = &a.wmask {
+        out.extend(copy_block(
+            true,
+            m,
+            &start,
+            &ext,
+            p.at(3, wslot, WBUF, m.dtype),
+            "none",
+        )?);
+    }
+    Ok(out)
+}
+
 /// Lowers one conv to tiles.
 pub fn lower(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     match a.mode {
@@ -306,24 +332,8 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         tile.loads.push(clear(dcw));
                     }
                     let wdc = if adaptive { dcw } else { "none" };
-                    tile.loads.extend(copy_block(
-                        true,
-                        &a.b,
-                        &[k0, wc0, 0, 0],
-                        &[kl, wcl, g.r, g.s],
-                        p.at(1, wslot, WBUF, a.b.dtype),
-                        wdc,
-                    )?);
-                    if let Some(m) = &a.wmask {
-                        tile.loads.extend(copy_block(
-                            true,
-                            m,
-                            &[k0, wc0, 0, 0],
-                            &[kl, wcl, g.r, g.s],
-                            p.at(3, wslot, WBUF, m.dtype),
-                            "none",
-                        )?);
-                    }
+                    tile.loads
+                        .extend(load_weights(a, [k0, wc0], [kl, wcl], &p, wslot, wdc)?);
                     if let Some(bl) = &a.bna {
                         tile.loads.extend(copy_block(
                             true,
@@ -558,24 +568,8 @@ fn bp(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     dci,
                 )?);
                 let (wc0, wcl) = if grouped { (0, gc) } else { (c0, cl) };
-                tile.loads.extend(copy_block(
-                    true,
-                    &a.b,
-                    &[k0, wc0, 0, 0],
-                    &[kl, wcl, g.r, g.s],
-                    p.at(1, s, WBUF, a.b.dtype),
-                    dcw,
-                )?);
-                if let Some(m) = &a.wmask {
-                    tile.loads.extend(copy_block(
-                        true,
-                        m,
-                        &[k0, wc0, 0, 0],
-                        &[kl, wcl, g.r, g.s],
-                        p.at(3, s, WBUF, m.dtype),
-                        "none",
-                    )?);
-                }
+                tile.loads
+                    .extend(load_weights(a, [k0, wc0], [kl, wcl], &p, s, dcw)?);
                 let here = [n0, c0, ih0, 0];
                 let ext = [nl, cl, hl, g.w];
                 if first {
