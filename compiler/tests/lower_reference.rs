@@ -3,8 +3,10 @@
 //! updated parameters (`tests/data/digits_cnn_step.npz`, `dense/new/*`, `sparse90/new/*`) to 1e-4
 //! relative norm.
 
+mod common;
+
+use common::{data, npz_array};
 use npyz::npz::NpzArchive;
-use std::path::{Path, PathBuf};
 use trainer_compiler::autodiff::{autodiff, AutodiffOptions};
 use trainer_compiler::codegen;
 use trainer_compiler::frontend::{self, FrontendOptions};
@@ -14,34 +16,6 @@ use trainer_isa::names::CfgF32;
 use trainer_sim::cost::CostModel;
 use trainer_sim::machine::Machine;
 use trainer_sim::Simulator;
-
-fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data")
-        .join(file)
-}
-
-fn array(npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>, name: &str) -> Vec<f64> {
-    let arr = npz
-        .by_name(name)
-        .unwrap()
-        .unwrap_or_else(|| panic!("no array {name}"));
-    match arr.dtype() {
-        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
-            .into_vec::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        npyz::DType::Plain(t) if t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
-        _ => arr
-            .into_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-    }
-}
 
 fn rel(a: &[f32], b: &[f64]) -> f64 {
     let num: f64 = a
@@ -55,17 +29,19 @@ fn rel(a: &[f32], b: &[f64]) -> f64 {
 }
 
 fn reference(case: &str, sparsity: f64) {
-    let mut npz = NpzArchive::open(data("digits_cnn_step.npz")).unwrap();
-    let x: Vec<f32> = array(&mut npz, &format!("{case}/x"))
+    let mut npz = NpzArchive::open(data("tests/data/digits_cnn_step.npz")).unwrap();
+    let x: Vec<f32> = npz_array(&mut npz, &format!("{case}/x"))
+        .1
         .into_iter()
         .map(|v| v as f32)
         .collect();
-    let y: Vec<i64> = array(&mut npz, &format!("{case}/y"))
+    let y: Vec<i64> = npz_array(&mut npz, &format!("{case}/y"))
+        .1
         .into_iter()
         .map(|v| v as i64)
         .collect();
     let tg = frontend::load(
-        &data("digits_cnn.onnx"),
+        &data("tests/data/digits_cnn.onnx"),
         &FrontendOptions {
             batch: Some(y.len()),
             seed: 0,
@@ -104,7 +80,7 @@ fn reference(case: &str, sparsity: f64) {
         .collect();
     assert!(!names.is_empty());
     for name in names {
-        let want = array(&mut npz, &format!("{case}/new/{name}"));
+        let (_, want) = npz_array(&mut npz, &format!("{case}/new/{name}"));
         let got = s.read_tensor(&name).unwrap();
         let r = rel(&got, &want);
         assert!(r <= 1e-4, "{case}/new/{name}: relative error {r:e}");

@@ -2,49 +2,24 @@
 //! numbers (`tests/data/<model>_step.npz`): loss, logits, every gradient, every updated weight,
 //! the BN running statistics, and (sparse) the pruning masks, to 1e-4 relative (norm).
 
+mod common;
+
+use common::{data, npz_array, Npz};
 use npyz::npz::NpzArchive;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use trainer_compiler::autodiff::{autodiff, AutodiffOptions};
 use trainer_compiler::frontend::{self, FrontendOptions};
 use trainer_compiler::interp::{self, State};
 use trainer_compiler::ir::{Module, TensorData};
 use trainer_compiler::sdt::{self, SdtOptions};
 
-fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data")
-        .join(file)
-}
-
 /// Every array of the archive under `prefix/`, by the rest of its name, as f64.
-fn arrays(
-    npz: &mut NpzArchive<std::io::BufReader<std::fs::File>>,
-    prefix: &str,
-) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+fn arrays(npz: &mut Npz, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
     let names: Vec<String> = npz.array_names().map(str::to_string).collect();
     let mut out = BTreeMap::new();
     for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
-        let arr = npz.by_name(&name).unwrap().unwrap();
-        let shape: Vec<usize> = arr.shape().iter().map(|&d| d as usize).collect();
-        let vals: Vec<f64> = match arr.dtype() {
-            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float && t.size_field() == 8 => {
-                arr.into_vec::<f64>().unwrap()
-            }
-            npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
-                .into_vec::<i64>()
-                .unwrap()
-                .into_iter()
-                .map(|v| v as f64)
-                .collect(),
-            _ => arr
-                .into_vec::<f32>()
-                .unwrap()
-                .into_iter()
-                .map(f64::from)
-                .collect(),
-        };
-        out.insert(name[prefix.len()..].to_string(), (shape, vals));
+        let array = npz_array(npz, &name);
+        out.insert(name[prefix.len()..].to_string(), array);
     }
     out
 }
@@ -74,7 +49,7 @@ fn check(what: &str, got: &TensorData, want: &(Vec<usize>, Vec<f64>)) {
 
 /// Compiles `model` with `opts`, runs one step on the reference batch, compares everything.
 fn reference_step(model: &str, case: &str, opts: &SdtOptions) {
-    let mut npz = NpzArchive::open(data(&format!("{model}_step.npz"))).unwrap();
+    let mut npz = NpzArchive::open(data(&format!("tests/data/{model}_step.npz"))).unwrap();
     let all = arrays(&mut npz, &format!("{case}/"));
     let (xs, xv) = &all["x"];
     let x = TensorData {
@@ -84,7 +59,7 @@ fn reference_step(model: &str, case: &str, opts: &SdtOptions) {
     let y: Vec<i64> = all["y"].1.iter().map(|&v| v as i64).collect();
 
     let tg = frontend::load(
-        &data(&format!("{model}.onnx")),
+        &data(&format!("tests/data/{model}.onnx")),
         &FrontendOptions {
             batch: Some(x.shape[0]),
             seed: 0,

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+use npyz::npz::NpzArchive;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use trainer_compiler::autodiff::{autodiff, AutodiffOptions};
 use trainer_compiler::codegen;
@@ -19,6 +22,34 @@ use trainer_sim::Simulator;
 /// A file of the workspace.
 pub fn data(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file)
+}
+
+/// An opened `.npz` archive.
+pub type Npz = NpzArchive<BufReader<File>>;
+
+/// Array `name` of an `.npz` (f32, f64 or integer) as f64: shape and values.
+pub fn npz_array(npz: &mut Npz, name: &str) -> (Vec<usize>, Vec<f64>) {
+    let arr = npz
+        .by_name(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no array {name}"));
+    let shape = arr.shape().iter().map(|&d| d as usize).collect();
+    let values = match arr.dtype() {
+        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
+            .into_vec::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        npyz::DType::Plain(t) if t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
+        _ => arr
+            .into_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+    };
+    (shape, values)
 }
 
 /// Deterministic pseudo-random values in [0, 1).
