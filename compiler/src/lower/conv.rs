@@ -4,7 +4,7 @@
 //! partial sums over batch and row tiles with `acc`). Decoupled-BN statistics are accumulated in a
 //! per-channel-tile scratch and stored once the tile's outputs are final.
 
-use super::emit::{buf, copy_block, int, name, operand, Field, TrnInstr};
+use super::emit::{buf, clear, copy_block, int, name, operand, Field, TrnInstr};
 use super::plan::Loc;
 use super::tile::{fit, ranges, Slots, Tile, GBUF, IBUF, OBUF, SPACES, WBUF};
 use crate::interp::kernels::conv::ConvGeom;
@@ -154,10 +154,6 @@ fn counters(adaptive: bool, s: usize) -> (&'static str, &'static str) {
         (true, 0) => ("dc0", "dc1"),
         (true, _) => ("dc2", "dc3"),
     }
-}
-
-fn clear(c: &'static str) -> TrnInstr {
-    TrnInstr::new("dc.clear", vec![name("ctr", c)])
 }
 
 /// Loads the weights of output channels `k0..k0+kl` × (per-group) input channels `c0..c0+cl`, all

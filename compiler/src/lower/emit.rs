@@ -242,3 +242,8 @@ pub fn copy_block(
     }
     Ok(out)
 }
+
+/// `dc.clear` of density counter `c`.
+pub fn clear(c: &str) -> TrnInstr {
+    TrnInstr::new("dc.clear", vec![name("ctr", c)])
+}

@@ -2,7 +2,7 @@
 //! both accumulating over tiles of their reduction dimension with `acc`; WG tiles the
 //! weight-gradient block and accumulates over row tiles with `acc`.
 
-use super::emit::{buf, copy_block, int, name, operand, TrnInstr};
+use super::emit::{buf, clear, copy_block, int, name, operand, TrnInstr};
 use super::plan::Loc;
 use super::tile::{fit, ranges, Slots, Tile, GBUF, IBUF, OBUF, SPACES, WBUF};
 use trainer_isa::{DType, Operand};
@@ -167,8 +167,7 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         };
                         let (dci, dcw) = dc(s);
                         if adaptive {
-                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dci)]));
-                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dcw)]));
+                            tile.loads.extend([clear(dci), clear(dcw)]);
                         }
                         let bs = if ff {
                             b_block(a.tb, (r0, rl), (j0, jl))
@@ -242,8 +241,7 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         };
                         let (dci, dcw) = dc(s);
                         if adaptive {
-                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dci)]));
-                            tile.loads.push(TrnInstr::new("dc.clear", vec![name("ctr", dcw)]));
+                            tile.loads.extend([clear(dci), clear(dcw)]);
                         }
                         tile.loads.extend(copy_block(
                             true,
