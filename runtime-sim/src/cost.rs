@@ -8,11 +8,18 @@
 //! the PE register files; it needs `passes = ⌈stationary bytes / (lanes · rf_bytes_per_lane)⌉`
 //! array fills. The stationary operand is read from its buffer once, every streamed input operand
 //! `passes` times; the output is written once, and with `passes > 1` (not `os`) partial sums are
-//! read and written back `passes − 1` more times; `acc` reads the output once. An operand whose
-//! zero values are skipped (`skip` `in` for `a`, `w` for `b`) is read compressed: a bitmap bit per
-//! element plus its non-zero elements. Every performed, non-gated MAC reads one operand from and
-//! writes one partial sum to a PE register file (`rf/read`, `rf/write`).
+//! read and written back `passes − 1` more times; `acc` reads the output once.
+//!
+//! The dataflow also decides which operand is *compressed*: the one it streams through the array
+//! in (bitmap, non-zeros) form — `a` for `ws` and `os`, `b` for `is` ([`skip_in_effect`]). Zeros
+//! of the compressed operand are skipped (no issue slot, no cycle) when the instruction's `skip`
+//! flag allows it; zeros of the other operand sit in the register files or arrive densely, so
+//! their MACs take an issue slot and are only clock-gated. The compressed operand is read as a
+//! bitmap bit per element plus its non-zero elements; the other one densely. Every performed,
+//! non-gated MAC reads one operand from and writes one partial sum to a PE register file
+//! (`rf/read`, `rf/write`).
 
+use crate::decode::Skip;
 use crate::exec::{Activity, Features, OperandUse, PeOperands, Work};
 use crate::ledger::{Event, Events, N_EVENTS};
 use crate::machine::Machine;
@@ -35,6 +42,18 @@ pub struct CostModel {
     pub features: Features,
     /// Buffer sizes in bytes: ibuf, wbuf, obuf, gbuf.
     pub buffers: [usize; 4],
+}
+
+/// The zero-skipping flags in effect under dataflow `df` (resolved, not `adaptive`): only the
+/// operand the dataflow streams compressed (`ws`, `os`: `a`; `is`: `b`) can have its zeros
+/// skipped, and only if the instruction's `skip` asks for it; output skipping is unaffected.
+pub fn skip_in_effect(df: Dataflow, skip: Skip) -> Skip {
+    let streams_a = df != Dataflow::Is;
+    Skip {
+        a: skip.a && streams_a,
+        b: skip.b && !streams_a,
+        out: skip.out,
+    }
 }
 
 fn read_bytes(u: &OperandUse, compressed: bool) -> u64 {

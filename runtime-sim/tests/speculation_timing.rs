@@ -215,8 +215,8 @@ fn double_buffering_overlaps_dma_and_compute() {
 
 #[test]
 fn load_imbalance_shows_and_regrouping_rebalances() {
-    // Weights non-zero only for the first output channels: with skip=w the first PE group gets all
-    // the work unless regrouping spreads it.
+    // Weights non-zero only for the first output channels: with the weights compressed (`is`,
+    // skip=w) the first PE group gets all the work unless regrouping spreads it.
     let g = Geo {
         k: 64,
         c: 16,
@@ -235,7 +235,7 @@ fn load_imbalance_shows_and_regrouping_rebalances() {
         p.load(xa, "f32", 4 * x.len() as u32, "ibuf:f32@0")
             .load(wa, "f32", 4 * w.len() as u32, "wbuf:f32@0");
         p.op(format!(
-            "conv mode=ff df=ws skip=in+w dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0",
+            "conv mode=ff df=is skip=in+w dci=none dcw=none {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0",
             g.fields()
         ));
         let mut sim = p.sim();

@@ -156,9 +156,20 @@ fn counters(adaptive: bool, s: usize) -> (&'static str, &'static str) {
     }
 }
 
+/// The density counter the DMA of operand `a` feeds: none when `bna` normalises `a` on read (the
+/// conv's BN-on-read unit then counts the normalised values into `dci`).
+fn a_counter(a: &ConvArgs, dci: &'static str) -> &'static str {
+    if a.bna.is_some() {
+        "none"
+    } else {
+        dci
+    }
+}
+
 /// Loads the weights of output channels `k0..k0+kl` × (per-group) input channels `c0..c0+cl`, all
-/// taps, into slot 1 of `wslot` in the weight buffer (density counter `ctr`), and their mask, if
-/// any, into slot 3.
+/// taps, into slot 1 of `wslot` in the weight buffer, and their mask, if any, into slot 3. Density
+/// counter `ctr` counts the weights as the PE array sees them: the mask's kept bits when there is
+/// a mask (the dense weights keep their pruned values), else the weights' non-zeros.
 fn load_weights(
     a: &ConvArgs,
     [k0, c0]: [usize; 2],
@@ -168,7 +179,12 @@ fn load_weights(
     ctr: &str,
 ) -> Result<Vec<TrnInstr>, String> {
     let (start, ext) = ([k0, c0, 0, 0], [kl, cl, a.g.r, a.g.s]);
-    let mut out = copy_block(true, &a.b, &start, &ext, p.at(1, wslot, WBUF, a.b.dtype), ctr)?;
+    let (wctr, mctr) = if a.wmask.is_some() {
+        ("none", ctr)
+    } else {
+        (ctr, "none")
+    };
+    let mut out = copy_block(true, &a.b, &start, &ext, p.at(1, wslot, WBUF, a.b.dtype), wctr)?;
     if let Some(m) = &a.wmask {
         out.extend(copy_block(
             true,
@@ -176,7 +192,7 @@ fn load_weights(
             &start,
             &ext,
             p.at(3, wslot, WBUF, m.dtype),
-            "none",
+            mctr,
         )?);
     }
     Ok(out)
@@ -308,7 +324,8 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     out_slot: o,
                     ..Tile::default()
                 };
-                let (dci, dcw) = counters(adaptive, s);
+                // The weight counter follows the weight slot (weights may stay for several tiles).
+                let (dci, dcw) = (counters(adaptive, s).0, counters(adaptive, wslot).1);
                 if adaptive && h > 0 {
                     tile.loads.push(clear(dci));
                 }
@@ -319,7 +336,7 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         &[n0, c0, lo, 0],
                         &[nl, cl, h, g.w],
                         p.at(0, s, IBUF, a.a.dtype),
-                        dci,
+                        a_counter(a, dci),
                     )?);
                 }
                 let (wc0, wcl) = if grouped { (0, gc) } else { (c0, cl) };
@@ -327,9 +344,8 @@ fn ff(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                     if adaptive {
                         tile.loads.push(clear(dcw));
                     }
-                    let wdc = if adaptive { dcw } else { "none" };
                     tile.loads
-                        .extend(load_weights(a, [k0, wc0], [kl, wcl], &p, wslot, wdc)?);
+                        .extend(load_weights(a, [k0, wc0], [kl, wcl], &p, wslot, dcw)?);
                     if let Some(bl) = &a.bna {
                         tile.loads.extend(copy_block(
                             true,
@@ -775,7 +791,7 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                         &[n0, c0, lo, 0],
                         &[nl, cl, h, g.w],
                         p.at(0, s, IBUF, a.a.dtype),
-                        dci,
+                        a_counter(a, dci),
                     )?);
                     tile.loads.extend(copy_block(
                         true,

@@ -182,13 +182,20 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                             at(0, s, IBUF, a.a.dtype),
                             dci,
                         )?);
+                        // The weight counter sees the weights as the array does: the mask's
+                        // kept bits when there is a mask (pruned weights keep their values).
+                        let (wctr, mctr) = if wm.is_some() {
+                            ("none", dcw)
+                        } else {
+                            (dcw, "none")
+                        };
                         tile.loads.extend(copy_block(
                             true,
                             &a.b,
                             &bs.0,
                             &bs.1,
                             at(1, s, WBUF, a.b.dtype),
-                            dcw,
+                            wctr,
                         )?);
                         if let Some(w) = wm {
                             tile.loads.extend(copy_block(
@@ -197,7 +204,7 @@ pub fn lower(a: &MatmulArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
                                 &bs.0,
                                 &bs.1,
                                 at(3, s, WBUF, w.dtype),
-                                "none",
+                                mctr,
                             )?);
                         }
                         if let (Some(o), true) = (om, first) {

@@ -1,12 +1,17 @@
 //! `sdt-dataflow`: per layer and phase, the dataflow of every `conv_*`/`matmul_*` op from a
-//! traffic cost model fed with expected operand densities (see `spec/passes.md`).
+//! cost model fed with expected operand densities (see `spec/passes.md`), with the machine's
+//! reasoning (`spec/machine.md`, "Dataflow model").
 //!
 //! Dataflows: `ws` (weight/second operand stationary, first operand streamed), `is` (first operand
-//! stationary, second streamed), `os` (outputs stationary, both operands streamed). The model
-//! counts element accesses of the on-chip buffers: the stationary tensor is loaded once
-//! (compressed: non-zeros only); the streamed operand(s) are re-read once per tile of the
-//! stationary tensor (`⌈stationary non-zeros / P⌉` tiles, `P` = [`PE_CAPACITY`]); outputs are read
-//! and written once per tile for `ws`/`is` and once for `os`. Densities: weights `1 − sparsity`
+//! stationary, second streamed), `os` (outputs stationary, both operands streamed, the first one
+//! driving). The dataflow compresses the operand it streams (`ws`, `os`: the first; `is`: the
+//! second): only its zeros are skipped, the stationary operand's zeros take PE issue slots
+//! (gated). So the first criterion is the fraction of MAC slots issued, the density of the
+//! compressed operand ([`issued_fraction`]); the second counts element accesses of the on-chip
+//! buffers ([`cost`]): the stationary tensor is loaded once, densely; the streamed operand(s) are
+//! re-read once per tile of the stationary tensor (`⌈stationary / P⌉` tiles, `P` =
+//! [`PE_CAPACITY`]), the compressed one as its non-zeros; outputs are read and written once per
+//! tile for `ws`/`is` and once for `os`. Densities: weights `1 − sparsity`
 //! behind a pruning mask, ReLU outputs and masked gradients [`RELU_DENSITY`], others 1, passed
 //! through reshapes, pooling and additions. The choice is written as `dataflow`; in adaptive mode
 //! every op gets `dataflow = "adaptive"` and the static choice as `dataflow_hint`, plus the
@@ -27,25 +32,37 @@ pub const RELU_DENSITY: f64 = 0.5;
 /// Dataflow names, in tie-break order.
 pub const DATAFLOWS: [&str; 3] = ["ws", "os", "is"];
 
+/// Fraction of the dense MAC slots a dataflow issues to the PE array: the density of the operand
+/// it compresses (`is`: the second, `ws`/`os`: the first).
+pub fn issued_fraction(df: &str, da: f64, db: f64) -> f64 {
+    if df == "is" {
+        db
+    } else {
+        da
+    }
+}
+
 /// Modeled buffer accesses of one compute op.
 pub fn cost(df: &str, (a, da): (f64, f64), (b, db): (f64, f64), out: f64) -> f64 {
     let tiles = |n: f64| (n / PE_CAPACITY).ceil().max(1.0);
     match df {
-        "ws" => b * db + tiles(b * db) * (a * da + 2.0 * out),
-        "is" => a * da + tiles(a * da) * (b * db + 2.0 * out),
-        _ => out + tiles(out) * (a * da + b * db),
+        "ws" => b + tiles(b) * (a * da + 2.0 * out),
+        "is" => a + tiles(a) * (b * db + 2.0 * out),
+        _ => out + tiles(out) * (a * da + b),
     }
 }
 
-/// The cheapest dataflow.
+/// The dataflow that issues the fewest MAC slots, then the one with the fewest buffer accesses
+/// (ties: [`DATAFLOWS`] order).
 pub fn choose(a: (f64, f64), b: (f64, f64), out: f64) -> &'static str {
+    let key = |df: &str| (issued_fraction(df, a.1, b.1), cost(df, a, b, out));
     DATAFLOWS
         .iter()
         .copied()
-        .fold(("ws", f64::INFINITY), |best, df| {
-            let c = cost(df, a, b, out);
-            if c < best.1 {
-                (df, c)
+        .fold(("ws", (f64::INFINITY, f64::INFINITY)), |best, df| {
+            let k = key(df);
+            if k < best.1 {
+                (df, k)
             } else {
                 best
             }
@@ -120,4 +137,26 @@ pub fn run(m: &mut Module, o: &SdtOptions) -> Result<(), SdtError> {
         m.set_attr(op, "density_b", Attribute::Float(round(db)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compresses_the_sparser_operand_then_saves_traffic() {
+        // Sparse weights, ReLU-sparse activations: stream (compress) the weights.
+        assert_eq!(choose((16384.0, 0.5), (36864.0, 0.1), 16384.0), "is");
+        // Sparse activations, dense gradients (wg): stream the activations; `ws` and `os` issue
+        // the same slots, traffic decides.
+        let (a, b, out) = ((16384.0, 0.5), (16384.0, 1.0), 36864.0);
+        let best = choose(a, b, out);
+        assert_ne!(best, "is");
+        let other = if best == "ws" { "os" } else { "ws" };
+        assert!(cost(best, a, b, out) <= cost(other, a, b, out));
+        // Equal densities: traffic alone (ws 6500, is 5300, os 5200 accesses).
+        assert_eq!(choose((100.0, 1.0), (5000.0, 1.0), 100.0), "os");
+        assert_eq!(issued_fraction("is", 0.5, 0.1), 0.1);
+        assert_eq!(issued_fraction("os", 0.5, 0.1), 0.5);
+    }
 }

@@ -97,7 +97,7 @@ pub struct PeOperands {
     pub out: OperandUse,
     /// Whether the output was accumulated (read-modify-write).
     pub acc: bool,
-    /// Zero-skipping flags.
+    /// Zero-skipping flags in effect under `df` ([`crate::cost::skip_in_effect`]).
     pub skip: crate::decode::Skip,
 }
 

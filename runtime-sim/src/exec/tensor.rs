@@ -7,6 +7,7 @@
 use super::bn::{grad_sums, read_block, Block};
 use super::census::{set_bits, split, Census, RowCounts, UnitWork};
 use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
+use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
 use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
@@ -99,7 +100,10 @@ fn add_stats(ctx: &mut Ctx, op: Operand, sums: &[f64]) -> Result<(), FaultKind> 
     ctx.write("bns", op, &v)
 }
 
-/// Resolves `adaptive` from the density counters (the machine's rule: stream the sparser operand).
+/// Resolves `adaptive` from the density counters (the machine's rule: stream — compress and
+/// skip — the sparser operand: `ws` streams `a`, `is` streams `b`; ties go to `ws`). The counters
+/// hold the operands as the PE array sees them: `dcw` is fed by the weight *mask* load (kept
+/// weights), `dci` by the BN-on-read unit when `bna` normalises `a` (after its ReLU).
 fn resolve_dataflow(ctx: &Ctx, t: &TensorOp, a_len: usize, b_len: usize) -> Dataflow {
     match t.df {
         Dataflow::Adaptive if ctx.features.adaptive_dataflow => {
@@ -125,11 +129,15 @@ fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
     }
 }
 
-/// Records MAC events, speculation checks and PE work from a census.
-fn account(ctx: &mut Ctx, t: &TensorOp, census: &Census, operands: PeOperands) {
+/// Records MAC events, speculation checks and PE work from a census: only the zeros of the
+/// operand the dataflow compresses are skipped ([`skip_in_effect`]), and each PE group's cycles
+/// come from the MACs it really issues (random + gated).
+fn account(ctx: &mut Ctx, census: &Census, mut operands: PeOperands) {
+    let skip = skip_in_effect(operands.df, operands.skip);
+    operands.skip = skip;
     let total = census.total();
     let [rnd, gated, skipped] = Event::macs(ctx.state.prec);
-    let (r, g, s) = split(&total, t.skip.a, t.skip.b);
+    let (r, g, s) = split(&total, skip.a, skip.b);
     ctx.ev(rnd, r);
     ctx.ev(gated, g);
     ctx.ev(skipped, s);
@@ -139,7 +147,7 @@ fn account(ctx: &mut Ctx, t: &TensorOp, census: &Census, operands: PeOperands) {
         .units
         .iter()
         .map(|u| {
-            let (r, g, _) = split(u, t.skip.a, t.skip.b);
+            let (r, g, _) = split(u, skip.a, skip.b);
             r + g
         })
         .collect();
@@ -195,6 +203,9 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         let blk = read_block(ctx, "bna", c.bna, s.c)?;
         let relu_mask = bn_on_read(&mut a, &blk, s.c, hw, t.bnrelu);
         ctx.ev(Event::BnOp, in_len as u64);
+        // The BN-on-read unit's zero detector counts the operand as the array will see it.
+        ctx.state
+            .add_dc(t.dci, a.iter().filter(|&&v| v != 0.0).count() as u64);
         if t.mode == Mode::Ff && t.bnrelu && !c.aux.is_none() {
             ctx.write_mask("aux", c.aux, &relu_mask)?;
         }
@@ -279,7 +290,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         acc: t.acc,
         skip: t.skip,
     };
-    account(ctx, t, &census, operands);
+    account(ctx, &census, operands);
     Ok(())
 }
 
@@ -584,7 +595,7 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         acc: t.acc,
         skip: t.skip,
     };
-    account(ctx, t, &census, operands);
+    account(ctx, &census, operands);
     Ok(())
 }
 
