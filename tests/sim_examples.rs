@@ -103,10 +103,12 @@ fn bench_peak_json_prints_the_figures() {
     ] {
         assert!(doc[key].as_f64().is_some(), "missing {key}");
     }
-    let s16 = doc["fp16_sparse_tflops_per_w"].as_f64().unwrap();
-    let s8 = doc["fp8_sparse_tflops_per_w"].as_f64().unwrap();
-    assert!((s16 - 173.28).abs() <= 0.05 * 173.28, "{s16}");
-    assert!((s8 - 276.55).abs() <= 0.05 * 276.55, "{s8}");
+    // Simulated figures (spec/machine.md, calibration log): sparsity converts into efficiency.
+    for p in ["fp16", "fp8"] {
+        let sparse = doc[format!("{p}_sparse_tflops_per_w")].as_f64().unwrap();
+        let dense = doc[format!("{p}_dense_tflops_per_w")].as_f64().unwrap();
+        assert!(sparse > 15.0 * dense, "{p}: {sparse} vs dense {dense}");
+    }
     let o = trainer(&[
         "bench".as_ref(),
         "peak".as_ref(),
