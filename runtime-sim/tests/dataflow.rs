@@ -157,3 +157,49 @@ fn regrouping_shortens_an_unbalanced_layer() {
     let (c_off, c_on) = (off.busy[2] - startup, on.busy[2] - startup);
     assert!(c_off >= 6 * c_on, "unbalanced {c_off} vs regrouped {c_on}");
 }
+
+#[test]
+fn the_bn_on_read_unit_counts_the_normalised_input() {
+    // A dense pre-BN input that BN+ReLU leaves ~10% non-zero, loaded without a counter: the
+    // BN-on-read unit counts it. With 30% of the weights kept `adaptive` must stream the input
+    // (`ws`; counting pre-BN values would say `is`), with 3% the weights (`is`; no count at all
+    // would say `ws`).
+    let g = geo();
+    let block: Vec<f32> = [0.8f32, 1.0, 1.0, 0.0]
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, g.c))
+        .collect();
+    let run = |df: &str, keep: f64| {
+        let (x, w, wm) = operands(61, 1.0, keep);
+        let mut p = Asm::default();
+        let (xa, wa) = (p.tensor("x", "f32", &[x.len()]), p.tensor("w", "f32", &[w.len()]));
+        let (ma, ba) = (
+            p.tensor("wm", "f32", &[wm.len()]),
+            p.tensor("bn", "f32", &[block.len()]),
+        );
+        p.op("dc.clear ctr=dc0").op("dc.clear ctr=dc1");
+        p.load(xa, "f32", 4 * x.len() as u32, "ibuf:f32@0")
+            .load(wa, "f32", 4 * w.len() as u32, "wbuf:f32@0")
+            .load(ba, "f32", 4 * block.len() as u32, "gbuf:f32@0");
+        p.op(format!(
+            "dma.load fmt=dense ar=ar0 ctr=dc1 rows=1 row_bytes={} dstride=0 bstride=0 dram=dram:f32@{ma} buf=gbuf:f32@4096",
+            4 * wm.len()
+        ));
+        p.op(format!(
+            "conv mode=ff df={df} skip=in+w opt=bnrelu dci=dc0 dcw=dc1 {} a=ibuf:f32@0 b=wbuf:f32@0 out=obuf:f32@0 wmask=gbuf:f32@4096 bna=gbuf:f32@0",
+            g.fields()
+        ));
+        let mut sim = p.sim();
+        sim.write_tensor("x", &x).unwrap();
+        sim.write_tensor("w", &w).unwrap();
+        sim.write_tensor("wm", &wm).unwrap();
+        sim.write_tensor("bn", &block).unwrap();
+        sim.run().unwrap()
+    };
+    for (keep, want, other) in [(0.3, "ws", "is"), (0.03, "is", "ws")] {
+        let (adaptive, right, wrong) = (run("adaptive", keep), run(want, keep), run(other, keep));
+        assert_eq!(macs(&adaptive), macs(&right), "kept {keep}: {want}");
+        assert_ne!(macs(&adaptive), macs(&wrong));
+        assert!(right.busy[2] < wrong.busy[2]);
+    }
+}
