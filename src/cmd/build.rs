@@ -35,6 +35,10 @@ pub struct TargetArgs {
     /// sizes decide the tiling.
     #[arg(long, default_value = "trainer-28nm")]
     pub machine: String,
+    /// Emit the unrolled instruction stream: no `loop` nests over repeated tile bodies (see
+    /// spec/lowering.md "Loops"); the program computes the same, only longer.
+    #[arg(long)]
+    pub no_loops: bool,
 }
 
 impl TargetArgs {
@@ -58,6 +62,7 @@ impl TargetArgs {
                 b.obuf.size_bytes,
                 b.gbuf.size_bytes,
             ],
+            loops: !self.no_loops,
         })
     }
 

@@ -8,9 +8,11 @@
 //! * [`plan`]: DRAM layout of the tensor table and a reusing arena for temporaries.
 //! * [`conv`], [`matmul`]: tiling to the machine's buffers with double-buffered DMA ([`tile`]).
 //! * [`stream`]: streaming instructions (BN, elementwise, pooling, loss, update, masks).
+//! * [`loops`]: rolls repeated tile bodies into `loop` nests with address registers.
 
 pub mod conv;
 pub mod emit;
+pub mod loops;
 pub mod matmul;
 pub mod plan;
 pub mod stream;
@@ -57,14 +59,18 @@ pub struct LowerOptions {
     pub precision: Precision,
     /// On-chip buffer capacities in bytes: ibuf, wbuf, obuf, gbuf (from the machine model).
     pub buffers: [u64; 4],
+    /// Roll repeated bodies into `loop` nests ([`loops`]); off: one instruction per executed
+    /// instruction.
+    pub loops: bool,
 }
 
 impl Default for LowerOptions {
-    /// fp32 with the buffer sizes of the built-in `trainer-28nm` machine.
+    /// fp32 with the buffer sizes of the built-in `trainer-28nm` machine, loops on.
     fn default() -> Self {
         LowerOptions {
             precision: Precision::Fp32,
             buffers: [131072, 131072, 131072, 262144],
+            loops: true,
         }
     }
 }
@@ -156,13 +162,19 @@ pub fn lower_program(m: &Module, o: &LowerOptions) -> Result<Lowered, LowerError
         .and_then(Attribute::as_str)
         .unwrap_or("main")
         .to_string();
+    let mut entries = [("prune", prune), ("train", train), ("eval", eval)];
+    if o.loops {
+        for (_, code) in &mut entries {
+            *code = loops::roll(std::mem::take(code));
+        }
+    }
     Ok(Lowered {
         name,
         dram_size: train_high.max(eval_high).max(sp.end),
         precision: o.precision,
         layers: layers.into_names(),
         tensors: sp.tensors,
-        entries: [("prune", prune), ("train", train), ("eval", eval)],
+        entries,
     })
 }
 
