@@ -8,7 +8,7 @@
 use crate::cost::CostModel;
 use crate::decode::{decode, DecodedProgram, Op};
 use crate::error::{Fault, FaultKind, SimError};
-use crate::exec::{execute, Activity, Ctx, Work};
+use crate::exec::{execute, Activity, ConvViews, Ctx, Work};
 use crate::ledger::{Event, Ledger, TagKey};
 use crate::memory::{Buffers, Dram, Memory};
 use crate::state::State;
@@ -69,6 +69,7 @@ pub struct Simulator {
     cost: CostModel,
     mem: Memory,
     max_instructions: Option<u64>,
+    views: ConvViews,
 }
 
 impl Simulator {
@@ -89,6 +90,7 @@ impl Simulator {
             cost,
             mem,
             max_instructions: None,
+            views: ConvViews::default(),
         })
     }
 
@@ -300,6 +302,7 @@ impl Simulator {
                         mem: &mut self.mem,
                         state: &mut state,
                         features: self.cost.features,
+                        views: &mut self.views,
                         act,
                     };
                     execute(op, &mut ctx).map_err(fault)?;

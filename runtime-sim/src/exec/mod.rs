@@ -7,13 +7,16 @@
 
 mod bn;
 mod census;
+mod conv_census;
 mod dma;
 mod loss;
 mod mask;
 mod tensor;
 mod vector;
+mod views;
 
 pub use census::UnitWork;
+pub use views::ConvViews;
 
 use crate::decode::Op;
 use crate::error::FaultKind;
@@ -124,6 +127,8 @@ pub struct Ctx<'a> {
     pub state: &'a mut State,
     /// Machine features.
     pub features: Features,
+    /// Operand-derived conv data reused across instructions.
+    pub views: &'a mut ConvViews,
     /// What the instruction did so far.
     pub act: Activity,
 }

@@ -5,13 +5,15 @@
 //! [`census`](super::census) of the real operands, so skipping flags change accounting only.
 
 use super::bn::{grad_sums, read_block, Block};
-use super::census::{set_bits, split, Census, RowCounts, UnitWork};
+use super::census::{split, Census};
+use super::conv_census::conv_census;
+use super::views::ConvViews;
 use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
 use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
-use crate::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
-use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix, Counting};
+use crate::kernels::conv::{conv_bp, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
+use crate::kernels::density::{BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
@@ -223,17 +225,23 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let s3_on = !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3);
     let skip_keep = keep.as_deref().filter(|_| t.skip.out);
     let mut y = vec![0.0f32; o_len];
+    let views = &mut *ctx.views;
+    // FF tiles of a layer share the input: its im2col matrices come from the views.
+    let input = (t.mode == Mode::Ff).then(|| views.input(s, &a));
     // The kernel and the census (or S3's prediction) only read the operands: run them side by
     // side. S3's census needs its keep-mask and comes after.
     let (done, side) = rayon::join(
         || match t.mode {
-            Mode::Ff => conv_ff(s, &a, &b, &mut y, &opts),
-            Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts),
-            Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts),
+            Mode::Ff => {
+                let cols = input.as_ref().map_or(&[][..], |i| i.im2col(s, &a));
+                conv_ff_cols(s, &a, cols, &b, &mut y)
+            }
+            Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts).map(|_| ()),
+            Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts).map(|_| ()),
         },
         || match s3_on {
-            true => s3_predict(s, &a, &b).map(|(pred, full)| Side::S3 { pred, full }),
-            false => Ok(Side::Census(conv_census(s, t.mode, &a, &b, skip_keep))),
+            true => s3_predict(s, &a, &b, views).map(|(pred, full)| Side::S3 { pred, full }),
+            false => Ok(Side::Census(conv_census(s, t.mode, &a, &b, skip_keep, views))),
         },
     );
     done.map_err(kernel_fault)?;
@@ -242,7 +250,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         // S3: cheap prediction of outputs the following BN+ReLU zeroes.
         Side::S3 { pred, full } => {
             let s3_keep = speculate_s3(ctx, c, &pred, full, &mut y)?;
-            conv_census(s, t.mode, &a, &b, Some(&s3_keep))
+            conv_census(s, t.mode, &a, &b, Some(&s3_keep), ctx.views)
         }
     };
     if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
@@ -306,19 +314,22 @@ enum Side {
 
 /// S3's prediction: the FF product of the e5m2-rounded operands, and the effective MACs of the
 /// exact product (the work speculation could save).
-fn s3_predict(s: &ConvShape, a: &[f32], b: &[f32]) -> Result<(Vec<f32>, u64), KernelError> {
-    let q = |v: &[f32]| -> Vec<f32> {
-        let mut v = v.to_vec();
-        Format::E5M2.quantize_slice(&mut v);
-        v
-    };
+fn s3_predict(
+    s: &ConvShape,
+    a: &[f32],
+    b: &[f32],
+    views: &mut ConvViews,
+) -> Result<(Vec<f32>, u64), KernelError> {
+    let mut qb = b.to_vec();
+    Format::E5M2.quantize_slice(&mut qb);
     let mut pred = vec![0.0f32; s.output_len()];
-    let opts = ConvOpts {
-        counting: Counting::SlotsOnly,
-        ..Default::default()
-    };
-    conv_ff(s, &q(a), &q(b), &mut pred, &opts)?;
-    Ok((pred, conv_census(s, Mode::Ff, a, b, None).total().effective))
+    let q = views.input(s, a);
+    let q = q.e5m2(a);
+    conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), &qb, &mut pred)?;
+    Ok((
+        pred,
+        conv_census(s, Mode::Ff, a, b, None, views).total().effective,
+    ))
 }
 
 /// S3: outputs whose prediction `pred` the following BN+ReLU zeroes take the prediction;
@@ -349,151 +360,6 @@ fn speculate_s3(
     ctx.ev(Event::SpecS3, full);
     ctx.act.speculation = Some((predicted, wrong));
     Ok(keep)
-}
-
-fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
-    BitMatrix::from_rows(rows, cols, |r| &data[r * cols..][..cols])
-}
-
-/// Census of a conv phase on the operands as used (after masks and BN on read).
-fn conv_census(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[bool]>) -> Census {
-    let (g_n, kg, cg, j, p) = (s.groups, s.kg(), s.cg(), s.j(), s.p());
-    let in_plane = cg * s.h * s.w;
-    let taps = if mode == Mode::Bp {
-        s.tap_sums(None)
-    } else {
-        Vec::new()
-    };
-    let units = if mode == Mode::Bp { s.c } else { s.k };
-    let mut census = Census::new(units);
-    let wbits: Vec<BitMatrix> = match mode {
-        Mode::Wg => Vec::new(),
-        Mode::Ff => (0..g_n)
-            .map(|g| bits(&b[g * kg * j..(g + 1) * kg * j], kg, j))
-            .collect(),
-        Mode::Bp => (0..g_n)
-            .map(|g| {
-                let w = &b[g * kg * j..(g + 1) * kg * j];
-                BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0)
-            })
-            .collect(),
-    };
-    for n in 0..s.n {
-        for g in 0..g_n {
-            match mode {
-                Mode::Ff => {
-                    let x = &a[(n * g_n + g) * in_plane..][..in_plane];
-                    match keep {
-                        None => census.add_unmasked(
-                            &wbits[g],
-                            &s.tap_row_counts(|i| x[i] != 0.0),
-                            p as u64,
-                            false,
-                            |m| g * kg + m,
-                        ),
-                        Some(m) => {
-                            let kb = BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                            ff_masked(&mut census, s, &wbits[g], x, &kb, g * kg);
-                        }
-                    }
-                }
-                Mode::Bp => {
-                    let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                    let keep_in = keep.map(|m| &m[(n * g_n + g) * in_plane..][..in_plane]);
-                    bp_group(&mut census, s, &wbits[g], &dy, keep_in, g * cg, &taps);
-                }
-                Mode::Wg => {
-                    let x = &a[(n * g_n + g) * in_plane..][..in_plane];
-                    let dy = bits(&b[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                    match keep {
-                        None => census.add_unmasked(&dy, &s.tap_counts(x), j as u64, false, |m| g * kg + m),
-                        Some(m) => {
-                            let colt = s.tap_bits(&nonzero_bitmap(x)).transpose();
-                            let kb = BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j);
-                            census.add_product(&dy, &colt, Some(&kb), false, |m| g * kg + m);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    census
-}
-
-/// FF census rows of one group with a keep-mask `kb` (Kg×P), counted span by span on the input
-/// (no im2col): `w` is the group's weight bitmap (Kg×J), `x` its input, rows go to units
-/// `unit0 + m`.
-fn ff_masked(census: &mut Census, s: &ConvShape, w: &BitMatrix, x: &[f32], kb: &BitMatrix, unit0: usize) {
-    let nzx = nonzero_bitmap(x);
-    let taps = s.tap_counts(x);
-    let table = s.tap_table();
-    for m in 0..w.rows() {
-        let km = kb.row(m);
-        let row = RowCounts {
-            l_nonzero: w.row_count(m),
-            j_len: w.cols() as u64,
-            kept: kb.row_count(m),
-            p: kb.cols() as u64,
-            effective: set_bits(w.row(m)).map(|j| table.row_and_count(j, &nzx, km)).sum(),
-            r_nonzero: set_bits(km).map(|q| taps[q]).sum(),
-        };
-        census.add_row(unit0 + m, &row, false);
-    }
-}
-
-/// BP census of one image and group, per input channel (unit `unit0 + ci`): `w` is Wᵀ's bitmap
-/// (J×Kg), `dy` the output gradient's (Kg×P), `keep_in` the kept input gradients, `taps` the
-/// in-bounds taps reading each input position of a channel. Products onto padding or dropped
-/// inputs are masked. Channel totals come from tap sums; only rows of non-zero weights are
-/// counted span by span.
-fn bp_group(
-    census: &mut Census,
-    s: &ConvShape,
-    w: &BitMatrix,
-    dy: &BitMatrix,
-    keep_in: Option<&[bool]>,
-    unit0: usize,
-    taps: &[u64],
-) {
-    let (kg, p, rs, plane) = (dy.rows() as u64, s.p(), s.r * s.s, s.h * s.w);
-    // Non-zero output gradients per output position, summed onto the inputs their taps read.
-    let mut per_q = vec![0u64; p];
-    (0..dy.rows()).for_each(|k| set_bits(dy.row(k)).for_each(|q| per_q[q] += 1));
-    let dy_taps = s.tap_sums(Some(&per_q));
-    let keep_bits = keep_in.map_or_else(|| vec![u64::MAX; (s.cg() * plane).div_ceil(64)], bool_bitmap);
-    let kept_rows = s.tap_row_counts(|i| keep_in.is_none_or(|m| m[i]));
-    let table = s.tap_table();
-    for ci in 0..s.cg() {
-        let kept_sum = |per_in: &[u64]| -> u64 {
-            match keep_in {
-                None => per_in.iter().sum(),
-                Some(m) => m[ci * plane..][..plane]
-                    .iter()
-                    .zip(per_in)
-                    .filter(|(&k, _)| k)
-                    .map(|(_, &v)| v)
-                    .sum(),
-            }
-        };
-        let kept = kept_sum(taps);
-        let (mut effective, mut b_nonzero) = (0, 0);
-        for (j, &kept_j) in kept_rows.iter().enumerate().skip(ci * rs).take(rs) {
-            let l_nz = w.row_count(j);
-            if l_nz > 0 {
-                b_nonzero += l_nz * kept_j;
-                effective += set_bits(w.row(j))
-                    .map(|k| table.row_and_count(j, &keep_bits, dy.row(k)))
-                    .sum::<u64>();
-            }
-        }
-        census.units[unit0 + ci] += UnitWork {
-            slots: kg * kept,
-            effective,
-            a_nonzero: kept_sum(&dy_taps),
-            b_nonzero,
-            masked: kg * (rs as u64 * p as u64 - kept),
-        };
-    }
 }
 
 /// Executes `matmul`.
@@ -616,101 +482,4 @@ fn matmul_census(s: &MatmulShape, x: &[f32], y: &[f32], keep: Option<&[bool]>, x
     let mut census = Census::new(n);
     census.add_product(&ybits, &xbits, kb.as_ref(), x_is_b, |r| r);
     census
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::conv::Padding;
-
-    /// The census straight from the im2col bitmaps (`L·R` with every row counted).
-    fn reference(s: &ConvShape, mode: Mode, a: &[f32], b: &[f32], keep: Option<&[bool]>) -> Census {
-        let (kg, cg, j, p) = (s.kg(), s.cg(), s.j(), s.p());
-        let in_plane = cg * s.h * s.w;
-        let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
-        for n in 0..s.n {
-            for g in 0..s.groups {
-                let w = &b[g * kg * j..][..kg * j];
-                match mode {
-                    Mode::Ff => {
-                        let x = &a[(n * s.groups + g) * in_plane..][..in_plane];
-                        let col = s.tap_bits(&nonzero_bitmap(x));
-                        let kb = keep
-                            .map(|m| BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p));
-                        census.add_product(&bits(w, kg, j), &col, kb.as_ref(), false, |m| g * kg + m);
-                    }
-                    Mode::Bp => {
-                        let wt = BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0);
-                        let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                        let kb = s.kept_taps(keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane]));
-                        census.add_product(&wt, &dy, Some(&kb), false, |jj| g * cg + jj / (s.r * s.s));
-                    }
-                    Mode::Wg => unreachable!("not compared"),
-                }
-            }
-        }
-        census
-    }
-
-    #[test]
-    fn conv_census_matches_im2col_bitmaps() {
-        let base = ConvShape::simple(2, 4, 7, 6, 3, 1, 1);
-        let shapes = [
-            base,
-            ConvShape {
-                stride: (2, 2),
-                pad: Padding {
-                    top: 1,
-                    left: 0,
-                    bottom: 2,
-                    right: 1,
-                },
-                ..base
-            },
-            ConvShape {
-                groups: 2,
-                dilation: (2, 1),
-                h: 9,
-                w: 5,
-                s: 2,
-                stride: (3, 2),
-                ..base
-            },
-        ];
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
-        for s in shapes {
-            let mut vals = |n: usize, pct: u32| -> Vec<f32> {
-                (0..n)
-                    .map(|_| if next() % 100 < pct { 1.0 } else { 0.0 })
-                    .collect()
-            };
-            let (x, w, dy) = (
-                vals(s.input_len(), 60),
-                vals(s.weight_len(), 20),
-                vals(s.output_len(), 50),
-            );
-            let keep_y: Vec<bool> = vals(s.output_len(), 70).iter().map(|&v| v != 0.0).collect();
-            let keep_x: Vec<bool> = vals(s.input_len(), 70).iter().map(|&v| v != 0.0).collect();
-            for (mode, a, keep) in [
-                (Mode::Ff, &x, None),
-                (Mode::Ff, &x, Some(&keep_y)),
-                (Mode::Bp, &dy, None),
-                (Mode::Bp, &dy, Some(&keep_x)),
-            ] {
-                let keep = keep.map(|k| k.as_slice());
-                assert_eq!(
-                    conv_census(&s, mode, a, &w, keep),
-                    reference(&s, mode, a, &w, keep),
-                    "{s:?} {mode:?} keep {}",
-                    keep.is_some()
-                );
-            }
-        }
-    }
 }

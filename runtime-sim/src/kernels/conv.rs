@@ -17,7 +17,7 @@
 //! [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the method). MAC
 //! slots are `N·K·J·P` in every phase (the same products); padding taps count as zero-operand MACs.
 
-use super::density::{bits_at, bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
+use super::density::{bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, Csr, MatRef};
 use super::mask::{apply_weight_mask, store};
 use super::{check_len, invalid, Result};
@@ -371,6 +371,13 @@ impl ConvShape {
         }
     }
 
+    /// im2col of one group of one image (`xg`), as a new J×P matrix.
+    pub(crate) fn im2col_vec(&self, xg: &[f32]) -> Vec<f32> {
+        let mut col = vec![0.0; self.j() * self.p()];
+        self.im2col(xg, &mut col);
+        col
+    }
+
     /// im2col of one group of one image: `col` is J×P.
     fn im2col(&self, xg: &[f32], col: &mut [f32]) {
         col.fill(0.0);
@@ -403,21 +410,6 @@ impl TapTable {
         if let Some(b) = self.kernel[j % rs] {
             self.shape.spans_in(j, j / rs, self.ow, b, f);
         }
-    }
-
-    /// Number of taps of im2col row `j` whose input bit (in `input`, per group input element) and
-    /// output bit (in `out`, per output position) are both set.
-    pub(crate) fn row_and_count(&self, j: usize, input: &[u64], out: &[u64]) -> u64 {
-        let sw = self.shape.stride.1;
-        let mut total = 0;
-        self.spans(j, |t| {
-            for done in (0..t.len).step_by(64) {
-                let n = (t.len - done).min(64);
-                let bits = strided_bits(input, t.src + done * sw, sw, n) & bits_at(out, t.q + done, n);
-                total += u64::from(bits.count_ones());
-            }
-        });
-        total
     }
 }
 
@@ -544,6 +536,48 @@ pub fn conv_ff(
         Ok(counts)
     };
     sum_counts(y.par_chunks_mut(shape.k * p).enumerate().map(per_image).collect())
+}
+
+/// Forward `y = conv(x, w)` without options from the im2col matrices of `x` (`cols`, one J×P
+/// matrix per (image, group), as [`ConvShape::im2col_vec`] builds them), e.g. shared by the
+/// output-channel tiles of a layer. The sums are [`conv_ff`]'s, term by term in the same order:
+/// sparse weights go through [`gemm::spmm`], whose padding taps add `w·0 = ±0` to sums that start
+/// at +0 (no change, for finite weights; other weights take [`conv_ff`] itself), dense weights
+/// through the same GEMM.
+pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], y: &mut [f32]) -> Result<()> {
+    shape.validate()?;
+    check_len("conv input", x, shape.input_len())?;
+    check_len("conv output", y, shape.output_len())?;
+    check_len("conv weights", w, shape.weight_len())?;
+    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
+    if cols.len() != shape.n * shape.groups || cols.iter().any(|c| c.len() != j * p) {
+        return Err(invalid(
+            "conv columns",
+            "one J×P matrix per image and group expected",
+        ));
+    }
+    let weights = |g: usize| MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j);
+    let sparse: Vec<Option<Csr>> = (0..shape.groups)
+        .map(|g| Ok(sparse_rows(weights(g)?)))
+        .collect::<Result<_>>()?;
+    if sparse.iter().flatten().any(|csr| !csr.all_finite()) {
+        let opts = ConvOpts {
+            counting: Counting::SlotsOnly,
+            ..Default::default()
+        };
+        return conv_ff(shape, x, w, y, &opts).map(|_| ());
+    }
+    y.par_chunks_mut(shape.k * p)
+        .zip(cols.par_chunks(shape.groups))
+        .try_for_each(|(yn, cn)| {
+            for (g, (yg, col)) in yn.chunks_exact_mut(kg * p).zip(cn).enumerate() {
+                match &sparse[g] {
+                    Some(csr) => gemm::spmm(csr, col, p, yg, p, false)?,
+                    None => gemm::gemm(weights(g)?, MatRef::row_major(col, j, p)?, yg, p, false)?,
+                }
+            }
+            Ok(())
+        })
 }
 
 /// Input gradient: `dx = conv_bp(dy, w ⊙ mask)` (transposed convolution of `dy`).

@@ -231,6 +231,11 @@ impl Csr {
             .zip(self.vals[at].iter().copied())
     }
 
+    /// Whether every stored value is finite.
+    pub fn all_finite(&self) -> bool {
+        self.vals.iter().all(|v| v.is_finite())
+    }
+
     /// Whether row `r` has no non-zeros.
     pub(crate) fn row_is_empty(&self, r: usize) -> bool {
         self.row_ptr[r] == self.row_ptr[r + 1]

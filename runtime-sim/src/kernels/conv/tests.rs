@@ -316,17 +316,37 @@ fn tap_counters_match_the_im2col_matrix() {
             MatRef::row_major(&col, j, p).unwrap().nonzero_bits(),
             "{sh:?}"
         );
-        let out: Vec<bool> = (0..p).map(|_| rng.uniform() < 0.5).collect();
-        let out_bits = bool_bitmap(&out);
-        let in_bits = crate::kernels::density::nonzero_bitmap(&x);
-        let table = sh.tap_table();
-        for r in 0..j {
-            let want: u64 = (0..p).map(|q| nz(col[r * p + q]) * u64::from(out[q])).sum();
-            assert_eq!(
-                table.row_and_count(r, &in_bits, &out_bits),
-                want,
-                "{sh:?} row {r}"
-            );
+    }
+}
+
+#[test]
+fn ff_from_columns_is_bit_identical_to_ff() {
+    let mut rng = Rng::new(11);
+    for sh in shapes() {
+        let in_plane = sh.cg() * sh.h * sh.w;
+        let x = sparse_vec(&mut rng, sh.input_len(), 0.6);
+        let cols: Vec<Vec<f32>> = x.chunks_exact(in_plane).map(|xg| sh.im2col_vec(xg)).collect();
+        let opts = ConvOpts {
+            counting: Counting::SlotsOnly,
+            ..Default::default()
+        };
+        // Sparse (spmm), dense (GEMM) and non-finite sparse weights (falls back to conv_ff).
+        let mut inf = sparse_vec(&mut rng, sh.weight_len(), 0.1);
+        if let Some(v) = inf.iter_mut().find(|v| **v != 0.0) {
+            *v = f32::INFINITY;
         }
+        for w in [
+            sparse_vec(&mut rng, sh.weight_len(), 0.1),
+            sparse_vec(&mut rng, sh.weight_len(), 0.7),
+            inf,
+        ] {
+            let (mut want, mut got) = (vec![0.0; sh.output_len()], vec![1.0; sh.output_len()]);
+            conv_ff(&sh, &x, &w, &mut want, &opts).unwrap();
+            conv_ff_cols(&sh, &x, &cols, &w, &mut got).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{sh:?}");
+        }
+        let (w, mut y) = (vec![0.0; sh.weight_len()], vec![0.0; sh.output_len()]);
+        assert!(conv_ff_cols(&sh, &x, &cols[1..], &w, &mut y).is_err());
     }
 }

@@ -1,0 +1,228 @@
+//! Operand-derived data of conv instructions, reused across the tile instructions of a layer.
+//!
+//! The lowering splits a conv into tiles that read the same operand (FF and BP tiles over output
+//! channels share the input or the input-gradient keep-mask). What the census needs from such an
+//! operand — tap counts per im2col row, im2col bit matrices, per-position tap counts — depends
+//! only on its contents and the conv geometry, so it is computed once and looked up by both. A
+//! lookup compares the full contents (bit for bit) and the shape: a hit is always exact.
+//!
+//! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
+//! kernel and the census running side by side can both read one entry.
+
+use crate::kernels::conv::ConvShape;
+use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix};
+use crate::kernels::numeric::Format;
+use std::sync::{Arc, OnceLock};
+
+/// Entries kept per kind, most recently used first (the tiles of a layer may cycle through the
+/// images of the batch before moving to the next output-channel tile).
+const SLOTS: usize = 64;
+
+/// A small most-recently-used memo keyed by a conv shape and a sequence of 32-bit words.
+#[derive(Debug, Clone)]
+struct Memo<V> {
+    slots: Vec<(ConvShape, Vec<u32>, Arc<V>)>,
+}
+
+impl<V: Default> Memo<V> {
+    fn new() -> Self {
+        Self { slots: Vec::new() }
+    }
+
+    /// The entry of `(shape, key)`, created empty on a miss.
+    fn get(&mut self, shape: &ConvShape, key: impl ExactSizeIterator<Item = u32> + Clone) -> Arc<V> {
+        let hit = self
+            .slots
+            .iter()
+            .position(|(s, k, _)| s == shape && k.len() == key.len() && k.iter().copied().eq(key.clone()));
+        match hit {
+            Some(i) => self.slots[..=i].rotate_right(1),
+            None => {
+                self.slots.truncate(SLOTS - 1);
+                self.slots.insert(0, (*shape, key.collect(), Arc::default()));
+            }
+        }
+        Arc::clone(&self.slots[0].2)
+    }
+}
+
+/// Derived data of a conv's cached operands (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct ConvViews {
+    inputs: Memo<InputViews>,
+    keeps: Memo<KeepViews>,
+}
+
+impl Default for ConvViews {
+    fn default() -> Self {
+        Self {
+            inputs: Memo::new(),
+            keeps: Memo::new(),
+        }
+    }
+}
+
+impl ConvViews {
+    /// The views of FF input `x` (after BN on read) of `shape`.
+    pub fn input(&mut self, shape: &ConvShape, x: &[f32]) -> Arc<InputViews> {
+        self.inputs.get(shape, x.iter().map(|v| v.to_bits()))
+    }
+
+    /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
+    pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
+        let key = keep.unwrap_or_default().iter().map(|&k| u32::from(k));
+        self.keeps.get(shape, key)
+    }
+}
+
+/// Data derived from an FF input `x` (N×C×H×W), computed on first use.
+#[derive(Debug, Clone, Default)]
+pub struct InputViews {
+    row_counts: OnceLock<Vec<Vec<u64>>>,
+    cols: OnceLock<Vec<ColBits>>,
+    im2col: OnceLock<Vec<Vec<f32>>>,
+    e5m2: OnceLock<Box<Rounded>>,
+}
+
+/// An input rounded to a narrower format, with its own views.
+#[derive(Debug, Clone)]
+pub struct Rounded {
+    /// The rounded values.
+    pub x: Vec<f32>,
+    /// Their views.
+    pub views: InputViews,
+}
+
+/// One (image, group) of an FF input in im2col form.
+#[derive(Debug, Clone)]
+pub struct ColBits {
+    /// Non-zero taps of the im2col matrix (J×P).
+    pub bits: BitMatrix,
+    /// Non-zero taps per output position (column counts of `bits`).
+    pub per_q: Vec<u64>,
+}
+
+impl InputViews {
+    /// Per group: the non-zero in-bounds taps of every im2col row, summed over the images.
+    pub fn row_counts(&self, s: &ConvShape, x: &[f32]) -> &[Vec<u64>] {
+        self.row_counts.get_or_init(|| {
+            let mut sums = vec![vec![0u64; s.j()]; s.groups];
+            for (i, xg) in x.chunks_exact(s.cg() * s.h * s.w).enumerate() {
+                let counts = s.tap_row_counts(|at| xg[at] != 0.0);
+                sums[i % s.groups]
+                    .iter_mut()
+                    .zip(&counts)
+                    .for_each(|(t, c)| *t += c);
+            }
+            sums
+        })
+    }
+
+    /// Per (image, group), in that order: the im2col bits and per-position tap counts.
+    pub fn cols(&self, s: &ConvShape, x: &[f32]) -> &[ColBits] {
+        self.cols.get_or_init(|| {
+            x.chunks_exact(s.cg() * s.h * s.w)
+                .map(|xg| ColBits {
+                    bits: s.tap_bits(&nonzero_bitmap(xg)),
+                    per_q: s.tap_counts(xg),
+                })
+                .collect()
+        })
+    }
+
+    /// Per (image, group), in that order: the im2col matrix (J×P, see [`ConvShape::im2col`]).
+    pub fn im2col(&self, s: &ConvShape, x: &[f32]) -> &[Vec<f32>] {
+        self.im2col.get_or_init(|| {
+            x.chunks_exact(s.cg() * s.h * s.w)
+                .map(|xg| s.im2col_vec(xg))
+                .collect()
+        })
+    }
+
+    /// `x` rounded to e5m2 (S3's prediction operand) and its views.
+    pub fn e5m2(&self, x: &[f32]) -> &Rounded {
+        self.e5m2.get_or_init(|| {
+            let mut x = x.to_vec();
+            Format::E5M2.quantize_slice(&mut x);
+            Box::new(Rounded {
+                x,
+                views: InputViews::default(),
+            })
+        })
+    }
+}
+
+/// Data derived from a BP keep-mask over the input gradient, per (image, group).
+#[derive(Debug, Clone, Default)]
+pub struct KeepViews {
+    groups: OnceLock<Vec<KeptTaps>>,
+}
+
+/// The kept taps of one (image, group) of a BP input gradient.
+#[derive(Debug, Clone)]
+pub struct KeptTaps {
+    /// In-bounds taps whose input is kept, as the im2col bit matrix (J×P).
+    pub bits: BitMatrix,
+    /// Kept taps per im2col row (row counts of `bits`).
+    pub rows: Vec<u64>,
+    /// Kept taps per input channel of the group.
+    pub per_channel: Vec<u64>,
+}
+
+impl KeepViews {
+    /// Per (image, group), in that order; `taps` are the in-bounds taps reading each input
+    /// position of a channel ([`ConvShape::tap_sums`] of `None`).
+    pub fn groups(&self, s: &ConvShape, keep: Option<&[bool]>, taps: &[u64]) -> &[KeptTaps] {
+        self.groups.get_or_init(|| {
+            let (in_plane, plane) = (s.cg() * s.h * s.w, s.h * s.w);
+            let all = vec![u64::MAX; in_plane.div_ceil(64)];
+            (0..s.n * s.groups)
+                .map(|i| {
+                    let m = keep.map(|m| &m[i * in_plane..][..in_plane]);
+                    let bits = s.tap_bits(&m.map_or_else(|| all.clone(), bool_bitmap));
+                    let rows = (0..bits.rows()).map(|j| bits.row_count(j)).collect();
+                    let per_channel = (0..s.cg())
+                        .map(|ci| match m {
+                            None => taps.iter().sum(),
+                            Some(m) => m[ci * plane..][..plane]
+                                .iter()
+                                .zip(taps)
+                                .filter(|(&k, _)| k)
+                                .map(|(_, &t)| t)
+                                .sum(),
+                        })
+                        .collect();
+                    KeptTaps {
+                        bits,
+                        rows,
+                        per_channel,
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_hits_only_on_equal_contents_and_shape() {
+        let s = ConvShape::simple(1, 1, 3, 1, 3, 1, 1);
+        let t = ConvShape { k: 2, ..s };
+        let mut v = ConvViews::default();
+        let x = [0.0f32, 1.0, -0.0];
+        let first = v.input(&s, &x);
+        assert!(Arc::ptr_eq(&first, &v.input(&s, &x)));
+        // -0.0 and 0.0 differ bitwise: a different entry; so does another shape.
+        assert!(!Arc::ptr_eq(&first, &v.input(&s, &[0.0, 1.0, 0.0])));
+        assert!(!Arc::ptr_eq(&first, &v.input(&t, &x)));
+        assert!(Arc::ptr_eq(&first, &v.input(&s, &x)));
+        // After SLOTS other entries the least recently used one is gone.
+        for i in 0..SLOTS {
+            v.input(&s, &[i as f32]);
+        }
+        assert!(!Arc::ptr_eq(&first, &v.input(&s, &x)));
+    }
+}
