@@ -867,3 +867,110 @@ fn wg(a: &ConvArgs, caps: &[u64; 4]) -> Result<Vec<Tile>, String> {
     }
     Ok(tiles)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::emit::FieldValue;
+    use super::*;
+    use std::collections::HashMap;
+
+    fn field<'a>(i: &'a TrnInstr, n: &str) -> Option<&'a FieldValue> {
+        i.fields.iter().find(|(k, _)| *k == n).map(|(_, v)| v)
+    }
+
+    fn name_of<'a>(i: &'a TrnInstr, n: &str) -> &'a str {
+        match field(i, n) {
+            Some(FieldValue::Name(v)) => v.as_str(),
+            f => panic!("{n}: {f:?}"),
+        }
+    }
+
+    fn operand_of(i: &TrnInstr, n: &str) -> Option<Operand> {
+        match field(i, n) {
+            Some(FieldValue::Operand(o)) => Some(*o),
+            _ => None,
+        }
+    }
+
+    /// Walks the tiles in program order and checks, at every conv, which loads fed its density
+    /// counters since they were last cleared: `dci` the loads of `a` (none with `bna`), `dcw` the
+    /// loads of the weight mask (of the weights without one).
+    fn check_counters(args: &ConvArgs, caps: &[u64; 4]) {
+        let tiles = lower(args, caps).unwrap();
+        let mut fed: HashMap<String, Vec<Operand>> = HashMap::new();
+        let mut convs = 0;
+        for i in tiles.iter().flat_map(|t| t.loads.iter().chain(&t.compute)) {
+            match i.mnemonic {
+                "dc.clear" => {
+                    fed.insert(name_of(i, "ctr").to_string(), Vec::new());
+                }
+                "dma.load" => {
+                    let buf = operand_of(i, "buf").unwrap();
+                    fed.entry(name_of(i, "ctr").to_string()).or_default().push(buf);
+                }
+                "conv" => {
+                    convs += 1;
+                    let (a, b) = (operand_of(i, "a").unwrap(), operand_of(i, "b").unwrap());
+                    let w = operand_of(i, "wmask").unwrap_or(b);
+                    let dci = fed.get(name_of(i, "dci")).cloned().unwrap_or_default();
+                    let dcw = fed.get(name_of(i, "dcw")).cloned().unwrap_or_default();
+                    if args.bna.is_some() {
+                        assert!(dci.is_empty(), "bna: the load of `a` must not count: {dci:?}");
+                    } else {
+                        assert!(
+                            dci.contains(&a) && dci.iter().all(|o| o.space == a.space),
+                            "{dci:?}"
+                        );
+                    }
+                    assert!(dcw.contains(&w) && dcw.iter().all(|o| o.space == w.space && o.dtype == w.dtype));
+                }
+                _ => {}
+            }
+        }
+        assert!(convs > 2, "several tiles reuse the weights: {convs}");
+    }
+
+    #[test]
+    fn density_counters_count_what_the_array_sees() {
+        let g = ConvGeom {
+            n: 2,
+            c: 16,
+            h: 16,
+            w: 16,
+            k: 16,
+            r: 3,
+            s: 3,
+            stride: [1, 1],
+            pads: [1, 1, 1, 1],
+            dil: [1, 1],
+            group: 1,
+        };
+        let loc = |addr: u32, dtype: DType, shape: Vec<usize>| Loc { addr, dtype, shape };
+        let with_bn = ConvArgs {
+            mode: "ff",
+            g,
+            a: loc(0, DType::F32, vec![2, 16, 16, 16]),
+            b: loc(0x10000, DType::F32, vec![16, 16, 3, 3]),
+            out: loc(0x20000, DType::F32, vec![2, 16, 16, 16]),
+            wmask: Some(loc(0x30000, DType::B1, vec![16, 16, 3, 3])),
+            omask: None,
+            bna: Some(loc(0x31000, DType::F32, vec![4, 16])),
+            bns: None,
+            aux: None,
+            s3: None,
+            df: "adaptive".into(),
+            skip: "in+w".into(),
+            bnrelu: true,
+        };
+        // Row tiles of the input; the weights fit once and stay for every tile.
+        let caps = [65536, 65536, 16384, 65536];
+        check_counters(&with_bn, &caps);
+        let plain = ConvArgs {
+            wmask: None,
+            bna: None,
+            bnrelu: false,
+            ..with_bn
+        };
+        check_counters(&plain, &caps);
+    }
+}
