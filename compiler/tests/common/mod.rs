@@ -84,14 +84,24 @@ pub fn rel(a: &[f32], b: &[f32]) -> f64 {
 
 /// An ONNX model of `tests/data` at a batch size.
 pub fn onnx(file: &str, batch: usize) -> Module {
+    load_onnx(&data(&format!("tests/data/{file}")), batch)
+}
+
+fn load_onnx(path: &Path, batch: usize) -> Module {
     frontend::load(
-        &data(&format!("tests/data/{file}")),
+        path,
         &FrontendOptions {
             batch: Some(batch),
             seed: 0,
         },
     )
     .unwrap()
+}
+
+/// A model of the shared model directory (next to the workspace) at a batch size, for on-demand
+/// tests of files too large to copy into the repository.
+pub fn shared_onnx(file: &str, batch: usize) -> Module {
+    load_onnx(&data(&format!("../shared/models/{file}")), batch)
 }
 
 /// A `.tg` example of `examples/` at a batch size.
@@ -114,6 +124,10 @@ pub struct StepDiff {
     pub errors: Vec<(String, f64)>,
     /// Instructions in the compiled binary.
     pub instructions: usize,
+    /// `(tensor, relative change)` of the interpreter's own step when the batch is perturbed by
+    /// a relative 1e-7 (about one f32 ulp), same order as `errors`; empty unless asked for
+    /// ([`step_diff_with`]).
+    pub sensitivity: Vec<(String, f64)>,
 }
 
 impl StepDiff {
@@ -142,6 +156,20 @@ pub fn step_diff(
     ad: &AutodiffOptions,
     lo: &LowerOptions,
 ) -> Result<StepDiff, String> {
+    step_diff_with(tg, opts, ad, lo, false)
+}
+
+/// [`step_diff`], and with `sensitivity` also the interpreter's step on the batch perturbed by a
+/// relative 1e-7, compared with its unperturbed step: how far two fp32 evaluations of this step
+/// can drift apart on their own (ties of ReLU/max-pool and ill-conditioned BN reductions make
+/// some steps discontinuous at the rounding level).
+pub fn step_diff_with(
+    tg: &Module,
+    opts: &SdtOptions,
+    ad: &AutodiffOptions,
+    lo: &LowerOptions,
+    sensitivity: bool,
+) -> Result<StepDiff, String> {
     let mut m = autodiff(tg, ad).map_err(|e| format!("autodiff: {e}"))?;
     sdt::run_pipeline(&mut m, opts).map_err(|e| format!("sdt: {e}"))?;
     let trn = lower::lower(&m, lo).map_err(|e| format!("lower: {e}"))?;
@@ -165,7 +193,31 @@ pub fn step_diff(
     };
     let classes = s.program().tensor("logits").unwrap().shape[1] as i64;
     let y: Vec<i64> = (0..xshape[0] as i64).map(|i| (i * 7 + 3) % classes).collect();
+    let start = state.clone();
     let out = interp::run_step(&m, &mut state, &x, &y).map_err(|e| format!("interp: {e}"))?;
+    let sensitivity = if sensitivity {
+        let xp = TensorData {
+            shape: x.shape.clone(),
+            data: x
+                .data
+                .iter()
+                .zip(noise(n, 9))
+                .map(|(v, u)| v * (1.0 + (u - 0.5) * 2e-7))
+                .collect(),
+        };
+        let mut sp = start;
+        let op = interp::run_step(&m, &mut sp, &xp, &y).map_err(|e| format!("interp: {e}"))?;
+        let mut sens = vec![
+            ("loss".to_string(), rel(&[op.loss], &[out.loss])),
+            ("logits".to_string(), rel(&op.logits.data, &out.logits.data)),
+        ];
+        for (name, t) in &state.tensors {
+            sens.push((name.clone(), rel(&sp.tensors[name].data, &t.data)));
+        }
+        sens
+    } else {
+        Vec::new()
+    };
     s.write_tensor("input", &x.data).map_err(|e| e.to_string())?;
     s.write_tensor_ints("labels", &y).map_err(|e| e.to_string())?;
     if opts.sparsity > 0.0 {
@@ -193,7 +245,11 @@ pub fn step_diff(
     if std::env::var_os("DIFF_VERBOSE").is_some() {
         eprintln!("{errors:?}");
     }
-    Ok(StepDiff { errors, instructions })
+    Ok(StepDiff {
+        errors,
+        instructions,
+        sensitivity,
+    })
 }
 
 /// [`step_diff`] with an assertion that every relative error is below `tol`.
@@ -207,6 +263,31 @@ pub fn check_step(
     let d = step_diff(tg, opts, ad, lo).unwrap();
     let (e, name) = d.worst(|_| true);
     assert!(e < tol, "{name}: relative error {e:e}");
+    d
+}
+
+/// [`step_diff_with`] sensitivity, with an assertion that every tensor's relative error is below
+/// `tol` or below `factor` times the interpreter's own change under the 1e-7 perturbation.
+pub fn check_step_conditioned(
+    tg: &Module,
+    opts: &SdtOptions,
+    ad: &AutodiffOptions,
+    lo: &LowerOptions,
+    tol: f64,
+    factor: f64,
+) -> StepDiff {
+    let d = step_diff_with(tg, opts, ad, lo, true).unwrap();
+    for (name, e) in &d.errors {
+        let s = d
+            .sensitivity
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, s)| *s);
+        assert!(
+            *e < tol.max(factor * s),
+            "{name}: relative error {e:e}, interpreter's own sensitivity {s:e}"
+        );
+    }
     d
 }
 
