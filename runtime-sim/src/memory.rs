@@ -215,10 +215,20 @@ impl Memory {
         }
     }
 
-    /// Writes a boolean mask to `op` (bits for `b1`, 0.0/1.0 otherwise).
+    /// Writes a boolean mask to `op` (bits for `b1`, 0.0/1.0 otherwise; float elements are the
+    /// encodings of 0.0 and 1.0 copied, not converted one by one).
     pub fn write_mask(&mut self, field: &'static str, op: Operand, mask: &[bool]) -> Result<(), FaultKind> {
-        let v: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
-        self.write_f32(field, op, &v)
+        let Some(f) = float_format(op.dtype) else {
+            let v: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+            return self.write_f32(field, op, &v);
+        };
+        let (zero, one) = (f.to_bytes(&[0.0]), f.to_bytes(&[1.0]));
+        let r = self.op_range(field, op, mask.len() as u64)?;
+        let raw = &mut self.space_mut(op.space).expect("checked")[r];
+        for (d, &m) in raw.chunks_exact_mut(f.bytes()).zip(mask) {
+            d.copy_from_slice(if m { &one } else { &zero });
+        }
+        Ok(())
     }
 
     /// Reads `n` integer elements of `op` (`i32` or `i64`).
@@ -318,6 +328,22 @@ mod tests {
         assert_eq!(raw, &[0b0000_1101, 0b1]);
         assert_eq!(count_nonzero_raw(DType::B1, raw, 9), 4);
         assert_eq!(m.read_mask("m", op, 4).unwrap(), vec![true, false, true, true]);
+    }
+
+    #[test]
+    fn float_masks_are_the_encoded_values() {
+        let mask = [true, false, false, true, true];
+        let vals: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+        for d in [DType::F32, DType::F16, DType::E4m3, DType::E5m2, DType::I32] {
+            let (mut a, mut b) = (mem(), mem());
+            let op = Operand::new(Space::Dram, d, 3);
+            a.write_mask("m", op, &mask).unwrap();
+            b.write_f32("m", op, &vals).unwrap();
+            assert_eq!(a.dram.bytes(), b.dram.bytes(), "{d:?}");
+            assert_eq!(a.read_mask("m", op, 5).unwrap(), mask);
+        }
+        let op = Operand::new(Space::Dram, DType::F16, 60);
+        assert!(mem().write_mask("m", op, &mask).is_err());
     }
 
     #[test]

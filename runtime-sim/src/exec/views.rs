@@ -29,21 +29,33 @@ impl<V: Default> Memo<V> {
         Self { slots: Vec::new() }
     }
 
-    /// The entry of `(shape, key)`, created empty on a miss.
-    fn get(&mut self, shape: &ConvShape, key: impl ExactSizeIterator<Item = u32> + Clone) -> Arc<V> {
+    /// The entry of `(shape, key)` (`key` as `f(item)` per item), created empty on a miss.
+    fn get<T>(&mut self, shape: &ConvShape, key: &[T], f: impl Fn(&T) -> u32 + Copy) -> Arc<V> {
         let hit = self
             .slots
             .iter()
-            .position(|(s, k, _)| s == shape && k.len() == key.len() && k.iter().copied().eq(key.clone()));
+            .position(|(s, k, _)| s == shape && same(k, key, f));
         match hit {
             Some(i) => self.slots[..=i].rotate_right(1),
             None => {
                 self.slots.truncate(SLOTS - 1);
-                self.slots.insert(0, (*shape, key.collect(), Arc::default()));
+                self.slots
+                    .insert(0, (*shape, key.iter().map(f).collect(), Arc::default()));
             }
         }
         Arc::clone(&self.slots[0].2)
     }
+}
+
+/// Whether `key` holds `f(item)` for every item of `items`, compared a block at a time (no
+/// branch per element, so the comparison vectorises).
+fn same<T>(key: &[u32], items: &[T], f: impl Fn(&T) -> u32) -> bool {
+    const BLOCK: usize = 256;
+    key.len() == items.len()
+        && key
+            .chunks(BLOCK)
+            .zip(items.chunks(BLOCK))
+            .all(|(k, x)| k.iter().zip(x).fold(0, |d, (k, x)| d | (k ^ f(x))) == 0)
 }
 
 /// Derived data of a conv's cached operands (see the module documentation).
@@ -65,13 +77,12 @@ impl Default for ConvViews {
 impl ConvViews {
     /// The views of FF input `x` (after BN on read) of `shape`.
     pub fn input(&mut self, shape: &ConvShape, x: &[f32]) -> Arc<InputViews> {
-        self.inputs.get(shape, x.iter().map(|v| v.to_bits()))
+        self.inputs.get(shape, x, |v| v.to_bits())
     }
 
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
-        let key = keep.unwrap_or_default().iter().map(|&k| u32::from(k));
-        self.keeps.get(shape, key)
+        self.keeps.get(shape, keep.unwrap_or_default(), |&k| u32::from(k))
     }
 }
 

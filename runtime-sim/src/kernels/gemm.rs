@@ -205,12 +205,17 @@ impl Csr {
             ncols: a.cols,
         };
         for r in 0..a.rows {
-            for c in 0..a.cols {
-                let v = a.at(r, c);
+            let mut push = |c: usize, v: f32| {
                 if v != 0.0 {
                     csr.cols.push(c as u32);
                     csr.vals.push(v);
                 }
+            };
+            if a.cs == 1 {
+                let row = &a.data[r * a.rs..][..a.cols];
+                row.iter().enumerate().for_each(|(c, &v)| push(c, v));
+            } else {
+                (0..a.cols).for_each(|c| push(c, a.at(r, c)));
             }
             csr.row_ptr.push(csr.cols.len());
         }
