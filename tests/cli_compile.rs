@@ -43,3 +43,23 @@ fn errors_are_rendered_without_panics() {
     assert!(!ok);
     assert!(err.contains("--batch must be at least 1"), "{err}");
 }
+
+#[test]
+fn no_loops_emits_the_unrolled_stream() {
+    let args = ["compile", "examples/lenet.tg", "--batch", "16", "--emit", "asm"];
+    let (ok, rolled, err) = trainer(&args);
+    assert!(ok, "{err}");
+    let (ok, unrolled, err) = trainer(&[&args[..], &["--no-loops"]].concat());
+    assert!(ok, "{err}");
+    let code = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('.') && !l.starts_with("    x\""))
+            .count()
+    };
+    assert!(
+        rolled.lines().any(|l| l.starts_with("loop count=")),
+        "no loop in the default stream"
+    );
+    assert!(!unrolled.contains("loop count="));
+    assert!(code(&rolled) < code(&unrolled));
+}

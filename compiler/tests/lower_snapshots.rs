@@ -18,7 +18,7 @@ fn asm(t: &Module) -> String {
         .collect()
 }
 
-fn trn(model: &str, sparsity: f64) -> Module {
+fn trn(model: &str, sparsity: f64, lo: &LowerOptions) -> Module {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data")
         .join(model);
@@ -39,26 +39,40 @@ fn trn(model: &str, sparsity: f64) -> Module {
         },
     )
     .unwrap();
-    lower::lower(&m, &LowerOptions::default()).unwrap()
+    lower::lower(&m, lo).unwrap()
 }
 
 #[test]
 fn digits_mlp_trn_and_asm() {
-    let t = trn("digits_mlp.onnx", 0.9);
+    let t = trn("digits_mlp.onnx", 0.9, &LowerOptions::default());
     insta::assert_snapshot!("digits_mlp_trn", text::print_custom(&t));
     insta::assert_snapshot!("digits_mlp_asm", asm(&t));
 }
 
 #[test]
 fn digits_cnn_trn_and_asm() {
-    let t = trn("digits_cnn.onnx", 0.9);
+    let t = trn("digits_cnn.onnx", 0.9, &LowerOptions::default());
     insta::assert_snapshot!("digits_cnn_trn", text::print_custom(&t));
     insta::assert_snapshot!("digits_cnn_asm", asm(&t));
 }
 
+/// Tiny buffers tile the MLP into repeated bodies, which the lowering rolls into loop nests.
+#[test]
+fn digits_mlp_tiny_buffers_asm_has_loops() {
+    let lo = LowerOptions {
+        buffers: [4096, 2048, 2048, 4096],
+        ..LowerOptions::default()
+    };
+    insta::assert_snapshot!("digits_mlp_tiny_asm", asm(&trn("digits_mlp.onnx", 0.9, &lo)));
+}
+
 #[test]
 fn codegen_is_deterministic() {
-    let bytes =
-        || trainer_isa::tbin::write(&codegen::generate(&trn("digits_cnn.onnx", 0.5), &[]).unwrap()).unwrap();
+    let bytes = || {
+        trainer_isa::tbin::write(
+            &codegen::generate(&trn("digits_cnn.onnx", 0.5, &LowerOptions::default()), &[]).unwrap(),
+        )
+        .unwrap()
+    };
     assert_eq!(bytes(), bytes());
 }

@@ -23,7 +23,7 @@ pub fn ops() -> Vec<OpDef> {
             .req("shape", K::Ints)
             .req("addr", K::Int)
             .opt("init", K::Str),
-        OpDef::new("trn.entry", "An entry point (`prune`, `train`, `eval`): a straight-line instruction list.", none, none)
+        OpDef::new("trn.entry", "An entry point (`prune`, `train`, `eval`): an instruction list, `trn.loop` … `trn.endloop` bracketing loop bodies.", none, none)
             .regions(1)
             .req("sym_name", K::Str),
     ];

@@ -317,43 +317,92 @@ fn roll_seq(mut items: Vec<Item>, ctx: usize, int: &mut Interner) -> Vec<Item> {
     items
 }
 
-/// One greedy left-to-right pass: at each position, the run saving the most instructions.
-fn pass(items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
-    let d = Described::new(&items, int);
-    let n = items.len();
-    // Next position of the same shape.
-    let mut next = vec![usize::MAX; n];
-    let mut last = vec![usize::MAX; int.shapes.len()];
-    for i in (0..n).rev() {
-        next[i] = last[d.ids[i] as usize];
-        last[d.ids[i] as usize] = i;
+/// The best run at each position of one list, computed on demand.
+struct Search<'a> {
+    d: &'a Described,
+    /// Next position of the same shape.
+    next: Vec<usize>,
+    /// Nesting depth around the list.
+    ctx: usize,
+    /// Per position once computed: the best `(saving, period, bodies)`, and how many items to
+    /// pass over when there is none (a run too deep to roll is passed over whole).
+    memo: Vec<Option<(Option<(i64, usize, u32)>, usize)>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(d: &'a Described, ctx: usize) -> Self {
+        let n = d.ids.len();
+        let mut next = vec![usize::MAX; n];
+        let mut last: HashMap<u32, usize> = HashMap::with_capacity(n);
+        for i in (0..n).rev() {
+            if let Some(j) = last.insert(d.ids[i], i) {
+                next[i] = j;
+            }
+        }
+        Search {
+            d,
+            next,
+            ctx,
+            memo: vec![None; n],
+        }
     }
-    let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-    let mut out = Vec::with_capacity(n);
-    let mut changed = false;
-    let mut s = 0;
-    while s < n {
-        // Best (saving, period, bodies) at `s`, and the longest span of runs too deep to roll.
+
+    /// The run saving the most instructions at `s` (trying the periods at which item `s`
+    /// recurs), and the span to pass over without one.
+    fn best(&mut self, s: usize) -> (Option<(i64, usize, u32)>, usize) {
+        if let Some(b) = self.memo[s] {
+            return b;
+        }
+        let (d, n) = (self.d, self.d.ids.len());
         let mut best: Option<(i64, usize, u32)> = None;
         let mut skip = 1;
-        let mut j = next[s];
+        let mut j = self.next[s];
         while j != usize::MAX && j - s <= MAX_BODY && s + 2 * (j - s) <= n {
             let p = j - s;
             let k = d.run(s, p);
             if k >= 2 {
                 let depth = 1 + d.depths[s..s + p].iter().max().copied().unwrap_or(0);
-                if ctx + depth > MAX_LOOP_DEPTH {
+                if self.ctx + depth > MAX_LOOP_DEPTH {
                     skip = skip.max(k as usize * p);
                 } else {
-                    let gain = d.saving(s, p, k, ctx == 0);
+                    let gain = d.saving(s, p, k, self.ctx == 0);
                     if gain > 0 && best.is_none_or(|(g, ..)| gain > g) {
                         best = Some((gain, p, k));
                     }
                 }
             }
-            j = next[j];
+            j = self.next[j];
         }
-        let Some((_, p, k)) = best else {
+        self.memo[s] = Some((best, skip));
+        (best, skip)
+    }
+
+    /// Whether a short run (fewer than [`LOOKAHEAD_BODIES`] bodies) at `s` with `gain` should
+    /// give way to a better one starting inside its first body.
+    fn yields(&mut self, s: usize, gain: i64, p: usize, k: u32) -> bool {
+        k < LOOKAHEAD_BODIES
+            && (s + 1..(s + p).min(self.d.ids.len())).any(|t| self.best(t).0.is_some_and(|(g, ..)| g > gain))
+    }
+}
+
+/// Runs with fewer bodies than this give way to a better run that overlaps their first body.
+const LOOKAHEAD_BODIES: u32 = 4;
+
+/// One greedy left-to-right pass: at each position, the run saving the most instructions
+/// (unless a short one overlaps a better one).
+fn pass(items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
+    let d = Described::new(&items, int);
+    let n = items.len();
+    let mut search = Search::new(&d, ctx);
+    let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(n);
+    let mut changed = false;
+    let mut s = 0;
+    while s < n {
+        let (best, skip) = search.best(s);
+        let take = best.filter(|&(g, p, k)| !search.yields(s, g, p, k));
+        let Some((_, p, k)) = take else {
+            let skip = if best.is_some() { 1 } else { skip };
             for it in &mut items[s..(s + skip).min(n)] {
                 out.push(it.take().expect("each item is taken once"));
             }
