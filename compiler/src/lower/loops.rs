@@ -317,6 +317,9 @@ fn roll_seq(mut items: Vec<Item>, ctx: usize, int: &mut Interner) -> Vec<Item> {
     items
 }
 
+/// A run: (instructions saved, period, bodies).
+type Run = (i64, usize, u32);
+
 /// The best run at each position of one list, computed on demand.
 struct Search<'a> {
     d: &'a Described,
@@ -326,7 +329,7 @@ struct Search<'a> {
     ctx: usize,
     /// Per position once computed: the best `(saving, period, bodies)`, and how many items to
     /// pass over when there is none (a run too deep to roll is passed over whole).
-    memo: Vec<Option<(Option<(i64, usize, u32)>, usize)>>,
+    memo: Vec<Option<(Option<Run>, usize)>>,
 }
 
 impl<'a> Search<'a> {
@@ -349,12 +352,12 @@ impl<'a> Search<'a> {
 
     /// The run saving the most instructions at `s` (trying the periods at which item `s`
     /// recurs), and the span to pass over without one.
-    fn best(&mut self, s: usize) -> (Option<(i64, usize, u32)>, usize) {
+    fn best(&mut self, s: usize) -> (Option<Run>, usize) {
         if let Some(b) = self.memo[s] {
             return b;
         }
         let (d, n) = (self.d, self.d.ids.len());
-        let mut best: Option<(i64, usize, u32)> = None;
+        let mut best: Option<Run> = None;
         let mut skip = 1;
         let mut j = self.next[s];
         while j != usize::MAX && j - s <= MAX_BODY && s + 2 * (j - s) <= n {
