@@ -198,6 +198,9 @@ pub struct Csr {
 impl Csr {
     /// The non-zeros of a matrix view.
     pub fn from_view(a: MatRef) -> Self {
+        if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
+            return Self::from_columns(a);
+        }
         let mut csr = Csr {
             row_ptr: vec![0],
             cols: Vec::new(),
@@ -220,6 +223,38 @@ impl Csr {
             csr.row_ptr.push(csr.cols.len());
         }
         csr
+    }
+
+    /// [`Csr::from_view`] of a view whose columns are contiguous (e.g. the transpose of a
+    /// row-major matrix): one pass counts every row's non-zeros, a second places them, columns in
+    /// increasing order as a row-by-row scan would.
+    fn from_columns(a: MatRef) -> Self {
+        let col = |c: usize| &a.data[c * a.cs..][..a.rows];
+        let mut row_ptr = vec![0; a.rows + 1];
+        for c in 0..a.cols {
+            for (r, &v) in col(c).iter().enumerate() {
+                row_ptr[r + 1] += usize::from(v != 0.0);
+            }
+        }
+        for r in 0..a.rows {
+            row_ptr[r + 1] += row_ptr[r];
+        }
+        let (mut cols, mut vals) = (vec![0; row_ptr[a.rows]], vec![0.0; row_ptr[a.rows]]);
+        let mut next = row_ptr[..a.rows].to_vec();
+        for c in 0..a.cols {
+            for (r, &v) in col(c).iter().enumerate() {
+                if v != 0.0 {
+                    (cols[next[r]], vals[next[r]]) = (c as u32, v);
+                    next[r] += 1;
+                }
+            }
+        }
+        Csr {
+            row_ptr,
+            cols,
+            vals,
+            ncols: a.cols,
+        }
     }
 
     /// Number of rows.
@@ -421,6 +456,18 @@ mod tests {
             assert_eq!(count_effective(av, bv, Some(&keep)), e_keep);
             assert_eq!(count_by_rows(av, bv, &keep), e_keep);
             assert_eq!(count_by_pairs(av, bv, &keep), e_keep);
+        }
+    }
+
+    #[test]
+    fn csr_of_a_transposed_view_matches_the_transposed_copy() {
+        let mut rng = Rng::new(5);
+        for &(k, j) in &[(1, 1), (4, 9), (7, 130)] {
+            let w = sparse_vec(&mut rng, k * j, 0.2);
+            let wt: Vec<f32> = (0..j * k).map(|i| w[(i % k) * j + i / k]).collect();
+            let view = MatRef::row_major(&w, k, j).unwrap().t();
+            let copy = MatRef::row_major(&wt, j, k).unwrap();
+            assert_eq!(Csr::from_view(view), Csr::from_view(copy));
         }
     }
 
