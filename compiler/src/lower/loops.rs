@@ -20,9 +20,8 @@
 //! one level (its inner loops become nests of their own).
 
 use super::emit::{int, name, FieldValue, Name, TrnInstr};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use trainer_isa::program::MAX_LOOP_DEPTH;
 
 /// Longest loop body tried, in items.
@@ -53,8 +52,13 @@ pub fn roll(code: Vec<TrnInstr>) -> Vec<TrnInstr> {
     let items = code
         .into_iter()
         .map(|instr| {
-            let strides = dram_addr(&instr).map(|_| Vec::new());
-            Item::Leaf(Leaf { instr, strides })
+            let addr = dram_addr(&instr);
+            Item::Leaf(Leaf {
+                strides: addr.map(|_| Vec::new()),
+                addr: addr.unwrap_or(0),
+                instr,
+                id: None,
+            })
         })
         .collect();
     let items = roll_seq(items, 0, &mut Interner::default());
@@ -77,6 +81,10 @@ struct Leaf {
     /// For a DMA whose address may be rolled: its stride per enclosing loop of the nest,
     /// outermost first (`None`: any other instruction).
     strides: Option<Vec<u32>>,
+    /// Its DRAM address (if `strides` is `Some`).
+    addr: u32,
+    /// Its interned shape, once known.
+    id: Option<u32>,
 }
 
 /// A loop: `count` iterations of `body`.
@@ -84,6 +92,8 @@ struct Leaf {
 struct Loop {
     count: u32,
     body: Vec<Item>,
+    /// Interned shape, size and depth, once known.
+    memo: Option<(u32, usize, usize)>,
 }
 
 /// The DRAM address of a DMA with `ar=ar0` (the instructions whose address can be rolled).
@@ -118,6 +128,32 @@ fn shift_addr(i: &mut TrnInstr, by: u32) {
     }
 }
 
+/// A fast non-cryptographic hasher for interning (FxHash's multiply-rotate; equal hashes are
+/// always confirmed by comparison).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map with [`FastHasher`].
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// What an item is up to its rollable DMA addresses, interned to a number.
 #[derive(Debug)]
 enum Shape {
@@ -128,12 +164,12 @@ enum Shape {
 /// Interned item shapes: equal numbers mean equal items up to rollable DMA addresses.
 #[derive(Default)]
 struct Interner {
-    by_hash: HashMap<u64, Vec<u32>>,
+    by_hash: FastMap<u64, Vec<u32>>,
     shapes: Vec<Shape>,
 }
 
 /// Hashes a field value (floats by bits); `mask` leaves an operand's address out.
-fn hash_value(v: &FieldValue, mask: bool, h: &mut DefaultHasher) {
+fn hash_value(v: &FieldValue, mask: bool, h: &mut FastHasher) {
     match v {
         FieldValue::Int(x) => (0u8, x).hash(h),
         FieldValue::Float(x) => (1u8, x.to_bits()).hash(h),
@@ -163,7 +199,7 @@ fn leaf_eq(a: &TrnInstr, sa: &Option<Vec<u32>>, b: &TrnInstr, sb: &Option<Vec<u3
 
 impl Interner {
     fn leaf(&mut self, l: &Leaf) -> u32 {
-        let mut h = DefaultHasher::new();
+        let mut h = FastHasher::default();
         (0u8, l.instr.mnemonic, &l.strides).hash(&mut h);
         let masked = l.strides.is_some();
         for (f, v) in &l.instr.fields {
@@ -177,7 +213,7 @@ impl Interner {
     }
 
     fn looped(&mut self, count: u32, body: Vec<u32>) -> u32 {
-        let mut h = DefaultHasher::new();
+        let mut h = FastHasher::default();
         (1u8, count, &body).hash(&mut h);
         let same = |s: &Shape| matches!(s, Shape::Loop(c, b) if *c == count && *b == body);
         self.intern(h.finish(), same, || Shape::Loop(count, body.clone()))
@@ -219,7 +255,7 @@ struct Described {
 }
 
 impl Described {
-    fn new(items: &[Item], int: &mut Interner) -> Described {
+    fn new(items: &mut [Item], int: &mut Interner) -> Described {
         let mut d = Described::default();
         d.at.push(0);
         for it in items {
@@ -232,24 +268,35 @@ impl Described {
         d
     }
 
-    /// Shape, size and depth of `it`; appends its addresses.
-    fn describe(&mut self, it: &Item, int: &mut Interner) -> (u32, usize, usize) {
+    /// Shape, size and depth of `it` (remembered in it); appends its addresses.
+    fn describe(&mut self, it: &mut Item, int: &mut Interner) -> (u32, usize, usize) {
         match it {
             Item::Leaf(l) => {
                 if l.strides.is_some() {
-                    self.addrs.extend(dram_addr(&l.instr));
+                    self.addrs.push(l.addr);
                 }
-                (int.leaf(l), 1, 0)
+                let id = match l.id {
+                    Some(id) => id,
+                    None => int.leaf(l),
+                };
+                l.id = Some(id);
+                (id, 1, 0)
             }
             Item::Loop(lp) => {
+                if let Some(m) = lp.memo {
+                    push_addrs(&lp.body, &mut self.addrs);
+                    return m;
+                }
                 let (mut ids, mut size, mut depth) = (Vec::with_capacity(lp.body.len()), 2, 0);
-                for b in &lp.body {
+                for b in &mut lp.body {
                     let (i, s, dp) = self.describe(b, int);
                     ids.push(i);
                     size += s;
                     depth = depth.max(dp);
                 }
-                (int.looped(lp.count, ids), size, depth + 1)
+                let m = (int.looped(lp.count, ids), size, depth + 1);
+                lp.memo = Some(m);
+                m
             }
         }
     }
@@ -305,6 +352,17 @@ impl Described {
     }
 }
 
+/// Appends the addresses of the rollable DMAs of `items` to `out`.
+fn push_addrs(items: &[Item], out: &mut Vec<u32>) {
+    for it in items {
+        match it {
+            Item::Leaf(l) if l.strides.is_some() => out.push(l.addr),
+            Item::Leaf(_) => {}
+            Item::Loop(lp) => push_addrs(&lp.body, out),
+        }
+    }
+}
+
 /// Rolls the list `items` whose enclosing loops are `ctx` deep.
 fn roll_seq(mut items: Vec<Item>, ctx: usize, int: &mut Interner) -> Vec<Item> {
     for _ in 0..PASSES {
@@ -336,7 +394,7 @@ impl<'a> Search<'a> {
     fn new(d: &'a Described, ctx: usize) -> Self {
         let n = d.ids.len();
         let mut next = vec![usize::MAX; n];
-        let mut last: HashMap<u32, usize> = HashMap::with_capacity(n);
+        let mut last: FastMap<u32, usize> = FastMap::with_capacity_and_hasher(n, Default::default());
         for i in (0..n).rev() {
             if let Some(j) = last.insert(d.ids[i], i) {
                 next[i] = j;
@@ -393,8 +451,8 @@ const LOOKAHEAD_BODIES: u32 = 4;
 
 /// One greedy left-to-right pass: at each position, the run saving the most instructions
 /// (unless a short one overlaps a better one).
-fn pass(items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
-    let d = Described::new(&items, int);
+fn pass(mut items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
+    let d = Described::new(&mut items, int);
     let n = items.len();
     let mut search = Search::new(&d, ctx);
     let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
@@ -424,7 +482,11 @@ fn pass(items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
             it.take();
         }
         let body = roll_seq(body, ctx + 1, int);
-        out.push(Item::Loop(Loop { count: k, body }));
+        out.push(Item::Loop(Loop {
+            count: k,
+            body,
+            memo: None,
+        }));
         changed = true;
         s += k as usize * p;
     }
@@ -434,11 +496,15 @@ fn pass(items: Vec<Item>, ctx: usize, int: &mut Interner) -> (Vec<Item>, bool) {
 /// Inserts the next strides of `strides` at nest level `level` into the rollable DMAs of `it`.
 fn insert_stride(it: &mut Item, level: usize, strides: &mut impl Iterator<Item = u32>) {
     match it {
-        Item::Leaf(Leaf { strides: Some(v), .. }) => {
-            v.insert(level, strides.next().expect("one stride per rollable DMA"))
+        Item::Leaf(Leaf {
+            strides: Some(v), id, ..
+        }) => {
+            v.insert(level, strides.next().expect("one stride per rollable DMA"));
+            *id = None;
         }
         Item::Leaf(_) => {}
         Item::Loop(lp) => {
+            lp.memo = None;
             for b in &mut lp.body {
                 insert_stride(b, level, strides);
             }
@@ -537,6 +603,7 @@ fn peel(it: &mut Item, j: u32) {
             if let Some(s) = &mut l.strides {
                 let by = j.wrapping_mul(s.remove(0));
                 shift_addr(&mut l.instr, by);
+                l.addr = l.addr.wrapping_add(by);
             }
         }
         Item::Loop(lp) => {

@@ -22,6 +22,7 @@ mod walk;
 use crate::ir::{Attribute, InsertPoint, Module, OperationState};
 use emit::TrnInstr;
 use plan::Init;
+use rayon::prelude::*;
 
 /// Storage precision of activations, weights used by the PE array and gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,9 +165,9 @@ pub fn lower_program(m: &Module, o: &LowerOptions) -> Result<Lowered, LowerError
         .to_string();
     let mut entries = [("prune", prune), ("train", train), ("eval", eval)];
     if o.loops {
-        for (_, code) in &mut entries {
-            *code = loops::roll(std::mem::take(code));
-        }
+        entries
+            .par_iter_mut()
+            .for_each(|(_, code)| *code = loops::roll(std::mem::take(code)));
     }
     Ok(Lowered {
         name,
