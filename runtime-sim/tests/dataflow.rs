@@ -8,19 +8,7 @@ use trainer_sim::ledger::Event;
 use trainer_sim::RunStats;
 
 fn geo() -> Geo {
-    Geo {
-        n: 1,
-        c: 16,
-        h: 8,
-        w: 8,
-        k: 32,
-        r: 3,
-        s: 3,
-        stride: (1, 1),
-        pad: (1, 1, 1, 1),
-        dil: (1, 1),
-        groups: 1,
-    }
+    Geo::same3x3(1, 16, (8, 8), 32)
 }
 
 /// One FF conv of `x` with weights `w` masked by `wm` (`skip=in+w`, dataflow `df`) on `machine`;

@@ -7,19 +7,7 @@ use trainer_sim::ledger::Event;
 use trainer_sim::RunStats;
 
 fn geo() -> Geo {
-    Geo {
-        n: 1,
-        c: 8,
-        h: 6,
-        w: 6,
-        k: 8,
-        r: 3,
-        s: 3,
-        stride: (1, 1),
-        pad: (1, 1, 1, 1),
-        dil: (1, 1),
-        groups: 1,
-    }
+    Geo::same3x3(1, 8, (6, 6), 8)
 }
 
 /// conv FF with storage dtype `dt` in MAC mode `prec`, all tensors f32 in DRAM converted on chip.

@@ -247,19 +247,7 @@ fn bn_decoupled_equals_conventional() {
     // conv FF with `bns` (statistics on write), the next conv reading through `bna` (+ReLU), and the
     // BP with `bns` giving BN backward sums: equal to the conventional passes.
     let mut rng = Rng(6);
-    let g = Geo {
-        n: 2,
-        c: 3,
-        h: 5,
-        w: 5,
-        k: 4,
-        r: 3,
-        s: 3,
-        stride: (1, 1),
-        pad: (1, 1, 1, 1),
-        dil: (1, 1),
-        groups: 1,
-    };
+    let g = Geo::same3x3(2, 3, (5, 5), 4);
     let g2 = Geo { c: 4, k: 2, ..g };
     let (x, w, w2, dy2) = (
         rng.vec(g.x_len(), 0.9),

@@ -138,6 +138,23 @@ pub struct Geo {
 }
 
 impl Geo {
+    /// A 3×3 convolution of stride 1 and padding 1 (output the input's size), no dilation or groups.
+    pub fn same3x3(n: usize, c: usize, (h, w): (usize, usize), k: usize) -> Self {
+        Geo {
+            n,
+            c,
+            h,
+            w,
+            k,
+            r: 3,
+            s: 3,
+            stride: (1, 1),
+            pad: (1, 1, 1, 1),
+            dil: (1, 1),
+            groups: 1,
+        }
+    }
+
     pub fn oh(&self) -> usize {
         (self.h + self.pad.0 + self.pad.2 - self.dil.0 * (self.r - 1) - 1) / self.stride.0 + 1
     }
