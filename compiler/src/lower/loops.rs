@@ -7,7 +7,8 @@
 //! from one body to the next. Every other field — streaming units' DRAM operands included — must be
 //! identical. A run becomes one loop holding the first body; it is rolled only when that makes the
 //! entry shorter. Runs are found greedily left to right over interned items (DMA addresses
-//! masked), trying only the periods at which the first item recurs; passes repeat so that runs of
+//! masked), trying only the periods at which the first item recurs (a run of fewer than four
+//! bodies gives way to a better one starting inside its first body); passes repeat so that runs of
 //! bodies holding loops nest (at most [`MAX_LOOP_DEPTH`] deep), and the body of each new loop is
 //! rolled in turn.
 //!
@@ -44,7 +45,7 @@ pub fn roll(code: Vec<TrnInstr>) -> Vec<TrnInstr> {
         .flat_map(|i| &i.fields)
         .filter(|(f, _)| *f == "ar" || *f == "reg")
         .filter_map(|(_, v)| match v {
-            FieldValue::Name(n) => Some(n.as_str()),
+            FieldValue::Name(n) if n.as_str() != "ar0" => Some(n.as_str()),
             _ => None,
         })
         .collect();
