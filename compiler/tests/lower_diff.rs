@@ -25,6 +25,23 @@ fn sparse(s: f64) -> SdtOptions {
     }
 }
 
+fn spec_all_90() -> SdtOptions {
+    SdtOptions {
+        speculation: Speculation::ALL,
+        ..sparse(0.9)
+    }
+}
+
+/// One MobileNetV2 step at 90% with all speculation, BN decoupled or conventional.
+fn mobilenet_v2_step(bn_decoupled: bool, batch: usize, tol: f64) {
+    let opts = SdtOptions {
+        bn_decoupled,
+        ..spec_all_90()
+    };
+    let (ad, lo) = (AutodiffOptions::default(), LowerOptions::default());
+    check_step(&onnx("mobilenet_v2_cifar10.onnx", batch), &opts, &ad, &lo, tol);
+}
+
 #[test]
 fn digits_mlp_dense_step_matches_interpreter() {
     let ad = AutodiffOptions::default();
@@ -121,13 +138,9 @@ fn example_lenet_tg_step_matches_interpreter() {
 
 #[test]
 fn example_resnet18_tg_sparse_speculative_step_matches_interpreter() {
-    let opts = SdtOptions {
-        speculation: Speculation::ALL,
-        ..sparse(0.9)
-    };
     let d = check_step(
         &tg_example("resnet18.tg", 2),
-        &opts,
+        &spec_all_90(),
         &AutodiffOptions::default(),
         &LowerOptions::default(),
         1e-4,
@@ -144,18 +157,7 @@ fn example_resnet18_tg_sparse_speculative_step_matches_interpreter() {
 /// ill-conditioned; 5e-4 is the tolerance (measured 1.5e-4).
 #[test]
 fn mobilenet_v2_sparse_step_matches_interpreter() {
-    let opts = SdtOptions {
-        bn_decoupled: false,
-        speculation: Speculation::ALL,
-        ..sparse(0.9)
-    };
-    check_step(
-        &onnx("mobilenet_v2_cifar10.onnx", 8),
-        &opts,
-        &AutodiffOptions::default(),
-        &LowerOptions::default(),
-        5e-4,
-    );
+    mobilenet_v2_step(false, 8, 5e-4);
 }
 
 /// MobileNetV2 with decoupled BN (statistics accumulated by the producing conv tiles, applied as
@@ -169,25 +171,7 @@ fn mobilenet_v2_sparse_step_matches_interpreter() {
 /// the engines' differences of a ReLU6 boundary (at batch 16 one still does).
 #[test]
 fn mobilenet_v2_decoupled_bn_sparse_step_matches_interpreter() {
-    let opts = SdtOptions {
-        bn_decoupled: true,
-        speculation: Speculation::ALL,
-        ..sparse(0.9)
-    };
-    check_step(
-        &onnx("mobilenet_v2_cifar10.onnx", 32),
-        &opts,
-        &AutodiffOptions::default(),
-        &LowerOptions::default(),
-        1e-4,
-    );
-}
-
-fn spec_all_90() -> SdtOptions {
-    SdtOptions {
-        speculation: Speculation::ALL,
-        ..sparse(0.9)
-    }
+    mobilenet_v2_step(true, 32, 1e-4);
 }
 
 /// VGG-11 with BN (224×224, seeded initialization) at batch 2, 90%, all speculation: measured

@@ -193,9 +193,9 @@ pub fn step_diff_with(
     };
     let classes = s.program().tensor("logits").unwrap().shape[1] as i64;
     let y: Vec<i64> = (0..xshape[0] as i64).map(|i| (i * 7 + 3) % classes).collect();
-    let start = state.clone();
+    let start = sensitivity.then(|| state.clone());
     let out = interp::run_step(&m, &mut state, &x, &y).map_err(|e| format!("interp: {e}"))?;
-    let sensitivity = if sensitivity {
+    let sensitivity = if let Some(mut sp) = start {
         let xp = TensorData {
             shape: x.shape.clone(),
             data: x
@@ -205,7 +205,6 @@ pub fn step_diff_with(
                 .map(|(v, u)| v * (1.0 + (u - 0.5) * 2e-7))
                 .collect(),
         };
-        let mut sp = start;
         let op = interp::run_step(&m, &mut sp, &xp, &y).map_err(|e| format!("interp: {e}"))?;
         let mut sens = vec![
             ("loss".to_string(), rel(&[op.loss], &[out.loss])),
