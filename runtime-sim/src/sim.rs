@@ -233,7 +233,14 @@ impl Simulator {
             .sum()
     }
 
-    fn run_at(&mut self, start: usize, mut state: State) -> Result<RunStats, Fault> {
+    fn run_at(&mut self, start: usize, state: State) -> Result<RunStats, Fault> {
+        // The executors fork work with rayon once or more per instruction: from a thread outside
+        // the pool every fork is a hand-off to a worker and a blocking wait, so the whole run
+        // goes onto a worker thread, where a fork nobody steals runs in place.
+        rayon::scope(|_| self.run_on_worker(start, state))
+    }
+
+    fn run_on_worker(&mut self, start: usize, mut state: State) -> Result<RunStats, Fault> {
         self.mem.buffers.clear();
         let mut timeline = Timeline::new();
         let mut stats = RunStats::default();
