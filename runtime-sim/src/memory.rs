@@ -157,8 +157,8 @@ impl Memory {
         match op.dtype {
             DType::B1 => out
                 .iter_mut()
-                .enumerate()
-                .for_each(|(i, x)| *x = f32::from(bit(raw, i))),
+                .zip(bits(raw))
+                .for_each(|(x, b)| *x = f32::from(u8::from(b))),
             DType::I32 => {
                 for (x, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
                     *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32;
@@ -182,10 +182,7 @@ impl Memory {
         let r = self.op_range(field, op, data.len() as u64)?;
         let raw = &mut self.space_mut(op.space).expect("checked")[r];
         match op.dtype {
-            DType::B1 => data
-                .iter()
-                .enumerate()
-                .for_each(|(i, &x)| set_bit(raw, i, x != 0.0)),
+            DType::B1 => pack_bits(raw, data.iter().map(|&x| x != 0.0)),
             DType::I32 => {
                 for (c, &x) in raw.chunks_exact_mut(4).zip(data) {
                     c.copy_from_slice(&(x as i32).to_le_bytes());
@@ -209,7 +206,7 @@ impl Memory {
         if op.dtype == DType::B1 {
             let r = self.op_range(field, op, n as u64)?;
             let raw = &self.space(op.space).expect("checked")[r];
-            Ok((0..n).map(|i| bit(raw, i)).collect())
+            Ok(bits(raw).take(n).collect())
         } else {
             Ok(self.read_f32(field, op, n)?.iter().map(|&x| x != 0.0).collect())
         }
@@ -218,6 +215,14 @@ impl Memory {
     /// Writes a boolean mask to `op` (bits for `b1`, 0.0/1.0 otherwise; float elements are the
     /// encodings of 0.0 and 1.0 copied, not converted one by one).
     pub fn write_mask(&mut self, field: &'static str, op: Operand, mask: &[bool]) -> Result<(), FaultKind> {
+        if op.dtype == DType::B1 {
+            let r = self.op_range(field, op, mask.len() as u64)?;
+            pack_bits(
+                &mut self.space_mut(op.space).expect("checked")[r],
+                mask.iter().copied(),
+            );
+            return Ok(());
+        }
         let Some(f) = float_format(op.dtype) else {
             let v: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
             return self.write_f32(field, op, &v);
@@ -225,8 +230,10 @@ impl Memory {
         let (zero, one) = (f.to_bytes(&[0.0]), f.to_bytes(&[1.0]));
         let r = self.op_range(field, op, mask.len() as u64)?;
         let raw = &mut self.space_mut(op.space).expect("checked")[r];
-        for (d, &m) in raw.chunks_exact_mut(f.bytes()).zip(mask) {
-            d.copy_from_slice(if m { &one } else { &zero });
+        match f.bytes() {
+            1 => fill_mask::<1>(raw, mask, &zero, &one),
+            2 => fill_mask::<2>(raw, mask, &zero, &one),
+            _ => fill_mask::<4>(raw, mask, &zero, &one),
         }
         Ok(())
     }
@@ -255,25 +262,49 @@ impl Memory {
     }
 }
 
-/// Bit `i` of an LSB-first bitmap.
-fn bit(raw: &[u8], i: usize) -> bool {
-    raw[i / 8] >> (i % 8) & 1 == 1
+/// Writes the `W`-byte encoding `one` or `zero` per mask element (a fixed width, so each copy
+/// is a register move).
+fn fill_mask<const W: usize>(raw: &mut [u8], mask: &[bool], zero: &[u8], one: &[u8]) {
+    let pick = |e: &[u8]| <[u8; W]>::try_from(e).expect("encoding width");
+    let (zero, one) = (pick(zero), pick(one));
+    for (d, &m) in raw.chunks_exact_mut(W).zip(mask) {
+        d.copy_from_slice(if m { &one } else { &zero });
+    }
 }
 
-/// Sets bit `i` of an LSB-first bitmap to `v`.
-fn set_bit(raw: &mut [u8], i: usize, v: bool) {
-    let m = 1u8 << (i % 8);
-    if v {
-        raw[i / 8] |= m;
-    } else {
-        raw[i / 8] &= !m;
+/// The bits of an LSB-first bitmap, in order.
+fn bits(raw: &[u8]) -> impl Iterator<Item = bool> + '_ {
+    raw.iter().flat_map(|&b| (0..8).map(move |i| b >> i & 1 == 1))
+}
+
+/// Stores `values` as the first bits of an LSB-first bitmap, a byte at a time; the bits of a
+/// last partial byte beyond them keep their values.
+fn pack_bits(raw: &mut [u8], values: impl Iterator<Item = bool>) {
+    let mut values = values.peekable();
+    for byte in raw.iter_mut() {
+        let (mut v, mut len) = (0u8, 0);
+        while len < 8 {
+            match values.next() {
+                Some(b) => v |= u8::from(b) << len,
+                None => break,
+            }
+            len += 1;
+        }
+        *byte = if len == 8 {
+            v
+        } else {
+            (*byte & !((1u8 << len) - 1)) | v
+        };
+        if values.peek().is_none() {
+            break;
+        }
     }
 }
 
 /// Number of non-zero elements in raw bytes of dtype `d` (`n` elements; set bits for `b1`).
 pub fn count_nonzero_raw(d: DType, raw: &[u8], n: usize) -> u64 {
     match d {
-        DType::B1 => (0..n).filter(|&i| bit(raw, i)).count() as u64,
+        DType::B1 => bits(raw).take(n).filter(|&b| b).count() as u64,
         DType::F32 => raw
             .chunks_exact(4)
             .filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) << 1 != 0)
@@ -344,6 +375,32 @@ mod tests {
         }
         let op = Operand::new(Space::Dram, DType::F16, 60);
         assert!(mem().write_mask("m", op, &mask).is_err());
+    }
+
+    #[test]
+    fn bitmap_writes_keep_the_bits_after_them() {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 23] {
+            let mut m = mem();
+            m.dram.bytes_mut().fill(0xA5);
+            let mask: Vec<bool> = (0..len).map(|i| i % 3 == 0).collect();
+            let op = Operand::new(Space::Dram, DType::B1, 2);
+            m.write_mask("m", op, &mask).unwrap();
+            let mut want = vec![0xA5u8; 64];
+            for (i, &b) in mask.iter().enumerate() {
+                let bit = 1u8 << (i % 8);
+                want[2 + i / 8] = if b {
+                    want[2 + i / 8] | bit
+                } else {
+                    want[2 + i / 8] & !bit
+                };
+            }
+            assert_eq!(m.dram.bytes(), want, "{len}");
+            assert_eq!(m.read_mask("m", op, len).unwrap(), mask);
+            let vals: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+            assert_eq!(m.read_f32("m", op, len).unwrap(), vals);
+            m.write_f32("m", op, &vals).unwrap();
+            assert_eq!(m.dram.bytes(), want, "{len}");
+        }
     }
 
     #[test]

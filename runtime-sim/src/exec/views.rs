@@ -141,13 +141,11 @@ impl InputViews {
         })
     }
 
-    /// Per (image, group), in that order: the im2col matrix (J×P, see [`ConvShape::im2col`]).
+    /// Per group: the im2col matrix of every image side by side (J×(N·P), see
+    /// [`ConvShape::im2col_batch`]).
     pub fn im2col(&self, s: &ConvShape, x: &[f32]) -> &[Vec<f32>] {
-        self.im2col.get_or_init(|| {
-            x.chunks_exact(s.cg() * s.h * s.w)
-                .map(|xg| s.im2col_vec(xg))
-                .collect()
-        })
+        self.im2col
+            .get_or_init(|| (0..s.groups).map(|g| s.im2col_batch(x, g)).collect())
     }
 
     /// `x` rounded to e5m2 (S3's prediction operand) and its views.

@@ -371,19 +371,30 @@ impl ConvShape {
         }
     }
 
-    /// im2col of one group of one image (`xg`), as a new J×P matrix.
-    pub(crate) fn im2col_vec(&self, xg: &[f32]) -> Vec<f32> {
-        let mut col = vec![0.0; self.j() * self.p()];
-        self.im2col(xg, &mut col);
+    /// im2col of group `g` of every image, side by side: a J×(N·P) matrix whose columns
+    /// `n·P..(n + 1)·P` are image `n`'s J×P im2col (one long row per tap for the GEMMs).
+    pub(crate) fn im2col_batch(&self, x: &[f32], g: usize) -> Vec<f32> {
+        let (p, np, in_plane) = (self.p(), self.n * self.p(), self.cg() * self.h * self.w);
+        let mut col = vec![0.0; self.j() * np];
+        for n in 0..self.n {
+            let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
+            self.im2col_taps(xg, &mut col[n * p..], np);
+        }
         col
     }
 
     /// im2col of one group of one image: `col` is J×P.
     fn im2col(&self, xg: &[f32], col: &mut [f32]) {
         col.fill(0.0);
-        let (p, sw) = (self.p(), self.stride.1);
+        self.im2col_taps(xg, col, self.p());
+    }
+
+    /// Writes the in-bounds taps of one group of one image into `col` (J rows of stride `rs`,
+    /// from column 0); padding taps are left as they are.
+    fn im2col_taps(&self, xg: &[f32], col: &mut [f32], rs: usize) {
+        let sw = self.stride.1;
         self.for_each_span(|t| {
-            let dst = &mut col[t.j * p + t.q..][..t.len];
+            let dst = &mut col[t.j * rs + t.q..][..t.len];
             if sw == 1 {
                 dst.copy_from_slice(&xg[t.src..t.src + t.len]);
             } else {
@@ -538,8 +549,8 @@ pub fn conv_ff(
     sum_counts(y.par_chunks_mut(shape.k * p).enumerate().map(per_image).collect())
 }
 
-/// Forward `y = conv(x, w)` without options from the im2col matrices of `x` (`cols`, one J×P
-/// matrix per (image, group), as [`ConvShape::im2col_vec`] builds them), e.g. shared by the
+/// Forward `y = conv(x, w)` without options from the im2col matrices of `x` (`cols`, one
+/// J×(N·P) matrix per group, as [`ConvShape::im2col_batch`] builds them), e.g. shared by the
 /// output-channel tiles of a layer. The sums are [`conv_ff`]'s, term by term in the same order:
 /// sparse weights go through [`gemm::spmm`], whose padding taps add `w·0 = ±0` to sums that start
 /// at +0 (no change, for finite weights; other weights take [`conv_ff`] itself), dense weights
@@ -550,11 +561,9 @@ pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], 
     check_len("conv output", y, shape.output_len())?;
     check_len("conv weights", w, shape.weight_len())?;
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
-    if cols.len() != shape.n * shape.groups || cols.iter().any(|c| c.len() != j * p) {
-        return Err(invalid(
-            "conv columns",
-            "one J×P matrix per image and group expected",
-        ));
+    let np = shape.n * p;
+    if cols.len() != shape.groups || cols.iter().any(|c| c.len() != j * np) {
+        return Err(invalid("conv columns", "one J×(N·P) matrix per group expected"));
     }
     let weights = |g: usize| MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j);
     let sparse: Vec<Option<Csr>> = (0..shape.groups)
@@ -567,17 +576,20 @@ pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], 
         };
         return conv_ff(shape, x, w, y, &opts).map(|_| ());
     }
-    y.par_chunks_mut(shape.k * p)
-        .zip(cols.par_chunks(shape.groups))
-        .try_for_each(|(yn, cn)| {
-            for (g, (yg, col)) in yn.chunks_exact_mut(kg * p).zip(cn).enumerate() {
-                match &sparse[g] {
-                    Some(csr) => gemm::spmm(csr, col, p, yg, p, false)?,
-                    None => gemm::gemm(weights(g)?, MatRef::row_major(col, j, p)?, yg, p, false)?,
-                }
+    let mut out = vec![0.0; kg * np];
+    for (g, col) in cols.iter().enumerate() {
+        match &sparse[g] {
+            Some(csr) => gemm::spmm_par(csr, col, np, &mut out)?,
+            None => gemm::gemm(weights(g)?, MatRef::row_major(col, j, np)?, &mut out, np, false)?,
+        }
+        // Row r of `out` holds output channel g·Kg + r of every image, side by side.
+        for (r, row) in out.chunks_exact(np).enumerate() {
+            for (n, part) in row.chunks_exact(p).enumerate() {
+                y[(n * shape.k + g * kg + r) * p..][..p].copy_from_slice(part);
             }
-            Ok(())
-        })
+        }
+    }
+    Ok(())
 }
 
 /// Input gradient: `dx = conv_bp(dy, w ⊙ mask)` (transposed convolution of `dy`).

@@ -322,10 +322,11 @@ fn tap_counters_match_the_im2col_matrix() {
 #[test]
 fn ff_from_columns_is_bit_identical_to_ff() {
     let mut rng = Rng::new(11);
-    for sh in shapes() {
-        let in_plane = sh.cg() * sh.h * sh.w;
+    // The last shape has enough work for the parallel sparse product.
+    let big = ConvShape::simple(4, 64, 8, 64, 3, 1, 1);
+    for sh in shapes().into_iter().chain([big]) {
         let x = sparse_vec(&mut rng, sh.input_len(), 0.6);
-        let cols: Vec<Vec<f32>> = x.chunks_exact(in_plane).map(|xg| sh.im2col_vec(xg)).collect();
+        let cols: Vec<Vec<f32>> = (0..sh.groups).map(|g| sh.im2col_batch(&x, g)).collect();
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()
