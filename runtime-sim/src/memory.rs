@@ -137,6 +137,46 @@ impl Memory {
         Ok(&self.space(space).expect("range checked the space")[r])
     }
 
+    /// Copies `len` bytes from `from` to `to` (each a field name for faults, a space and a byte
+    /// address) and returns the copied bytes at their destination.
+    pub fn copy(
+        &mut self,
+        from: (&'static str, Space, u64),
+        to: (&'static str, Space, u64),
+        len: u64,
+    ) -> Result<&[u8], FaultKind> {
+        let src = self.range(from.0, from.1, from.2, len)?;
+        let dst = self.range(to.0, to.1, to.2, len)?;
+        if from.1 == to.1 {
+            self.space_mut(to.1)
+                .expect("range checked the space")
+                .copy_within(src, dst.start);
+        } else {
+            let (a, b) = self.two_spaces(from.1, to.1);
+            b[dst.clone()].copy_from_slice(&a[src]);
+        }
+        Ok(&self.space(to.1).expect("range checked the space")[dst])
+    }
+
+    /// Two different spaces, the first to read and the second to write (both checked present).
+    fn two_spaces(&mut self, a: Space, b: Space) -> (&[u8], &mut [u8]) {
+        let Memory { dram, buffers } = self;
+        let (ia, ib) = (Buffers::index(a), Buffers::index(b));
+        match (ia, ib) {
+            (None, Some(j)) => (&dram.bytes, &mut buffers.bufs[j]),
+            (Some(i), None) => (&buffers.bufs[i], &mut dram.bytes),
+            (Some(i), Some(j)) if i < j => {
+                let (lo, hi) = buffers.bufs.split_at_mut(j);
+                (&lo[i], &mut hi[0])
+            }
+            (Some(i), Some(j)) => {
+                let (lo, hi) = buffers.bufs.split_at_mut(i);
+                (&hi[0], &mut lo[j])
+            }
+            (None, None) => unreachable!("two different spaces, at most one of them DRAM"),
+        }
+    }
+
     /// Raw writable bytes of `len` bytes at `start` in `space`.
     pub fn bytes_mut(
         &mut self,
@@ -304,7 +344,14 @@ fn pack_bits(raw: &mut [u8], values: impl Iterator<Item = bool>) {
 /// Number of non-zero elements in raw bytes of dtype `d` (`n` elements; set bits for `b1`).
 pub fn count_nonzero_raw(d: DType, raw: &[u8], n: usize) -> u64 {
     match d {
-        DType::B1 => bits(raw).take(n).filter(|&b| b).count() as u64,
+        DType::B1 => {
+            let (full, rest) = (n / 8, n % 8);
+            let ones: u32 = raw[..full].iter().map(|b| b.count_ones()).sum();
+            let tail = raw
+                .get(full)
+                .map_or(0, |&b| (b & ((1u16 << rest) - 1) as u8).count_ones());
+            u64::from(ones + tail)
+        }
         DType::F32 => raw
             .chunks_exact(4)
             .filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) << 1 != 0)
@@ -401,6 +448,37 @@ mod tests {
             m.write_f32("m", op, &vals).unwrap();
             assert_eq!(m.dram.bytes(), want, "{len}");
         }
+    }
+
+    #[test]
+    fn copies_between_and_within_spaces() {
+        let mut m = mem();
+        m.dram.bytes_mut()[..4].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(
+            m.copy(("s", Space::Dram, 0), ("d", Space::Obuf, 8), 4).unwrap(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            m.copy(("s", Space::Obuf, 8), ("d", Space::Ibuf, 0), 4).unwrap(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            m.copy(("s", Space::Ibuf, 0), ("d", Space::Gbuf, 12), 4).unwrap(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            m.copy(("s", Space::Gbuf, 12), ("d", Space::Dram, 62), 2).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            m.copy(("s", Space::Dram, 1), ("d", Space::Dram, 0), 3).unwrap(),
+            [2, 3, 4]
+        );
+        assert!(matches!(
+            m.copy(("s", Space::Dram, 0), ("d", Space::Wbuf, 14), 4),
+            Err(FaultKind::OutOfBounds { field: "d", .. })
+        ));
+        assert_eq!(count_nonzero_raw(DType::B1, &[0xFF, 0b1011_0110], 13), 8 + 3);
     }
 
     #[test]

@@ -19,20 +19,16 @@ pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     };
     let elem_bits = dtype.bits(1);
     let (mut bits, mut sram_bytes, mut nonzero) = (0u64, 0u64, 0u64);
-    let mut row = vec![0u8; d.row_bytes as usize];
     for r in 0..u64::from(d.rows) {
-        let dram_at = base + r * u64::from(d.dstride);
-        let buf_at = u64::from(d.buf.addr) + r * u64::from(d.bstride);
-        let (src, src_at, src_field, dst, dst_at, dst_field) = if d.load {
-            (Space::Dram, dram_at, "dram", d.buf.space, buf_at, "buf")
-        } else {
-            (d.buf.space, buf_at, "buf", Space::Dram, dram_at, "dram")
-        };
-        row.copy_from_slice(ctx.mem.bytes(src_field, src, src_at, len)?);
-        ctx.mem
-            .bytes_mut(dst_field, dst, dst_at, len)?
-            .copy_from_slice(&row);
-        let z = count_nonzero_raw(dtype, &row, elems as usize);
+        let dram = ("dram", Space::Dram, base + r * u64::from(d.dstride));
+        let buf = (
+            "buf",
+            d.buf.space,
+            u64::from(d.buf.addr) + r * u64::from(d.bstride),
+        );
+        let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
+        let row = ctx.mem.copy(from, to, len)?;
+        let z = count_nonzero_raw(dtype, row, elems as usize);
         nonzero += z;
         let row_bits = if d.bitmap && dtype != DType::B1 {
             elems + z * elem_bits

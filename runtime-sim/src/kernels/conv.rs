@@ -689,10 +689,13 @@ pub fn conv_bp(
     )
 }
 
-/// Number of batch chunks WG works on in parallel; their partial sums are added in chunk order.
-const WG_CHUNKS: usize = 4;
+/// Output-channel rows per parallel block of WG (a fixed split: results do not depend on the
+/// thread count).
+const WG_ROWS: usize = 16;
 
-/// Weight gradient: `dW = Σ_n dy[n] ⋆ x[n]`.
+/// Weight gradient: `dW = Σ_n dy[n] ⋆ x[n]`, per group one product over the whole batch:
+/// `dW_g (Kg×J) = dy_g (Kg×N·P) · col_gᵀ (N·P×J)` with the images side by side
+/// ([`ConvShape::im2col_batch`]), in parallel over blocks of output channels.
 ///
 /// With a keep-mask (speculation S2 / sparse WG) only the selected weight gradients are computed.
 pub fn conv_wg(
@@ -714,60 +717,54 @@ pub fn conv_wg(
         ));
     }
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
-    let in_plane = shape.cg() * shape.h * shape.w;
-    let keeps: Vec<Option<BitMatrix>> = (0..shape.groups)
-        .map(|g| {
-            opts.keep
-                .map(|m| BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j))
-        })
-        .collect();
-    let keep_slices: Vec<Option<&[bool]>> = (0..shape.groups)
-        .map(|g| opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]))
-        .collect();
+    let np = shape.n * p;
     let sparse_keep = opts
         .keep
         .is_some_and(|m| m.iter().filter(|&&k| k).count() as f64 <= gemm::SDDMM_DENSITY * m.len() as f64);
-    let chunk = shape.n.div_ceil(WG_CHUNKS);
-    let partials: Vec<Result<(Vec<f32>, WorkCounts)>> = (0..shape.n.div_ceil(chunk))
-        .into_par_iter()
-        .map(|c| {
-            let mut acc = vec![0.0; shape.weight_len()];
-            let mut col = vec![0.0; j * p];
-            let mut counts = WorkCounts {
-                exact: true,
-                ..Default::default()
-            };
-            for n in c * chunk..((c + 1) * chunk).min(shape.n) {
-                for (g, keep) in keeps.iter().enumerate() {
-                    shape.im2col(&x[(n * shape.groups + g) * in_plane..][..in_plane], &mut col);
-                    let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
-                    let dyv = MatRef::row_major(dyg, kg, p)?;
-                    let colv = MatRef::row_major(&col, j, p)?.t();
-                    let acc_g = &mut acc[g * kg * j..(g + 1) * kg * j];
-                    match keep_slices[g] {
-                        Some(keep) if sparse_keep => gemm::sddmm(dyg, &col, p, keep, acc_g)?,
-                        _ => gemm::gemm(dyv, colv, acc_g, j, true)?,
-                    }
-                    let effective = (opts.counting == Counting::Exact)
-                        .then(|| gemm::count_effective(dyv, colv, keep.as_ref()));
-                    counts += product_counts([kg, p, j], keep.as_ref(), None, effective);
-                }
-            }
-            Ok((acc, counts))
-        })
-        .collect();
     let mut total = vec![0.0f32; shape.weight_len()];
     let mut counts = WorkCounts {
         exact: true,
         ..Default::default()
     };
-    for part in partials {
-        let (acc, c) = part?;
-        total.iter_mut().zip(&acc).for_each(|(t, a)| *t += a);
-        counts += c;
+    for (g, acc_g) in total.chunks_exact_mut(kg * j).enumerate() {
+        let col = shape.im2col_batch(x, g);
+        // dy of the group with the images side by side: Kg×N·P.
+        let mut dyg = vec![0.0; kg * np];
+        for (r, row) in dyg.chunks_exact_mut(np).enumerate() {
+            for (n, part) in row.chunks_exact_mut(p).enumerate() {
+                part.copy_from_slice(&dy[(n * shape.k + g * kg + r) * p..][..p]);
+            }
+        }
+        let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
+        let rows = WG_ROWS.min(kg);
+        acc_g
+            .par_chunks_mut(rows * j)
+            .zip(dyg.par_chunks(rows * np))
+            .enumerate()
+            .try_for_each(|(b, (acc, dyb))| match keep {
+                Some(keep) if sparse_keep => {
+                    gemm::sddmm(dyb, &col, np, &keep[b * rows * j..][..acc.len()], acc)
+                }
+                _ => gemm::gemm(
+                    MatRef::row_major(dyb, dyb.len() / np, np)?,
+                    MatRef::row_major(&col, j, np)?.t(),
+                    acc,
+                    j,
+                    false,
+                ),
+            })?;
+        let keep_bits = keep.map(|m| BitMatrix::from_bools(m, kg, j));
+        let effective = (opts.counting == Counting::Exact).then(|| {
+            gemm::count_effective(
+                MatRef::row_major(&dyg, kg, np).expect("Kg×N·P"),
+                MatRef::row_major(&col, j, np).expect("J×N·P").t(),
+                keep_bits.as_ref(),
+            )
+        });
+        counts += product_counts([kg, np, j], keep_bits.as_ref(), None, effective);
     }
     store(dw, &total, opts.keep, opts.accumulate);
-    // The products above counted outputs per image; the outputs are the weight gradients.
+    // The outputs are the weight gradients.
     counts.outputs = shape.weight_len() as u64;
     counts.outputs_skipped = opts.keep.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
     Ok(counts)

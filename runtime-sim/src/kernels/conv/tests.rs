@@ -119,6 +119,12 @@ fn shapes() -> Vec<ConvShape> {
             dilation: (1, 2),
             ..base
         },
+        // More output channels per group than a WG row block.
+        ConvShape {
+            groups: 2,
+            k: 40,
+            ..base
+        },
     ]
 }
 
