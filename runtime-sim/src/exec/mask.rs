@@ -6,7 +6,6 @@ use crate::decode::Op;
 use crate::error::FaultKind;
 use crate::ledger::Event;
 use crate::memory::count_nonzero_raw;
-use std::cmp::Ordering;
 use trainer_isa::names::CfgF32;
 
 /// Magnitude used for ranking: NaN ranks as the smallest magnitude (`spec/isa.md`, `prune.topk`).
@@ -19,18 +18,22 @@ fn magnitude(x: f32) -> f32 {
 }
 
 /// Indices of the `k` largest magnitudes (larger first, then lower index), `k ≤ w.len()`.
+///
+/// Selects on packed keys (the magnitude's order in the high half, the index in the low half)
+/// rather than comparing through the indices: one contiguous array, no indirection.
 fn top_k(w: &[f32], k: usize) -> Vec<u32> {
-    let order = |a: &u32, b: &u32| -> Ordering {
-        magnitude(w[*b as usize])
-            .total_cmp(&magnitude(w[*a as usize]))
-            .then(a.cmp(b))
-    };
-    let mut idx: Vec<u32> = (0..w.len() as u32).collect();
-    if k > 0 && k < w.len() {
-        idx.select_nth_unstable_by(k - 1, order);
+    // Non-negative floats order as their bits; NaN (magnitude −∞) goes below every number.
+    let rank = |x: f32| if x.is_nan() { 0 } else { x.abs().to_bits() + 1 };
+    let mut keys: Vec<u64> = w
+        .iter()
+        .zip(0u32..)
+        .map(|(&x, i)| u64::from(u32::MAX - rank(x)) << 32 | u64::from(i))
+        .collect();
+    if k > 0 && k < keys.len() {
+        keys.select_nth_unstable(k - 1);
     }
-    idx.truncate(k);
-    idx
+    keys.truncate(k);
+    keys.into_iter().map(|key| key as u32).collect()
 }
 
 /// The sparsity register as the decimal it was set from: the shortest decimal that rounds to the
@@ -100,6 +103,45 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_k_matches_a_full_sort() {
+        let pool = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.5,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            1e-40,
+        ];
+        let mut state = 7u64;
+        for len in [1, 2, 9, 40, 300] {
+            let w: Vec<f32> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    pool[(state >> 33) as usize % pool.len()]
+                })
+                .collect();
+            let mut all: Vec<u32> = (0..len as u32).collect();
+            all.sort_by(|&a, &b| {
+                magnitude(w[b as usize])
+                    .total_cmp(&magnitude(w[a as usize]))
+                    .then(a.cmp(&b))
+            });
+            for k in [0, 1, len / 2, len] {
+                let mut got = top_k(&w, k);
+                got.sort();
+                let mut want = all[..k].to_vec();
+                want.sort();
+                assert_eq!(got, want, "len {len} k {k}");
+            }
+        }
+    }
 
     #[test]
     fn top_k_orders_by_magnitude_then_index_nan_last() {
