@@ -201,24 +201,30 @@ impl Csr {
         if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
             return Self::from_columns(a);
         }
+        if a.cs == 1 {
+            let row = |r: usize| a.data[r * a.rs..][..a.cols].iter().copied();
+            Self::from_rows(a.cols, (0..a.rows).map(row))
+        } else {
+            Self::from_rows(a.cols, (0..a.rows).map(|r| (0..a.cols).map(move |c| a.at(r, c))))
+        }
+    }
+
+    /// The non-zeros of a matrix of `ncols` columns given row by row, each row's values in
+    /// column order.
+    pub(crate) fn from_rows<R: IntoIterator<Item = f32>>(
+        ncols: usize,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Self {
         let mut csr = Csr {
             row_ptr: vec![0],
             cols: Vec::new(),
             vals: Vec::new(),
-            ncols: a.cols,
+            ncols,
         };
-        for r in 0..a.rows {
-            let mut push = |c: usize, v: f32| {
-                if v != 0.0 {
-                    csr.cols.push(c as u32);
-                    csr.vals.push(v);
-                }
-            };
-            if a.cs == 1 {
-                let row = &a.data[r * a.rs..][..a.cols];
-                row.iter().enumerate().for_each(|(c, &v)| push(c, v));
-            } else {
-                (0..a.cols).for_each(|c| push(c, a.at(r, c)));
+        for row in rows {
+            for (c, v) in row.into_iter().enumerate().filter(|&(_, v)| v != 0.0) {
+                csr.cols.push(c as u32);
+                csr.vals.push(v);
             }
             csr.row_ptr.push(csr.cols.len());
         }
@@ -271,6 +277,11 @@ impl Csr {
             .zip(self.vals[at].iter().copied())
     }
 
+    /// Number of non-zeros.
+    pub(crate) fn nnz(&self) -> usize {
+        self.vals.len()
+    }
+
     /// Whether every stored value is finite.
     pub fn all_finite(&self) -> bool {
         self.vals.iter().all(|v| v.is_finite())
@@ -310,18 +321,22 @@ pub fn spmm(a: &Csr, b: &[f32], n: usize, c: &mut [f32], rsc: usize, accumulate:
         ));
     }
     for r in 0..m {
-        let row = &mut c[r * rsc..r * rsc + n];
-        if !accumulate {
-            row.fill(0.0);
-        }
-        for i in a.row_ptr[r]..a.row_ptr[r + 1] {
-            let (j, v) = (a.cols[i] as usize, a.vals[i]);
-            row.iter_mut()
-                .zip(&b[j * n..(j + 1) * n])
-                .for_each(|(o, &x)| *o += v * x);
-        }
+        spmm_row(a, r, b, &mut c[r * rsc..r * rsc + n], accumulate);
     }
     Ok(())
+}
+
+/// Row `r` of [`spmm`]: `out = A[r,:]·B` (or `out += …`), B row-major with `out.len()` columns.
+pub(crate) fn spmm_row(a: &Csr, r: usize, b: &[f32], out: &mut [f32], accumulate: bool) {
+    let n = out.len();
+    if !accumulate {
+        out.fill(0.0);
+    }
+    for (j, v) in a.row(r) {
+        out.iter_mut()
+            .zip(&b[j * n..(j + 1) * n])
+            .for_each(|(o, &x)| *o += v * x);
+    }
 }
 
 /// Sampled dense × denseᵀ: `C[i, j] += Σ_p A[i, p]·B[j, p]` only where `keep` (i×j, row-major) is

@@ -1,0 +1,229 @@
+//! Input gradient (BP) of a convolution, in one of two formulations with the same products:
+//!
+//! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
+//!   the image's dx (padding taps dropped). Its cost is ∝ `J·P` per image however sparse `W` is.
+//! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
+//!   col_dy` with `W'[c, (k, r, s)] = W[k, c, r, s]` in CSR and `col_dy` (Kg·R·S × N·H·W) the
+//!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
+//!   s·dw]`, 0 out of range), through [`gemm::spmm_row`]. Its cost is ∝ `nnz(W)·N·H·W` plus
+//!   building `col_dy`, and the images of a call share long rows. Taps that fall outside dy add
+//!   `w·0 = ±0` to sums that start at +0: no change for finite weights (a non-finite weight takes
+//!   col2im, which never multiplies them).
+
+use super::{masked_weights, product_counts, sparse_rows, sum_counts, ConvOpts, ConvShape, InBounds};
+use crate::kernels::density::{BitMatrix, Counting, WorkCounts};
+use crate::kernels::gemm::{self, Csr, MatRef};
+use crate::kernels::mask::store;
+use crate::kernels::{check_len, Result};
+use rayon::prelude::*;
+
+/// Floats of `col_dy` built at once: the images of a call are taken in batches this large.
+const COL_BUDGET: usize = 1 << 18;
+
+/// Multiply-adds per parallel task of the forward-convolution product.
+const TASK_MACS: usize = 1 << 16;
+
+/// Input gradient: `dx = conv_bp(dy, w ⊙ mask)` (transposed convolution of `dy`).
+///
+/// With a keep-mask (speculation S1: keep only `dx` where the forward ReLU mask is non-zero) the
+/// products feeding dropped elements are neither computed nor counted as effective.
+pub fn conv_bp(
+    shape: &ConvShape,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    opts: &ConvOpts,
+) -> Result<WorkCounts> {
+    shape.validate()?;
+    check_len("conv output gradient", dy, shape.output_len())?;
+    check_len("conv input gradient", dx, shape.input_len())?;
+    super::check_keep(opts.keep, shape.input_len())?;
+    let w = masked_weights(shape, w, opts.weight_mask)?;
+    match forward_weights(shape, &w) {
+        Some(csrs) => by_forward_conv(shape, &csrs, dy, dx, opts),
+        None => by_col2im(shape, &w, dy, dx, opts)?,
+    }
+    count(shape, &w, dy, opts)
+}
+
+/// Every group's `W'_g` in CSR when the forward-convolution formulation applies and moves less
+/// data than col2im: stride 1, every group sparse enough for [`gemm::spmm`] with finite weights,
+/// and building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`)
+/// cheaper than clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`.
+pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+    let (cg, kg, rs) = (shape.cg(), shape.kg(), shape.r * shape.s);
+    let hw = shape.h * shape.w;
+    if shape.stride != (1, 1) || (kg * rs + cg) * hw >= 2 * cg * rs * shape.p() {
+        return None;
+    }
+    let csrs: Vec<Csr> = (0..shape.groups)
+        .map(|g| {
+            let row = |c: usize| (0..kg).flat_map(move |k| &w[((g * kg + k) * cg + c) * rs..][..rs]);
+            Csr::from_rows(kg * rs, (0..cg).map(|c| row(c).copied()))
+        })
+        .collect();
+    csrs.iter()
+        .all(|csr| csr.density() <= gemm::SPARSE_DENSITY && csr.all_finite())
+        .then_some(csrs)
+}
+
+/// dx by the forward-convolution formulation (see the module documentation), images in batches
+/// of at most [`COL_BUDGET`] `col_dy` floats, output channels in parallel.
+fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
+    let (cg, kg, hw) = (shape.cg(), shape.kg(), shape.h * shape.w);
+    let rows = kg * shape.r * shape.s;
+    let batch = (COL_BUDGET / (rows * hw)).clamp(1, shape.n);
+    let (mut col, mut out) = (Vec::new(), Vec::new());
+    for first in (0..shape.n).step_by(batch) {
+        let images = first..(first + batch).min(shape.n);
+        let width = images.len() * hw;
+        for (g, csr) in csrs.iter().enumerate() {
+            col.resize(rows * width, 0.0);
+            shape.dy_im2col(dy, g, images.clone(), &mut col);
+            out.resize(cg * width, 0.0);
+            let per_task = (TASK_MACS / (csr.nnz() * width / cg).max(1)).max(1);
+            out.par_chunks_mut(width)
+                .enumerate()
+                .with_min_len(per_task)
+                .for_each(|(c, o)| gemm::spmm_row(csr, c, &col, o, false));
+            for (n, dxn) in images
+                .clone()
+                .zip(dx.chunks_exact_mut(shape.c * hw).skip(images.start))
+            {
+                let (b, at) = ((n - images.start) * hw, (n * shape.c + g * cg) * hw);
+                for (c, dst) in dxn[g * cg * hw..][..cg * hw].chunks_exact_mut(hw).enumerate() {
+                    let keep = opts.keep.map(|m| &m[at + c * hw..][..hw]);
+                    store(dst, &out[c * width + b..][..hw], keep, opts.accumulate);
+                }
+            }
+        }
+    }
+}
+
+impl ConvShape {
+    /// `col_dy` of group `g` for `images` (stride 1): row `(k, r, s)`, column `(n, ih, iw)` holds
+    /// `dy[n, g·Kg + k, ih + pad_top − r·dh, iw + pad_left − s·dw]`, 0 outside dy.
+    fn dy_im2col(&self, dy: &[f32], g: usize, images: std::ops::Range<usize>, col: &mut [f32]) {
+        let (hw, ow, p) = (self.h * self.w, self.out_w(), self.p());
+        for (row, dst) in col.chunks_exact_mut(images.len() * hw).enumerate() {
+            let (k, r, s) = (row / (self.r * self.s), row / self.s % self.r, row % self.s);
+            let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
+            let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
+            let (Some(ys), Some(xs)) = (ys, xs) else {
+                dst.fill(0.0);
+                continue;
+            };
+            for (n, image) in images.clone().zip(dst.chunks_exact_mut(hw)) {
+                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
+                for (ih, line) in image.chunks_exact_mut(self.w).enumerate() {
+                    if !(ys.lo..ys.hi).contains(&ih) {
+                        line.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
+                    line[..xs.lo].fill(0.0);
+                    line[xs.lo..xs.hi].iter_mut().zip(src).for_each(|(d, &v)| *d = v);
+                    line[xs.hi..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// dx by col2im (see the module documentation), images in parallel.
+fn by_col2im(shape: &ConvShape, w: &[f32], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) -> Result<()> {
+    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
+    let in_plane = shape.cg() * shape.h * shape.w;
+    let weights =
+        |g: usize| -> Result<MatRef> { Ok(MatRef::row_major(&w[g * kg * j..][..kg * j], kg, j)?.t()) };
+    let sparse: Vec<Option<Csr>> = (0..shape.groups)
+        .map(|g| Ok(sparse_rows(weights(g)?)))
+        .collect::<Result<_>>()?;
+    let table = shape.tap_table();
+    let sw = shape.stride.1;
+    dx.par_chunks_mut(shape.c * shape.h * shape.w)
+        .enumerate()
+        .try_for_each(|(n, dxn)| {
+            let mut dcol = vec![0.0; j * p];
+            let mut tmp = vec![0.0; in_plane];
+            for g in 0..shape.groups {
+                let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
+                match &sparse[g] {
+                    Some(csr) => gemm::spmm(csr, dyg, p, &mut dcol, p, false)?,
+                    None => gemm::gemm(weights(g)?, MatRef::row_major(dyg, kg, p)?, &mut dcol, p, false)?,
+                }
+                tmp.fill(0.0);
+                // Rows of structurally zero weights are +0 and leave `tmp` unchanged.
+                for jj in 0..j {
+                    if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(jj)) {
+                        continue;
+                    }
+                    table.spans(jj, |t| {
+                        let src = &dcol[t.j * p + t.q..][..t.len];
+                        if sw == 1 {
+                            let dst = &mut tmp[t.src..t.src + t.len];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        } else {
+                            src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
+                        }
+                    });
+                }
+                let keep_in = opts
+                    .keep
+                    .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
+                store(
+                    &mut dxn[g * in_plane..(g + 1) * in_plane],
+                    &tmp,
+                    keep_in,
+                    opts.accumulate,
+                );
+            }
+            Ok(())
+        })
+}
+
+/// The work counters of BP: slots, outputs, and (exact counting) effective MACs, per image and
+/// group, images in parallel.
+fn count(shape: &ConvShape, w: &[f32], dy: &[f32], opts: &ConvOpts) -> Result<WorkCounts> {
+    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
+    let in_plane = shape.cg() * shape.h * shape.w;
+    let exact = opts.counting == Counting::Exact;
+    // In-bounds taps reading each input position of a channel, and over a group.
+    let (plane, taps) = (shape.h * shape.w, shape.tap_sums(None));
+    let valid = shape.cg() as u64 * taps.iter().sum::<u64>();
+    let per_group = |(n, g): (usize, usize)| -> Result<WorkCounts> {
+        let keep_in = opts
+            .keep
+            .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
+        // Products whose target is padding or a dropped element are not computed.
+        let kept = keep_in.map_or(valid, |m| {
+            m.chunks_exact(plane)
+                .flat_map(|ch| ch.iter().zip(&taps).filter(|(&k, _)| k).map(|(_, &t)| t))
+                .sum()
+        });
+        let dropped = (valid - kept) * kg as u64;
+        let keep_col: Option<BitMatrix> = exact.then(|| shape.kept_taps(keep_in));
+        let effective = match &keep_col {
+            Some(kc) => {
+                let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t();
+                let dyv = MatRef::row_major(&dy[(n * shape.k + g * kg) * p..][..kg * p], kg, p)?;
+                Some(gemm::count_effective(wv, dyv, Some(kc)))
+            }
+            None => None,
+        };
+        let mut c = product_counts([j, kg, p], keep_col.as_ref(), Some(dropped), effective);
+        c.outputs = in_plane as u64;
+        c.outputs_skipped = keep_in.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
+        Ok(c)
+    };
+    let groups = shape.groups;
+    // Without exact counting the counters are cheap: not worth a parallel task.
+    let min_len = if exact { 1 } else { usize::MAX };
+    sum_counts(
+        (0..shape.n * groups)
+            .into_par_iter()
+            .with_min_len(min_len)
+            .map(|i| per_group((i / groups, i % groups)))
+            .collect(),
+    )
+}
