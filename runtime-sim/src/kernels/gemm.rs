@@ -201,34 +201,32 @@ impl Csr {
         if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
             return Self::from_columns(a);
         }
-        if a.cs == 1 {
-            let row = |r: usize| a.data[r * a.rs..][..a.cols].iter().copied();
-            Self::from_rows(a.cols, (0..a.rows).map(row))
-        } else {
-            Self::from_rows(a.cols, (0..a.rows).map(|r| (0..a.cols).map(move |c| a.at(r, c))))
-        }
-    }
-
-    /// The non-zeros of a matrix of `ncols` columns given row by row, each row's values in
-    /// column order.
-    pub(crate) fn from_rows<R: IntoIterator<Item = f32>>(
-        ncols: usize,
-        rows: impl IntoIterator<Item = R>,
-    ) -> Self {
-        let mut csr = Csr {
-            row_ptr: vec![0],
-            cols: Vec::new(),
-            vals: Vec::new(),
-            ncols,
-        };
-        for row in rows {
-            for (c, v) in row.into_iter().enumerate().filter(|&(_, v)| v != 0.0) {
-                csr.cols.push(c as u32);
-                csr.vals.push(v);
+        // Every value goes to the next free slot, which only non-zeros advance (no branch per
+        // value); the slots are sized for a dense matrix and the rest left unused.
+        let size = a.rows * a.cols;
+        let (mut cols, mut vals) = (vec![0; size], vec![0.0; size]);
+        let (mut row_ptr, mut len) = (vec![0], 0);
+        for r in 0..a.rows {
+            let mut put = |c: usize, v: f32| {
+                (cols[len], vals[len]) = (c as u32, v);
+                len += usize::from(v != 0.0);
+            };
+            if a.cs == 1 {
+                let row = &a.data[r * a.rs..][..a.cols];
+                row.iter().enumerate().for_each(|(c, &v)| put(c, v));
+            } else {
+                (0..a.cols).for_each(|c| put(c, a.at(r, c)));
             }
-            csr.row_ptr.push(csr.cols.len());
+            row_ptr.push(len);
         }
-        csr
+        cols.truncate(len);
+        vals.truncate(len);
+        Csr {
+            row_ptr,
+            cols,
+            vals,
+            ncols: a.cols,
+        }
     }
 
     /// [`Csr::from_view`] of a view whose columns are contiguous (e.g. the transpose of a

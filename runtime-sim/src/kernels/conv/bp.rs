@@ -56,12 +56,18 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
     if shape.stride != (1, 1) || (kg * rs + cg) * hw >= 2 * cg * rs * shape.p() {
         return None;
     }
-    let csrs: Vec<Csr> = (0..shape.groups)
-        .map(|g| {
-            let row = |c: usize| (0..kg).flat_map(move |k| &w[((g * kg + k) * cg + c) * rs..][..rs]);
-            Csr::from_rows(kg * rs, (0..cg).map(|c| row(c).copied()))
+    let mut wt = vec![0.0; cg * kg * rs];
+    let csrs: Vec<Csr> = w
+        .chunks_exact(kg * cg * rs)
+        .map(|wg| {
+            for (k, wk) in wg.chunks_exact(cg * rs).enumerate() {
+                for (c, taps) in wk.chunks_exact(rs).enumerate() {
+                    wt[(c * kg + k) * rs..][..rs].copy_from_slice(taps);
+                }
+            }
+            MatRef::row_major(&wt, cg, kg * rs).ok().map(Csr::from_view)
         })
-        .collect();
+        .collect::<Option<_>>()?;
     csrs.iter()
         .all(|csr| csr.density() <= gemm::SPARSE_DENSITY && csr.all_finite())
         .then_some(csrs)
