@@ -17,8 +17,9 @@ use crate::kernels::mask::store;
 use crate::kernels::{check_len, Result};
 use rayon::prelude::*;
 
-/// Floats of `col_dy` built at once: the images of a call are taken in batches this large.
-const COL_BUDGET: usize = 1 << 18;
+/// Floats of `col_dy` built at once (it is read once per non-zero weight, so it should stay in
+/// cache): the call's input rows `(n, ih)` are taken in batches this large.
+const COL_BUDGET: usize = 1 << 16;
 
 /// Multiply-adds per parallel task of the forward-convolution product.
 const TASK_MACS: usize = 1 << 16;
@@ -46,14 +47,16 @@ pub fn conv_bp(
     count(shape, &w, dy, opts)
 }
 
-/// Every group's `W'_g` in CSR when the forward-convolution formulation applies and moves less
-/// data than col2im: stride 1, every group sparse enough for [`gemm::spmm`] with finite weights,
-/// and building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`)
-/// cheaper than clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`.
+/// Every group's `W'_g` in CSR when the forward-convolution formulation applies and is expected
+/// to be faster: stride 1, every group sparse enough for [`gemm::spmm`] with finite weights, and
+/// building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
+/// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
+/// clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice:
+/// when `k` is well below `c`, as in the simulator's output-channel tiles.
 pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
     let (cg, kg, rs) = (shape.cg(), shape.kg(), shape.r * shape.s);
     let hw = shape.h * shape.w;
-    if shape.stride != (1, 1) || (kg * rs + cg) * hw >= 2 * cg * rs * shape.p() {
+    if shape.stride != (1, 1) || (kg * rs + cg) * hw >= cg * rs * shape.p() {
         return None;
     }
     let mut wt = vec![0.0; cg * kg * rs];
@@ -73,45 +76,55 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
         .then_some(csrs)
 }
 
-/// dx by the forward-convolution formulation (see the module documentation), images in batches
-/// of at most [`COL_BUDGET`] `col_dy` floats, output channels in parallel.
+/// dx by the forward-convolution formulation (see the module documentation), on batches of input
+/// rows `(n, ih)` (line `n·H + ih`) of at most [`COL_BUDGET`] `col_dy` floats: whole images in
+/// parallel, or the lines of one image in turn, output channels in parallel.
 fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
-    let (cg, kg, hw) = (shape.cg(), shape.kg(), shape.h * shape.w);
+    let (cg, kg, w) = (shape.cg(), shape.kg(), shape.w);
     let rows = kg * shape.r * shape.s;
-    let batch = (COL_BUDGET / (rows * hw)).clamp(1, shape.n);
-    let (mut col, mut out) = (Vec::new(), Vec::new());
-    for first in (0..shape.n).step_by(batch) {
-        let images = first..(first + batch).min(shape.n);
-        let width = images.len() * hw;
-        for (g, csr) in csrs.iter().enumerate() {
-            col.resize(rows * width, 0.0);
-            shape.dy_im2col(dy, g, images.clone(), &mut col);
-            out.resize(cg * width, 0.0);
-            let per_task = (TASK_MACS / (csr.nnz() * width / cg).max(1)).max(1);
-            out.par_chunks_mut(width)
-                .enumerate()
-                .with_min_len(per_task)
-                .for_each(|(c, o)| gemm::spmm_row(csr, c, &col, o, false));
-            for (n, dxn) in images
-                .clone()
-                .zip(dx.chunks_exact_mut(shape.c * hw).skip(images.start))
-            {
-                let (b, at) = ((n - images.start) * hw, (n * shape.c + g * cg) * hw);
-                for (c, dst) in dxn[g * cg * hw..][..cg * hw].chunks_exact_mut(hw).enumerate() {
-                    let keep = opts.keep.map(|m| &m[at + c * hw..][..hw]);
-                    store(dst, &out[c * width + b..][..hw], keep, opts.accumulate);
+    let lines = (COL_BUDGET / (rows * w)).clamp(1, shape.n * shape.h);
+    let image = shape.c * shape.h * w;
+    let images = (lines / shape.h).max(1);
+    dx.par_chunks_mut(images * image)
+        .enumerate()
+        .for_each(|(i, dxb)| {
+            let first = i * images * shape.h;
+            let (mut col, mut out) = (Vec::new(), Vec::new());
+            for start in (first..first + dxb.len() / w / shape.c).step_by(lines) {
+                let batch = start..(start + lines).min(first + dxb.len() / w / shape.c);
+                let width = batch.len() * w;
+                col.resize(rows * width, 0.0);
+                out.resize(cg * width, 0.0);
+                for (g, csr) in csrs.iter().enumerate() {
+                    shape.dy_im2col(dy, g, batch.clone(), &mut col);
+                    let per_task = (TASK_MACS / (csr.nnz() * width / cg).max(1)).max(1);
+                    out.par_chunks_mut(width)
+                        .enumerate()
+                        .with_min_len(per_task)
+                        .for_each(|(c, o)| gemm::spmm_row(csr, c, &col, o, false));
+                    // Each image's run of lines is contiguous in every channel of dx.
+                    for n in batch.start / shape.h..batch.end.div_ceil(shape.h) {
+                        let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
+                        for (c, src) in out.chunks_exact(width).enumerate() {
+                            let at = ((n * shape.c + g * cg + c) * shape.h + run.start - n * shape.h) * w;
+                            let dst = &mut dxb[at - first / shape.h * image..][..run.len() * w];
+                            let keep = opts.keep.map(|m| &m[at..][..run.len() * w]);
+                            let src = &src[(run.start - batch.start) * w..][..run.len() * w];
+                            store(dst, src, keep, opts.accumulate);
+                        }
+                    }
                 }
             }
-        }
-    }
+        });
 }
 
 impl ConvShape {
-    /// `col_dy` of group `g` for `images` (stride 1): row `(k, r, s)`, column `(n, ih, iw)` holds
-    /// `dy[n, g·Kg + k, ih + pad_top − r·dh, iw + pad_left − s·dw]`, 0 outside dy.
-    fn dy_im2col(&self, dy: &[f32], g: usize, images: std::ops::Range<usize>, col: &mut [f32]) {
-        let (hw, ow, p) = (self.h * self.w, self.out_w(), self.p());
-        for (row, dst) in col.chunks_exact_mut(images.len() * hw).enumerate() {
+    /// `col_dy` of group `g` for input rows `lines` (stride 1): row `(k, r, s)`, column
+    /// `(n·H + ih, iw)` holds `dy[n, g·Kg + k, ih + pad_top − r·dh, iw + pad_left − s·dw]`, 0
+    /// outside dy.
+    fn dy_im2col(&self, dy: &[f32], g: usize, lines: std::ops::Range<usize>, col: &mut [f32]) {
+        let (ow, p) = (self.out_w(), self.p());
+        for (row, dst) in col.chunks_exact_mut(lines.len() * self.w).enumerate() {
             let (k, r, s) = (row / (self.r * self.s), row / self.s % self.r, row % self.s);
             let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
             let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
@@ -119,18 +132,17 @@ impl ConvShape {
                 dst.fill(0.0);
                 continue;
             };
-            for (n, image) in images.clone().zip(dst.chunks_exact_mut(hw)) {
-                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
-                for (ih, line) in image.chunks_exact_mut(self.w).enumerate() {
-                    if !(ys.lo..ys.hi).contains(&ih) {
-                        line.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
-                    line[..xs.lo].fill(0.0);
-                    line[xs.lo..xs.hi].iter_mut().zip(src).for_each(|(d, &v)| *d = v);
-                    line[xs.hi..].fill(0.0);
+            for (line, out) in lines.clone().zip(dst.chunks_exact_mut(self.w)) {
+                let (n, ih) = (line / self.h, line % self.h);
+                if !(ys.lo..ys.hi).contains(&ih) {
+                    out.fill(0.0);
+                    continue;
                 }
+                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
+                let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
+                out[..xs.lo].fill(0.0);
+                out[xs.lo..xs.hi].copy_from_slice(src);
+                out[xs.hi..].fill(0.0);
             }
         }
     }

@@ -351,9 +351,9 @@ fn ff_from_columns_is_bit_identical_to_ff() {
     }
 }
 
-/// Lopsided BP shapes (k ≪ c, small planes, groups, dilation, asymmetric padding, images in
-/// several `col_dy` batches), and whether they take the forward-convolution formulation: not at
-/// stride 2, nor where k ≫ c makes `col_dy` larger than col2im's buffer.
+/// Lopsided BP shapes (k ≪ c, small planes, groups, dilation, asymmetric padding, `col_dy`
+/// batches of part of an image or of several images), and whether they take the forward-convolution
+/// formulation: not at stride 2, nor where k ≳ c or a 1×1 kernel makes col2im the cheaper one.
 fn bp_shapes() -> Vec<(ConvShape, bool)> {
     let base = ConvShape::simple(4, 64, 4, 2, 3, 1, 1);
     let odd = Padding {
@@ -378,17 +378,18 @@ fn bp_shapes() -> Vec<(ConvShape, bool)> {
             dilation: (2, 3),
             ..base
         },
+        ConvShape::simple(2, 32, 32, 8, 3, 1, 1),
+        ConvShape::simple(5, 64, 16, 8, 3, 1, 1),
+    ];
+    let col2im = [
+        ConvShape::simple(2, 32, 6, 4, 3, 2, 1),
+        ConvShape::simple(1, 4, 6, 16, 3, 1, 1),
         ConvShape {
             r: 1,
             s: 1,
             pad: Padding::uniform(0),
             ..base
         },
-        ConvShape::simple(2, 32, 32, 32, 3, 1, 1),
-    ];
-    let col2im = [
-        ConvShape::simple(2, 32, 6, 4, 3, 2, 1),
-        ConvShape::simple(1, 4, 6, 16, 3, 1, 1),
     ];
     let tag = |shapes: &[ConvShape], f: bool| shapes.iter().map(|&s| (s, f)).collect::<Vec<_>>();
     [tag(&forward, true), tag(&col2im, false)].concat()
