@@ -88,10 +88,12 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
     dx.par_chunks_mut(images * image)
         .enumerate()
         .for_each(|(i, dxb)| {
-            let first = i * images * shape.h;
+            // The chunk's lines, and its offset in dx.
+            let chunk = i * images * shape.h..(i * images * shape.h + dxb.len() / (shape.c * w));
+            let offset = i * images * image;
             let (mut col, mut out) = (Vec::new(), Vec::new());
-            for start in (first..first + dxb.len() / w / shape.c).step_by(lines) {
-                let batch = start..(start + lines).min(first + dxb.len() / w / shape.c);
+            for start in chunk.clone().step_by(lines) {
+                let batch = start..(start + lines).min(chunk.end);
                 let width = batch.len() * w;
                 col.resize(rows * width, 0.0);
                 out.resize(cg * width, 0.0);
@@ -107,7 +109,7 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                         let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
                         for (c, src) in out.chunks_exact(width).enumerate() {
                             let at = ((n * shape.c + g * cg + c) * shape.h + run.start - n * shape.h) * w;
-                            let dst = &mut dxb[at - first / shape.h * image..][..run.len() * w];
+                            let dst = &mut dxb[at - offset..][..run.len() * w];
                             let keep = opts.keep.map(|m| &m[at..][..run.len() * w]);
                             let src = &src[(run.start - batch.start) * w..][..run.len() * w];
                             store(dst, src, keep, opts.accumulate);
