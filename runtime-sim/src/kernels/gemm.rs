@@ -319,22 +319,18 @@ pub fn spmm(a: &Csr, b: &[f32], n: usize, c: &mut [f32], rsc: usize, accumulate:
         ));
     }
     for r in 0..m {
-        spmm_row(a, r, b, &mut c[r * rsc..r * rsc + n], accumulate);
+        let row = &mut c[r * rsc..r * rsc + n];
+        if !accumulate {
+            row.fill(0.0);
+        }
+        for i in a.row_ptr[r]..a.row_ptr[r + 1] {
+            let (j, v) = (a.cols[i] as usize, a.vals[i]);
+            row.iter_mut()
+                .zip(&b[j * n..(j + 1) * n])
+                .for_each(|(o, &x)| *o += v * x);
+        }
     }
     Ok(())
-}
-
-/// Row `r` of [`spmm`]: `out = A[r,:]·B` (or `out += …`), B row-major with `out.len()` columns.
-pub(crate) fn spmm_row(a: &Csr, r: usize, b: &[f32], out: &mut [f32], accumulate: bool) {
-    let n = out.len();
-    if !accumulate {
-        out.fill(0.0);
-    }
-    for (j, v) in a.row(r) {
-        out.iter_mut()
-            .zip(&b[j * n..(j + 1) * n])
-            .for_each(|(o, &x)| *o += v * x);
-    }
 }
 
 /// Sampled dense × denseᵀ: `C[i, j] += Σ_p A[i, p]·B[j, p]` only where `keep` (i×j, row-major) is

@@ -1,14 +1,19 @@
-//! Input gradient (BP) of a convolution, in one of two formulations with the same products:
+//! Input gradient (BP) of a convolution, in one of two formulations with the same sums:
 //!
 //! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
 //!   the image's dx (padding taps dropped). Its cost is ∝ `J·P` per image however sparse `W` is.
 //! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
-//!   col_dy` with `W'[c, (k, r, s)] = W[k, c, r, s]` in CSR and `col_dy` (Kg·R·S × N·H·W) the
+//!   col_dy` with `W'[c, (r, s, k)] = W[k, c, r, s]` in CSR and `col_dy` (R·S·Kg × N·H·W) the
 //!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
-//!   s·dw]`, 0 out of range), through [`gemm::spmm_row`]. Its cost is ∝ `nnz(W)·N·H·W` plus
-//!   building `col_dy`, and the images of a call share long rows. Taps that fall outside dy add
-//!   `w·0 = ±0` to sums that start at +0: no change for finite weights (a non-finite weight takes
-//!   col2im, which never multiplies them).
+//!   s·dw]`, 0 out of range). Its cost is ∝ `nnz(W)·N·H·W` plus building `col_dy`, and the
+//!   images of a call share long rows.
+//!
+//! The forward convolution adds the products in col2im's order, so both give the same bits (for
+//! the sparse weights it takes, which col2im multiplies with [`gemm::spmm`]): every kernel
+//! position's products are summed over `k` first (col2im's `dcol` element), then those sums over
+//! the kernel positions in order (its scatter). Sums start at +0 and never become -0, so a
+//! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
+//! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
 use super::{masked_weights, product_counts, sparse_rows, sum_counts, ConvOpts, ConvShape, InBounds};
 use crate::kernels::density::{BitMatrix, Counting, WorkCounts};
@@ -47,7 +52,7 @@ pub fn conv_bp(
     count(shape, &w, dy, opts)
 }
 
-/// Every group's `W'_g` in CSR when the forward-convolution formulation applies and is expected
+/// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation applies and is expected
 /// to be faster: stride 1, every group sparse enough for [`gemm::spmm`] with finite weights, and
 /// building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
 /// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
@@ -65,7 +70,9 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
         .map(|wg| {
             for (k, wk) in wg.chunks_exact(cg * rs).enumerate() {
                 for (c, taps) in wk.chunks_exact(rs).enumerate() {
-                    wt[(c * kg + k) * rs..][..rs].copy_from_slice(taps);
+                    for (t, &v) in taps.iter().enumerate() {
+                        wt[(c * rs + t) * kg + k] = v;
+                    }
                 }
             }
             MatRef::row_major(&wt, cg, kg * rs).ok().map(Csr::from_view)
@@ -103,7 +110,7 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                     out.par_chunks_mut(width)
                         .enumerate()
                         .with_min_len(per_task)
-                        .for_each(|(c, o)| gemm::spmm_row(csr, c, &col, o, false));
+                        .for_each_init(Vec::new, |tap, (c, o)| forward_row(csr, c, kg, &col, o, tap));
                     // Each image's run of lines is contiguous in every channel of dx.
                     for n in batch.start / shape.h..batch.end.div_ceil(shape.h) {
                         let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
@@ -120,14 +127,48 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
         });
 }
 
+/// Columns of `out` summed at once in [`forward_row`] (a block of partial sums stays in cache).
+const BLOCK: usize = 64;
+
+/// Row `c` of `W'_g · col_dy` into `out`, in col2im's order: the products of every kernel
+/// position (a run of `kg` columns, gathered in `tap`) summed from +0 block by block and added to
+/// `out`; a single product is added directly (`0 + p` and `p` differ only in the sign of a zero).
+fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], tap: &mut Vec<(usize, f32)>) {
+    let n = out.len();
+    let x = |j: usize| &col[j * n..][..n];
+    out.fill(0.0);
+    let mut entries = csr.row(c).peekable();
+    while let Some((j, v)) = entries.next() {
+        let end = (j / kg + 1) * kg;
+        tap.clear();
+        tap.push((j, v));
+        tap.extend(std::iter::from_fn(|| entries.next_if(|&(i, _)| i < end)));
+        if let [(j, v)] = tap[..] {
+            out.iter_mut().zip(x(j)).for_each(|(o, &x)| *o += v * x);
+            continue;
+        }
+        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+            let mut sum = [0.0f32; BLOCK];
+            let sum = &mut sum[..o.len()];
+            for &(j, v) in tap.iter() {
+                sum.iter_mut()
+                    .zip(&x(j)[b * BLOCK..])
+                    .for_each(|(t, &x)| *t += v * x);
+            }
+            o.iter_mut().zip(sum).for_each(|(o, t)| *o += *t);
+        }
+    }
+}
+
 impl ConvShape {
-    /// `col_dy` of group `g` for input rows `lines` (stride 1): row `(k, r, s)`, column
+    /// `col_dy` of group `g` for input rows `lines` (stride 1): row `(r, s, k)`, column
     /// `(n·H + ih, iw)` holds `dy[n, g·Kg + k, ih + pad_top − r·dh, iw + pad_left − s·dw]`, 0
     /// outside dy.
     fn dy_im2col(&self, dy: &[f32], g: usize, lines: std::ops::Range<usize>, col: &mut [f32]) {
         let (ow, p) = (self.out_w(), self.p());
         for (row, dst) in col.chunks_exact_mut(lines.len() * self.w).enumerate() {
-            let (k, r, s) = (row / (self.r * self.s), row / self.s % self.r, row % self.s);
+            let (t, k) = (row / self.kg(), row % self.kg());
+            let (r, s) = (t / self.s, t % self.s);
             let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
             let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
             let (Some(ys), Some(xs)) = (ys, xs) else {
@@ -151,7 +192,13 @@ impl ConvShape {
 }
 
 /// dx by col2im (see the module documentation), images in parallel.
-fn by_col2im(shape: &ConvShape, w: &[f32], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) -> Result<()> {
+pub(super) fn by_col2im(
+    shape: &ConvShape,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    opts: &ConvOpts,
+) -> Result<()> {
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
     let in_plane = shape.cg() * shape.h * shape.w;
     let weights =

@@ -431,6 +431,32 @@ fn bp_as_a_forward_conv_of_dy_matches_the_reference() {
     }
 }
 
+/// The forward-convolution formulation adds col2im's products in col2im's order: same bits.
+#[test]
+fn bp_formulations_are_bit_identical() {
+    let mut rng = Rng::new(23);
+    for (sh, _) in bp_shapes().into_iter().filter(|&(_, forward)| forward) {
+        let w = sparse_vec(&mut rng, sh.weight_len(), 0.2);
+        let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+        let keep: Vec<bool> = (0..sh.input_len()).map(|_| rng.uniform() < 0.7).collect();
+        let start = sparse_vec(&mut rng, sh.input_len(), 0.5);
+        for opts in [
+            ConvOpts::default(),
+            ConvOpts {
+                keep: Some(&keep),
+                accumulate: true,
+                ..Default::default()
+            },
+        ] {
+            let (mut got, mut want) = (start.clone(), start.clone());
+            conv_bp(&sh, &dy, &w, &mut got, &opts).unwrap();
+            bp::by_col2im(&sh, &w, &dy, &mut want, &opts).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{sh:?}");
+        }
+    }
+}
+
 /// Sums start at +0 in both formulations: zero results are +0 whatever the signs of the zero
 /// operands (-0 gradients, all-zero weights), and taps outside dy change nothing.
 #[test]
