@@ -91,7 +91,8 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
     let rows = kg * shape.r * shape.s;
     let lines = (COL_BUDGET / (rows * w)).clamp(1, shape.n * shape.h);
     let image = shape.c * shape.h * w;
-    let images = (lines / shape.h).max(1);
+    // At least two chunks of images when there are two, for the two cores.
+    let images = (lines / shape.h).clamp(1, shape.n.div_ceil(2));
     dx.par_chunks_mut(images * image)
         .enumerate()
         .for_each(|(i, dxb)| {
