@@ -26,6 +26,9 @@ use rayon::prelude::*;
 /// cache): the call's input rows `(n, ih)` are taken in batches this large.
 const COL_BUDGET: usize = 1 << 16;
 
+/// Fewest `col_dy` columns per chunk of images worth a parallel task of its own.
+const MIN_WIDTH: usize = 64;
+
 /// Multiply-adds per parallel task of the forward-convolution product.
 const TASK_MACS: usize = 1 << 16;
 
@@ -91,8 +94,12 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
     let rows = kg * shape.r * shape.s;
     let lines = (COL_BUDGET / (rows * w)).clamp(1, shape.n * shape.h);
     let image = shape.c * shape.h * w;
-    // At least two chunks of images when there are two, for the two cores.
-    let images = (lines / shape.h).clamp(1, shape.n.div_ceil(2));
+    // Two chunks of images or more for the two cores, unless that leaves rows too short.
+    let half = match shape.n * shape.h * w >= 2 * MIN_WIDTH {
+        true => shape.n.div_ceil(2),
+        false => shape.n,
+    };
+    let images = (lines / shape.h).clamp(1, half);
     dx.par_chunks_mut(images * image)
         .enumerate()
         .for_each(|(i, dxb)| {
