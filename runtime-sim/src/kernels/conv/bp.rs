@@ -55,9 +55,9 @@ pub fn conv_bp(
     count(shape, &w, dy, opts)
 }
 
-/// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation applies and is expected
-/// to be faster: stride 1, every group sparse enough for [`gemm::spmm`] with finite weights, and
-/// building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
+/// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation
+/// applies and is expected to be faster: stride 1, every group sparse enough for [`gemm::spmm`]
+/// with finite weights, and building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
 /// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
 /// clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice:
 /// when `k` is well below `c`, as in the simulator's output-channel tiles.
