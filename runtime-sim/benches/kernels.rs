@@ -1,11 +1,13 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
-//! stride 1, pad 1) with dense weights and with 90% of the weights masked out.
+//! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
+//! small output-channel tiles the simulator runs it on (`bp_tile`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
 
 use divan::counter::ItemsCount;
 use divan::Bencher;
+use std::fmt;
 use std::hint::black_box;
 use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
 use trainer_sim::kernels::density::Counting;
@@ -26,7 +28,10 @@ struct Data {
 }
 
 fn data(sparsity: f64) -> Data {
-    let shape = ConvShape::simple(16, 128, 16, 128, 3, 1, 1);
+    data_for(ConvShape::simple(16, 128, 16, 128, 3, 1, 1), sparsity)
+}
+
+fn data_for(shape: ConvShape, sparsity: f64) -> Data {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -141,4 +146,52 @@ fn wg_slots_only(b: Bencher, sparsity: f64) {
     };
     b.counter(flops(&d))
         .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
+}
+
+/// A BP tile of a ResNet-18 CIFAR-10 layer as the simulator runs it: `n` images, `c` input
+/// channels of `hw`×`hw`, `k` output-gradient channels, 3×3, stride 1, pad 1.
+#[derive(Clone, Copy)]
+struct Tile {
+    n: usize,
+    c: usize,
+    hw: usize,
+    k: usize,
+}
+
+impl fmt::Display for Tile {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let Tile { n, c, hw, k } = self;
+        write!(f, "n{n}_c{c}_{hw}x{hw}_k{k}")
+    }
+}
+
+const fn tile(n: usize, c: usize, hw: usize, k: usize) -> Tile {
+    Tile { n, c, hw, k }
+}
+
+const TILES: [Tile; 5] = [
+    tile(4, 512, 4, 4),
+    tile(2, 256, 8, 8),
+    tile(16, 64, 4, 32),
+    tile(1, 32, 32, 32),
+    tile(1, 16, 16, 64),
+];
+
+/// BP of one simulator tile as the simulator calls it: 90% of the weights already zero (the mask
+/// applied outside), no options but slots-only counting.
+#[divan::bench(args = TILES, sample_count = 100)]
+fn bp_tile(b: Bencher, tile: Tile) {
+    let d = data_for(ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1), 0.9);
+    let w: Vec<f32> =
+        d.w.iter()
+            .zip(&d.mask)
+            .map(|(&v, &m)| if m { v } else { 0.0 })
+            .collect();
+    let mut dx = vec![0.0; d.shape.input_len()];
+    let opts = ConvOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    b.counter(flops(&d))
+        .bench_local(|| conv_bp(&d.shape, black_box(&d.dy), &w, &mut dx, &opts));
 }

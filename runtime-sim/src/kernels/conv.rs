@@ -1,21 +1,25 @@
 //! 2-D convolution (NCHW, grouped, strided, padded, dilated): forward (FF), input gradient (BP) and
 //! weight gradient (WG), with element masks and exact effective-work counters.
 //!
-//! Every phase is an im2col GEMM per (image, group) with `J = C/groups · R · S` reduction rows and
-//! `P = OH · OW` output positions:
+//! Every phase is an im2col GEMM with `J = C/groups · R · S` reduction rows and `P = OH · OW`
+//! output positions:
 //!
-//! - FF: `y[n,g] (Kg×P) = W_g (Kg×J) · col[n,g] (J×P)`
-//! - BP: `dcol (J×P) = W_gᵀ · dy[n,g] (Kg×P)`, scattered back with col2im (padding taps dropped)
-//! - WG: `dW_g (Kg×J) = Σ_n dy[n,g] · col[n,g]ᵀ`
+//! - FF: `y[n,g] (Kg×P) = W_g (Kg×J) · col[n,g] (J×P)`; [`conv_ff_cols`] (the simulator's path)
+//!   multiplies the images of a call side by side, `W_g · [col[0,g] … col[N-1,g]]` (J×N·P)
+//! - BP: `dcol (J×P) = W_gᵀ · dy[n,g] (Kg×P)`, scattered back with col2im (padding taps dropped);
+//!   at stride 1 with sparse weights, a forward convolution of dy instead (see [`bp`])
+//! - WG: `dW_g (Kg×J) = Σ_n dy[n,g] · col[n,g]ᵀ`, as one product over the batch
+//!   (`dy_g` Kg×N·P times the side-by-side im2col transposed)
 //!
 //! Weights at most [`gemm::SPARSE_DENSITY`] dense (after the weight mask) use the sparse kernel
 //! [`gemm::spmm`] (work ∝ non-zero weights) instead of the dense GEMM, and a WG keep-mask at most
 //! [`gemm::SDDMM_DENSITY`] dense uses [`gemm::sddmm`] (work ∝ kept gradients).
 //!
-//! FF and BP run in parallel over images; WG over fixed batch chunks whose partial sums are added in
-//! chunk order, so results never depend on the thread count. Effective MACs are counted with
-//! [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the method). MAC
-//! slots are `N·K·J·P` in every phase (the same products); padding taps count as zero-operand MACs.
+//! FF and BP run in parallel over images or row blocks, WG over fixed blocks of output channels;
+//! no sum is split by thread, so results never depend on the thread count. Effective MACs are
+//! counted with [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the
+//! method). MAC slots are `N·K·J·P` in every phase (the same products); padding taps count as
+//! zero-operand MACs.
 
 use super::density::{bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, Csr, MatRef};
@@ -23,6 +27,9 @@ use super::mask::{apply_weight_mask, store};
 use super::{check_len, invalid, Result};
 use rayon::prelude::*;
 use std::borrow::Cow;
+
+mod bp;
+pub use bp::conv_bp;
 
 /// Zero padding on each side of the input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -590,103 +597,6 @@ pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], 
         }
     }
     Ok(())
-}
-
-/// Input gradient: `dx = conv_bp(dy, w ⊙ mask)` (transposed convolution of `dy`).
-///
-/// With a keep-mask (speculation S1: keep only `dx` where the forward ReLU mask is non-zero) the
-/// products feeding dropped elements are neither computed nor counted as effective.
-pub fn conv_bp(
-    shape: &ConvShape,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    opts: &ConvOpts,
-) -> Result<WorkCounts> {
-    shape.validate()?;
-    check_len("conv output gradient", dy, shape.output_len())?;
-    check_len("conv input gradient", dx, shape.input_len())?;
-    check_keep(opts.keep, shape.input_len())?;
-    let w = masked_weights(shape, w, opts.weight_mask)?;
-    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
-    let in_plane = shape.cg() * shape.h * shape.w;
-    let sparse: Vec<Option<Csr>> = (0..shape.groups)
-        .map(|g| {
-            Ok(sparse_rows(
-                MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t(),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let exact = opts.counting == Counting::Exact;
-    // In-bounds taps reading each input position of a channel, and over a group.
-    let (plane, taps) = (shape.h * shape.w, shape.tap_sums(None));
-    let valid = shape.cg() as u64 * taps.iter().sum::<u64>();
-    let table = shape.tap_table();
-    let per_image = |(n, dxn): (usize, &mut [f32])| -> Result<WorkCounts> {
-        let mut dcol = vec![0.0; j * p];
-        let mut tmp = vec![0.0; in_plane];
-        let mut counts = WorkCounts {
-            exact: true,
-            ..Default::default()
-        };
-        for g in 0..shape.groups {
-            let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t();
-            let dyv = MatRef::row_major(&dy[(n * shape.k + g * kg) * p..][..kg * p], kg, p)?;
-            let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
-            match &sparse[g] {
-                Some(csr) => gemm::spmm(csr, dyg, p, &mut dcol, p, false)?,
-                None => gemm::gemm(wv, dyv, &mut dcol, p, false)?,
-            }
-            tmp.fill(0.0);
-            // col2im; rows of structurally zero weights are +0 and leave `tmp` unchanged.
-            let sw = shape.stride.1;
-            for jj in 0..j {
-                if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(jj)) {
-                    continue;
-                }
-                table.spans(jj, |t| {
-                    let src = &dcol[t.j * p + t.q..][..t.len];
-                    if sw == 1 {
-                        let dst = &mut tmp[t.src..t.src + t.len];
-                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                    } else {
-                        src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
-                    }
-                });
-            }
-            let keep_in = opts
-                .keep
-                .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
-            store(
-                &mut dxn[g * in_plane..(g + 1) * in_plane],
-                &tmp,
-                keep_in,
-                opts.accumulate,
-            );
-            // Products whose target is padding or a dropped element are not computed.
-            let kept = keep_in.map_or(valid, |m| {
-                m.chunks_exact(plane)
-                    .flat_map(|ch| ch.iter().zip(&taps).filter(|(&k, _)| k).map(|(_, &t)| t))
-                    .sum()
-            });
-            let dropped = (valid - kept) * kg as u64;
-            let keep_col = exact.then(|| shape.kept_taps(keep_in));
-            let effective = keep_col
-                .as_ref()
-                .map(|kc| gemm::count_effective(wv, dyv, Some(kc)));
-            let mut c = product_counts([j, kg, p], keep_col.as_ref(), Some(dropped), effective);
-            c.outputs = in_plane as u64;
-            c.outputs_skipped = keep_in.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
-            counts += c;
-        }
-        Ok(counts)
-    };
-    sum_counts(
-        dx.par_chunks_mut(shape.c * shape.h * shape.w)
-            .enumerate()
-            .map(per_image)
-            .collect(),
-    )
 }
 
 /// Output-channel rows per parallel block of WG (a fixed split: results do not depend on the

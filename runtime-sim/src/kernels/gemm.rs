@@ -203,28 +203,32 @@ impl Csr {
         if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
             return Self::from_columns(a);
         }
-        let mut csr = Csr {
-            row_ptr: vec![0],
-            cols: Vec::new(),
-            vals: Vec::new(),
-            ncols: a.cols,
-        };
+        // Every value goes to the next free slot, which only non-zeros advance (no branch per
+        // value); the slots are sized for a dense matrix and the rest left unused.
+        let size = a.rows * a.cols;
+        let (mut cols, mut vals) = (vec![0; size], vec![0.0; size]);
+        let (mut row_ptr, mut len) = (vec![0], 0);
         for r in 0..a.rows {
-            let mut push = |c: usize, v: f32| {
-                if v != 0.0 {
-                    csr.cols.push(c as u32);
-                    csr.vals.push(v);
-                }
+            let mut put = |c: usize, v: f32| {
+                (cols[len], vals[len]) = (c as u32, v);
+                len += usize::from(v != 0.0);
             };
             if a.cs == 1 {
                 let row = &a.data[r * a.rs..][..a.cols];
-                row.iter().enumerate().for_each(|(c, &v)| push(c, v));
+                row.iter().enumerate().for_each(|(c, &v)| put(c, v));
             } else {
-                (0..a.cols).for_each(|c| push(c, a.at(r, c)));
+                (0..a.cols).for_each(|c| put(c, a.at(r, c)));
             }
-            csr.row_ptr.push(csr.cols.len());
+            row_ptr.push(len);
         }
-        csr
+        cols.truncate(len);
+        vals.truncate(len);
+        Csr {
+            row_ptr,
+            cols,
+            vals,
+            ncols: a.cols,
+        }
     }
 
     /// [`Csr::from_view`] of a view whose columns are contiguous (e.g. the transpose of a
@@ -271,6 +275,11 @@ impl Csr {
             .iter()
             .map(|&c| c as usize)
             .zip(self.vals[at].iter().copied())
+    }
+
+    /// Number of non-zeros.
+    pub(crate) fn nnz(&self) -> usize {
+        self.vals.len()
     }
 
     /// Whether every stored value is finite.

@@ -357,3 +357,153 @@ fn ff_from_columns_is_bit_identical_to_ff() {
         assert!(conv_ff_cols(&sh, &x, &cols[1..], &w, &mut y).is_err());
     }
 }
+
+/// Lopsided BP shapes (k ≪ c, small planes, groups, dilation, asymmetric padding, `col_dy`
+/// batches of part of an image or of several images), and whether they take the forward-convolution
+/// formulation: not at stride 2, nor where k ≳ c or a 1×1 kernel makes col2im the cheaper one.
+fn bp_shapes() -> Vec<(ConvShape, bool)> {
+    let base = ConvShape::simple(4, 64, 4, 2, 3, 1, 1);
+    let odd = Padding {
+        top: 2,
+        left: 0,
+        bottom: 1,
+        right: 3,
+    };
+    let forward = [
+        base,
+        ConvShape {
+            groups: 4,
+            k: 8,
+            h: 5,
+            ..base
+        },
+        ConvShape {
+            h: 6,
+            w: 7,
+            s: 2,
+            pad: odd,
+            dilation: (2, 3),
+            ..base
+        },
+        ConvShape::simple(2, 32, 32, 8, 3, 1, 1),
+        ConvShape::simple(5, 64, 16, 8, 3, 1, 1),
+    ];
+    let col2im = [
+        ConvShape::simple(2, 32, 6, 4, 3, 2, 1),
+        ConvShape::simple(1, 4, 6, 16, 3, 1, 1),
+        ConvShape {
+            r: 1,
+            s: 1,
+            pad: Padding::uniform(0),
+            ..base
+        },
+    ];
+    let tag = |shapes: &[ConvShape], f: bool| shapes.iter().map(|&s| (s, f)).collect::<Vec<_>>();
+    [tag(&forward, true), tag(&col2im, false)].concat()
+}
+
+#[test]
+fn bp_as_a_forward_conv_of_dy_matches_the_reference() {
+    let mut rng = Rng::new(21);
+    for (sh, forward) in bp_shapes() {
+        for masked in [false, true] {
+            let w = sparse_vec(&mut rng, sh.weight_len(), 0.15);
+            let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+            let mut bools =
+                |n: usize| -> Vec<bool> { (0..n).map(|_| !masked || rng.uniform() < 0.6).collect() };
+            let (wmask, keep_x) = (bools(sh.weight_len()), bools(sh.input_len()));
+            let wm: Vec<f32> = w
+                .iter()
+                .zip(&wmask)
+                .map(|(&v, &m)| v * f32::from(u8::from(m)))
+                .collect();
+            assert_eq!(bp::forward_weights(&sh, &wm).is_some(), forward, "{sh:?}");
+            let all = vec![true; sh.output_len().max(sh.weight_len())];
+            let r = reference(&sh, &vec![0.0; sh.input_len()], &wm, &dy, &all, &keep_x, &all);
+            let opts = ConvOpts {
+                accumulate: true,
+                weight_mask: masked.then_some(&wmask[..]),
+                keep: masked.then_some(&keep_x[..]),
+                counting: Counting::Exact,
+            };
+            let mut dx = vec![1.0; sh.input_len()];
+            let c = conv_bp(&sh, &dy, &w, &mut dx, &opts).unwrap();
+            dx.iter_mut().for_each(|v| *v -= 1.0);
+            assert_close(&dx, &r.dx, 1e-5);
+            assert_eq!(c.effective, r.eff[1], "{sh:?} effective");
+            assert_eq!(c.mac_slots, sh.macs());
+            assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
+            assert_eq!(c.outputs_skipped, keep_x.iter().filter(|&&k| !k).count() as u64);
+        }
+    }
+}
+
+/// The forward-convolution formulation adds col2im's products in col2im's order: same bits.
+#[test]
+fn bp_formulations_are_bit_identical() {
+    let mut rng = Rng::new(23);
+    for (sh, _) in bp_shapes().into_iter().filter(|&(_, forward)| forward) {
+        let w = sparse_vec(&mut rng, sh.weight_len(), 0.2);
+        let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+        let keep: Vec<bool> = (0..sh.input_len()).map(|_| rng.uniform() < 0.7).collect();
+        let start = sparse_vec(&mut rng, sh.input_len(), 0.5);
+        for opts in [
+            ConvOpts::default(),
+            ConvOpts {
+                keep: Some(&keep),
+                accumulate: true,
+                ..Default::default()
+            },
+        ] {
+            let (mut got, mut want) = (start.clone(), start.clone());
+            conv_bp(&sh, &dy, &w, &mut got, &opts).unwrap();
+            bp::by_col2im(&sh, &w, &dy, &mut want, &opts).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{sh:?}");
+        }
+    }
+}
+
+/// Sums start at +0 in both formulations: zero results are +0 whatever the signs of the zero
+/// operands (-0 gradients, all-zero weights), and taps outside dy change nothing.
+#[test]
+fn bp_zero_results_are_positive_zero() {
+    let mut rng = Rng::new(22);
+    for (sh, _) in bp_shapes() {
+        let neg: Vec<f32> = sparse_vec(&mut rng, sh.weight_len(), 0.1)
+            .iter()
+            .map(|v| -v.abs())
+            .collect();
+        let minus_zero_dy = vec![-0.0; sh.output_len()];
+        let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+        for (w, dy) in [(&neg, &minus_zero_dy), (&vec![-0.0; sh.weight_len()], &dy)] {
+            let mut dx = vec![-0.0; sh.input_len()];
+            conv_bp(&sh, dy, w, &mut dx, &ConvOpts::default()).unwrap();
+            assert!(dx.iter().all(|v| v.to_bits() == 0), "{sh:?}");
+        }
+    }
+}
+
+/// A non-finite weight keeps the col2im formulation, which never multiplies it by a tap outside
+/// dy (`∞·0` would be NaN).
+#[test]
+fn bp_with_non_finite_weights_ignores_padding_taps() {
+    let sh = ConvShape::simple(1, 16, 4, 2, 3, 1, 1);
+    let mut w = vec![0.0; sh.weight_len()];
+    w[0] = f32::INFINITY;
+    assert!(bp::forward_weights(&sh, &w).is_none());
+    let mut dx = vec![0.0; sh.input_len()];
+    conv_bp(
+        &sh,
+        &vec![1.0; sh.output_len()],
+        &w,
+        &mut dx,
+        &ConvOpts::default(),
+    )
+    .unwrap();
+    // W[0, 0, 0, 0] reaches dx[0, ih, iw] from dy[0, ih + 1, iw + 1]: inside dy for ih, iw < 3.
+    for (i, &v) in dx.iter().enumerate() {
+        let inside = i < 16 && i / 4 < 3 && i % 4 < 3;
+        assert_eq!(v, if inside { f32::INFINITY } else { 0.0 }, "dx[{i}]");
+    }
+}

@@ -1,0 +1,304 @@
+//! Input gradient (BP) of a convolution, in one of two formulations with the same sums:
+//!
+//! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
+//!   the image's dx (padding taps dropped). Its cost is ∝ `J·P` per image however sparse `W` is.
+//! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
+//!   col_dy` with `W'[c, (r, s, k)] = W[k, c, r, s]` in CSR and `col_dy` (R·S·Kg × N·H·W) the
+//!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
+//!   s·dw]`, 0 out of range). Its cost is ∝ `nnz(W)·N·H·W` plus building `col_dy`, and the
+//!   images of a call share long rows.
+//!
+//! The forward convolution adds the products in col2im's order, so both give the same bits (for
+//! the sparse weights it takes, which col2im multiplies with [`gemm::spmm`]): every kernel
+//! position's products are summed over `k` first (col2im's `dcol` element), then those sums over
+//! the kernel positions in order (its scatter). Sums start at +0 and never become -0, so a
+//! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
+//! for finite weights (a non-finite weight takes col2im, which never multiplies them).
+
+use super::{masked_weights, product_counts, sparse_rows, sum_counts, ConvOpts, ConvShape, InBounds};
+use crate::kernels::density::{BitMatrix, Counting, WorkCounts};
+use crate::kernels::gemm::{self, Csr, MatRef};
+use crate::kernels::mask::store;
+use crate::kernels::{check_len, Result};
+use rayon::prelude::*;
+
+/// Floats of `col_dy` built at once (it is read once per non-zero weight, so it should stay in
+/// cache): the call's input rows `(n, ih)` are taken in batches this large.
+const COL_BUDGET: usize = 1 << 16;
+
+/// Fewest `col_dy` columns per chunk of images worth a parallel task of its own.
+const MIN_WIDTH: usize = 64;
+
+/// Multiply-adds per parallel task of the forward-convolution product.
+const TASK_MACS: usize = 1 << 16;
+
+/// Input gradient: `dx = conv_bp(dy, w ⊙ mask)` (transposed convolution of `dy`).
+///
+/// With a keep-mask (speculation S1: keep only `dx` where the forward ReLU mask is non-zero) the
+/// products feeding dropped elements are neither computed nor counted as effective.
+pub fn conv_bp(
+    shape: &ConvShape,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    opts: &ConvOpts,
+) -> Result<WorkCounts> {
+    shape.validate()?;
+    check_len("conv output gradient", dy, shape.output_len())?;
+    check_len("conv input gradient", dx, shape.input_len())?;
+    super::check_keep(opts.keep, shape.input_len())?;
+    let w = masked_weights(shape, w, opts.weight_mask)?;
+    match forward_weights(shape, &w) {
+        Some(csrs) => by_forward_conv(shape, &csrs, dy, dx, opts),
+        None => by_col2im(shape, &w, dy, dx, opts)?,
+    }
+    count(shape, &w, dy, opts)
+}
+
+/// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation
+/// applies and is expected to be faster: stride 1, every group sparse enough for [`gemm::spmm`]
+/// with finite weights, and building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
+/// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
+/// clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice:
+/// when `k` is well below `c`, as in the simulator's output-channel tiles.
+pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+    let (cg, kg, rs) = (shape.cg(), shape.kg(), shape.r * shape.s);
+    let hw = shape.h * shape.w;
+    if shape.stride != (1, 1) || (kg * rs + cg) * hw >= cg * rs * shape.p() {
+        return None;
+    }
+    let mut wt = vec![0.0; cg * kg * rs];
+    let csrs: Vec<Csr> = w
+        .chunks_exact(kg * cg * rs)
+        .map(|wg| {
+            for (k, wk) in wg.chunks_exact(cg * rs).enumerate() {
+                for (c, taps) in wk.chunks_exact(rs).enumerate() {
+                    for (t, &v) in taps.iter().enumerate() {
+                        wt[(c * rs + t) * kg + k] = v;
+                    }
+                }
+            }
+            MatRef::row_major(&wt, cg, kg * rs).ok().map(Csr::from_view)
+        })
+        .collect::<Option<_>>()?;
+    csrs.iter()
+        .all(|csr| csr.density() <= gemm::SPARSE_DENSITY && csr.all_finite())
+        .then_some(csrs)
+}
+
+/// dx by the forward-convolution formulation (see the module documentation), on batches of input
+/// rows `(n, ih)` (line `n·H + ih`) of at most [`COL_BUDGET`] `col_dy` floats: whole images in
+/// parallel, or the lines of one image in turn, output channels in parallel.
+fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
+    let (cg, kg, w) = (shape.cg(), shape.kg(), shape.w);
+    let rows = kg * shape.r * shape.s;
+    let lines = (COL_BUDGET / (rows * w)).clamp(1, shape.n * shape.h);
+    let image = shape.c * shape.h * w;
+    // Two chunks of images or more for the two cores, unless that leaves rows too short.
+    let half = match shape.n * shape.h * w >= 2 * MIN_WIDTH {
+        true => shape.n.div_ceil(2),
+        false => shape.n,
+    };
+    let images = (lines / shape.h).clamp(1, half);
+    dx.par_chunks_mut(images * image)
+        .enumerate()
+        .for_each(|(i, dxb)| {
+            // The chunk's lines, and its offset in dx.
+            let chunk = i * images * shape.h..(i * images * shape.h + dxb.len() / (shape.c * w));
+            let offset = i * images * image;
+            let (mut col, mut out) = (Vec::new(), Vec::new());
+            for start in chunk.clone().step_by(lines) {
+                let batch = start..(start + lines).min(chunk.end);
+                let width = batch.len() * w;
+                col.resize(rows * width, 0.0);
+                out.resize(cg * width, 0.0);
+                for (g, csr) in csrs.iter().enumerate() {
+                    shape.dy_im2col(dy, g, batch.clone(), &mut col);
+                    let per_task = (TASK_MACS / (csr.nnz() * width / cg).max(1)).max(1);
+                    out.par_chunks_mut(width)
+                        .enumerate()
+                        .with_min_len(per_task)
+                        .for_each_init(Vec::new, |tap, (c, o)| forward_row(csr, c, kg, &col, o, tap));
+                    // Each image's run of lines is contiguous in every channel of dx.
+                    for n in batch.start / shape.h..batch.end.div_ceil(shape.h) {
+                        let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
+                        for (c, src) in out.chunks_exact(width).enumerate() {
+                            let at = ((n * shape.c + g * cg + c) * shape.h + run.start - n * shape.h) * w;
+                            let dst = &mut dxb[at - offset..][..run.len() * w];
+                            let keep = opts.keep.map(|m| &m[at..][..run.len() * w]);
+                            let src = &src[(run.start - batch.start) * w..][..run.len() * w];
+                            store(dst, src, keep, opts.accumulate);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Columns of `out` summed at once in [`forward_row`] (a block of partial sums stays in cache).
+const BLOCK: usize = 64;
+
+/// Row `c` of `W'_g · col_dy` into `out`, in col2im's order: the products of every kernel
+/// position (a run of `kg` columns, gathered in `tap`) summed from +0 block by block and added to
+/// `out`; a single product is added directly (`0 + p` and `p` differ only in the sign of a zero).
+fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], tap: &mut Vec<(usize, f32)>) {
+    let n = out.len();
+    let x = |j: usize| &col[j * n..][..n];
+    out.fill(0.0);
+    let mut entries = csr.row(c).peekable();
+    while let Some((j, v)) = entries.next() {
+        let end = (j / kg + 1) * kg;
+        tap.clear();
+        tap.push((j, v));
+        tap.extend(std::iter::from_fn(|| entries.next_if(|&(i, _)| i < end)));
+        if let [(j, v)] = tap[..] {
+            out.iter_mut().zip(x(j)).for_each(|(o, &x)| *o += v * x);
+            continue;
+        }
+        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+            let mut sum = [0.0f32; BLOCK];
+            let sum = &mut sum[..o.len()];
+            for &(j, v) in tap.iter() {
+                sum.iter_mut()
+                    .zip(&x(j)[b * BLOCK..])
+                    .for_each(|(t, &x)| *t += v * x);
+            }
+            o.iter_mut().zip(sum).for_each(|(o, t)| *o += *t);
+        }
+    }
+}
+
+impl ConvShape {
+    /// `col_dy` of group `g` for input rows `lines` (stride 1): row `(r, s, k)`, column
+    /// `(n·H + ih, iw)` holds `dy[n, g·Kg + k, ih + pad_top − r·dh, iw + pad_left − s·dw]`, 0
+    /// outside dy.
+    fn dy_im2col(&self, dy: &[f32], g: usize, lines: std::ops::Range<usize>, col: &mut [f32]) {
+        let (ow, p) = (self.out_w(), self.p());
+        for (row, dst) in col.chunks_exact_mut(lines.len() * self.w).enumerate() {
+            let (t, k) = (row / self.kg(), row % self.kg());
+            let (r, s) = (t / self.s, t % self.s);
+            let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
+            let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
+            let (Some(ys), Some(xs)) = (ys, xs) else {
+                dst.fill(0.0);
+                continue;
+            };
+            for (line, out) in lines.clone().zip(dst.chunks_exact_mut(self.w)) {
+                let (n, ih) = (line / self.h, line % self.h);
+                if !(ys.lo..ys.hi).contains(&ih) {
+                    out.fill(0.0);
+                    continue;
+                }
+                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
+                let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
+                out[..xs.lo].fill(0.0);
+                out[xs.lo..xs.hi].copy_from_slice(src);
+                out[xs.hi..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// dx by col2im (see the module documentation), images in parallel.
+pub(super) fn by_col2im(
+    shape: &ConvShape,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    opts: &ConvOpts,
+) -> Result<()> {
+    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
+    let in_plane = shape.cg() * shape.h * shape.w;
+    let weights =
+        |g: usize| -> Result<MatRef> { Ok(MatRef::row_major(&w[g * kg * j..][..kg * j], kg, j)?.t()) };
+    let sparse: Vec<Option<Csr>> = (0..shape.groups)
+        .map(|g| Ok(sparse_rows(weights(g)?)))
+        .collect::<Result<_>>()?;
+    let table = shape.tap_table();
+    let sw = shape.stride.1;
+    dx.par_chunks_mut(shape.c * shape.h * shape.w)
+        .enumerate()
+        .try_for_each(|(n, dxn)| {
+            let mut dcol = vec![0.0; j * p];
+            let mut tmp = vec![0.0; in_plane];
+            for g in 0..shape.groups {
+                let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
+                match &sparse[g] {
+                    Some(csr) => gemm::spmm(csr, dyg, p, &mut dcol, p, false)?,
+                    None => gemm::gemm(weights(g)?, MatRef::row_major(dyg, kg, p)?, &mut dcol, p, false)?,
+                }
+                tmp.fill(0.0);
+                // Rows of structurally zero weights are +0 and leave `tmp` unchanged.
+                for jj in 0..j {
+                    if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(jj)) {
+                        continue;
+                    }
+                    table.spans(jj, |t| {
+                        let src = &dcol[t.j * p + t.q..][..t.len];
+                        if sw == 1 {
+                            let dst = &mut tmp[t.src..t.src + t.len];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        } else {
+                            src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
+                        }
+                    });
+                }
+                let keep_in = opts
+                    .keep
+                    .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
+                store(
+                    &mut dxn[g * in_plane..(g + 1) * in_plane],
+                    &tmp,
+                    keep_in,
+                    opts.accumulate,
+                );
+            }
+            Ok(())
+        })
+}
+
+/// The work counters of BP: slots, outputs, and (exact counting) effective MACs, per image and
+/// group, images in parallel.
+fn count(shape: &ConvShape, w: &[f32], dy: &[f32], opts: &ConvOpts) -> Result<WorkCounts> {
+    let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
+    let in_plane = shape.cg() * shape.h * shape.w;
+    let exact = opts.counting == Counting::Exact;
+    // In-bounds taps reading each input position of a channel, and over a group.
+    let (plane, taps) = (shape.h * shape.w, shape.tap_sums(None));
+    let valid = shape.cg() as u64 * taps.iter().sum::<u64>();
+    let per_group = |(n, g): (usize, usize)| -> Result<WorkCounts> {
+        let keep_in = opts
+            .keep
+            .map(|m| &m[(n * shape.groups + g) * in_plane..][..in_plane]);
+        // Products whose target is padding or a dropped element are not computed.
+        let kept = keep_in.map_or(valid, |m| {
+            m.chunks_exact(plane)
+                .flat_map(|ch| ch.iter().zip(&taps).filter(|(&k, _)| k).map(|(_, &t)| t))
+                .sum()
+        });
+        let dropped = (valid - kept) * kg as u64;
+        let keep_col: Option<BitMatrix> = exact.then(|| shape.kept_taps(keep_in));
+        let effective = match &keep_col {
+            Some(kc) => {
+                let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t();
+                let dyv = MatRef::row_major(&dy[(n * shape.k + g * kg) * p..][..kg * p], kg, p)?;
+                Some(gemm::count_effective(wv, dyv, Some(kc)))
+            }
+            None => None,
+        };
+        let mut c = product_counts([j, kg, p], keep_col.as_ref(), Some(dropped), effective);
+        c.outputs = in_plane as u64;
+        c.outputs_skipped = keep_in.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
+        Ok(c)
+    };
+    let groups = shape.groups;
+    // Without exact counting the counters are cheap: not worth a parallel task.
+    let min_len = if exact { 1 } else { usize::MAX };
+    sum_counts(
+        (0..shape.n * groups)
+            .into_par_iter()
+            .with_min_len(min_len)
+            .map(|i| per_group((i / groups, i % groups)))
+            .collect(),
+    )
+}
