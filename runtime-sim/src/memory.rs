@@ -320,24 +320,18 @@ fn bits(raw: &[u8]) -> impl Iterator<Item = bool> + '_ {
 /// Stores `values` as the first bits of an LSB-first bitmap, a byte at a time; the bits of a
 /// last partial byte beyond them keep their values.
 fn pack_bits(raw: &mut [u8], values: impl Iterator<Item = bool>) {
-    let mut values = values.peekable();
+    let mut values = values.fuse();
     for byte in raw.iter_mut() {
         let (mut v, mut len) = (0u8, 0);
-        while len < 8 {
-            match values.next() {
-                Some(b) => v |= u8::from(b) << len,
-                None => break,
-            }
+        for b in values.by_ref().take(8) {
+            v |= u8::from(b) << len;
             len += 1;
         }
-        *byte = if len == 8 {
-            v
-        } else {
-            (*byte & !((1u8 << len) - 1)) | v
-        };
-        if values.peek().is_none() {
+        if len == 0 {
             break;
         }
+        let kept = if len == 8 { 0 } else { !0u8 << len };
+        *byte = (*byte & kept) | v;
     }
 }
 

@@ -664,13 +664,14 @@ pub fn conv_wg(
                 ),
             })?;
         let keep_bits = keep.map(|m| BitMatrix::from_bools(m, kg, j));
-        let effective = (opts.counting == Counting::Exact).then(|| {
-            gemm::count_effective(
-                MatRef::row_major(&dyg, kg, np).expect("Kg×N·P"),
-                MatRef::row_major(&col, j, np).expect("J×N·P").t(),
+        let effective = match opts.counting {
+            Counting::Exact => Some(gemm::count_effective(
+                MatRef::row_major(&dyg, kg, np)?,
+                MatRef::row_major(&col, j, np)?.t(),
                 keep_bits.as_ref(),
-            )
-        });
+            )),
+            Counting::SlotsOnly => None,
+        };
         counts += product_counts([kg, np, j], keep_bits.as_ref(), None, effective);
     }
     store(dw, &total, opts.keep, opts.accumulate);

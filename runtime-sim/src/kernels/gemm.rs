@@ -64,6 +64,16 @@ impl<'a> MatRef<'a> {
         Self::strided(data, rows, cols, cols, 1)
     }
 
+    /// Calls `f(c, value)` for every column `c` of row `r`, in order.
+    fn for_each_in_row(&self, r: usize, mut f: impl FnMut(usize, f32)) {
+        if self.cs == 1 {
+            let row = &self.data[r * self.rs..][..self.cols];
+            row.iter().enumerate().for_each(|(c, &v)| f(c, v));
+        } else {
+            (0..self.cols).for_each(|c| f(c, self.at(r, c)));
+        }
+    }
+
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
         Self {
@@ -203,22 +213,17 @@ impl Csr {
         if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
             return Self::from_columns(a);
         }
-        // Every value goes to the next free slot, which only non-zeros advance (no branch per
-        // value); the slots are sized for a dense matrix and the rest left unused.
-        let size = a.rows * a.cols;
-        let (mut cols, mut vals) = (vec![0; size], vec![0.0; size]);
+        // A counting pass sizes the arrays; then every value goes to the next free slot, which
+        // only non-zeros advance (no branch per value; one spare slot takes the last zero).
+        let mut nnz = 0;
+        (0..a.rows).for_each(|r| a.for_each_in_row(r, |_, v| nnz += usize::from(v != 0.0)));
+        let (mut cols, mut vals) = (vec![0; nnz + 1], vec![0.0; nnz + 1]);
         let (mut row_ptr, mut len) = (vec![0], 0);
         for r in 0..a.rows {
-            let mut put = |c: usize, v: f32| {
+            a.for_each_in_row(r, |c, v| {
                 (cols[len], vals[len]) = (c as u32, v);
                 len += usize::from(v != 0.0);
-            };
-            if a.cs == 1 {
-                let row = &a.data[r * a.rs..][..a.cols];
-                row.iter().enumerate().for_each(|(c, &v)| put(c, v));
-            } else {
-                (0..a.cols).for_each(|c| put(c, a.at(r, c)));
-            }
+            });
             row_ptr.push(len);
         }
         cols.truncate(len);
