@@ -6,6 +6,7 @@
 //! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
 
 use crate::error::FaultKind;
+use crate::kernels::density::count_by;
 use crate::kernels::numeric::Format;
 use std::ops::Range;
 use trainer_isa::{DType, NamedEnum, Operand, Space};
@@ -193,28 +194,29 @@ impl Memory {
     pub fn read_f32(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<f32>, FaultKind> {
         let r = self.op_range(field, op, n as u64)?;
         let raw = &self.space(op.space).expect("checked")[r];
-        let mut out = vec![0.0f32; n];
-        match op.dtype {
-            DType::B1 => out
-                .iter_mut()
-                .zip(bits(raw))
-                .for_each(|(x, b)| *x = f32::from(u8::from(b))),
-            DType::I32 => {
-                for (x, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
-                    *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32;
-                }
+        Ok(match op.dtype {
+            DType::B1 => {
+                let mut out = vec![0.0f32; n];
+                unpack_bits(raw, &mut out, |b| f32::from(u8::from(b)));
+                out
             }
-            DType::I64 => {
-                for (x, c) in out.iter_mut().zip(raw.chunks_exact(8)) {
-                    *x = i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32;
-                }
-            }
+            DType::I32 => raw
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&c| i32::from_le_bytes(c) as f32)
+                .collect(),
+            DType::I64 => raw
+                .as_chunks::<8>()
+                .0
+                .iter()
+                .map(|&c| i64::from_le_bytes(c) as f32)
+                .collect(),
             d => float_format(d)
                 .expect("float dtype")
-                .decode_slice(raw, &mut out)
+                .from_bytes(raw)
                 .expect("range sized from n"),
-        }
-        Ok(out)
+        })
     }
 
     /// Writes `data` to `op`, converting to its dtype (RNE for floats, `x != 0` for `b1`).
@@ -246,7 +248,9 @@ impl Memory {
         if op.dtype == DType::B1 {
             let r = self.op_range(field, op, n as u64)?;
             let raw = &self.space(op.space).expect("checked")[r];
-            Ok(bits(raw).take(n).collect())
+            let mut out = vec![false; n];
+            unpack_bits(raw, &mut out, |b| b);
+            Ok(out)
         } else {
             Ok(self.read_f32(field, op, n)?.iter().map(|&x| x != 0.0).collect())
         }
@@ -312,9 +316,14 @@ fn fill_mask<const W: usize>(raw: &mut [u8], mask: &[bool], zero: &[u8], one: &[
     }
 }
 
-/// The bits of an LSB-first bitmap, in order.
-fn bits(raw: &[u8]) -> impl Iterator<Item = bool> + '_ {
-    raw.iter().flat_map(|&b| (0..8).map(move |i| b >> i & 1 == 1))
+/// Fills `out` with `f` of the first `out.len()` bits of the LSB-first bitmap `raw`, a byte at
+/// a time.
+fn unpack_bits<T>(raw: &[u8], out: &mut [T], f: impl Fn(bool) -> T) {
+    for (chunk, &byte) in out.chunks_mut(8).zip(raw) {
+        for (i, x) in chunk.iter_mut().enumerate() {
+            *x = f(byte >> i & 1 == 1);
+        }
+    }
 }
 
 /// Stores `values` as the first bits of an LSB-first bitmap, a byte at a time; the bits of a
@@ -340,23 +349,18 @@ pub fn count_nonzero_raw(d: DType, raw: &[u8], n: usize) -> u64 {
     match d {
         DType::B1 => {
             let (full, rest) = (n / 8, n % 8);
-            let ones: u32 = raw[..full].iter().map(|b| b.count_ones()).sum();
+            let ones: u64 = raw[..full].iter().map(|b| u64::from(b.count_ones())).sum();
             let tail = raw
                 .get(full)
                 .map_or(0, |&b| (b & ((1u16 << rest) - 1) as u8).count_ones());
-            u64::from(ones + tail)
+            ones + u64::from(tail)
         }
-        DType::F32 => raw
-            .chunks_exact(4)
-            .filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) << 1 != 0)
-            .count() as u64,
-        DType::F16 => raw
-            .chunks_exact(2)
-            .filter(|c| u16::from_le_bytes([c[0], c[1]]) << 1 != 0)
-            .count() as u64,
-        DType::E4m3 | DType::E5m2 => raw.iter().filter(|&&b| b << 1 != 0).count() as u64,
-        DType::I32 => raw.chunks_exact(4).filter(|c| c.iter().any(|&b| b != 0)).count() as u64,
-        DType::I64 => raw.chunks_exact(8).filter(|c| c.iter().any(|&b| b != 0)).count() as u64,
+        // Floats: any bit but the sign makes a non-zero (NaN included, ±0 excluded).
+        DType::F32 => count_by(raw.as_chunks::<4>().0, |c| u32::from_le_bytes(*c) << 1 != 0),
+        DType::F16 => count_by(raw.as_chunks::<2>().0, |c| u16::from_le_bytes(*c) << 1 != 0),
+        DType::E4m3 | DType::E5m2 => count_by(raw, |&b| b << 1 != 0),
+        DType::I32 => count_by(raw.as_chunks::<4>().0, |c| u32::from_le_bytes(*c) != 0),
+        DType::I64 => count_by(raw.as_chunks::<8>().0, |c| u64::from_le_bytes(*c) != 0),
     }
 }
 

@@ -115,6 +115,8 @@ pub struct StepStats {
     pub losses: Vec<f32>,
     /// Wall-clock seconds of each `entry.train` run.
     pub train_seconds: Vec<f64>,
+    /// CPU seconds of this process (all threads) during each `entry.train` run, if known.
+    pub train_cpu_seconds: Vec<f64>,
     /// Wall-clock seconds of each `entry.prune` run.
     pub prune_seconds: Vec<f64>,
 }
@@ -148,11 +150,14 @@ pub fn train_steps(sim: &mut Simulator, steps: u64, seed: u64) -> Result<StepSta
         let y: Vec<i64> = (0..batch).map(|_| (rng.next() % classes) as i64).collect();
         sim.write_tensor("input", &x)?;
         sim.write_tensor_ints("labels", &y)?;
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         out.train += &sim
             .run_entry("train", &[])
             .with_context(|| format!("step {t}: entry.train"))?;
         out.train_seconds.push(start.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu, cpu_seconds()) {
+            out.train_cpu_seconds.push(b - a);
+        }
         out.losses.push(sim.read_tensor("loss")?[0]);
     }
     Ok(out)
@@ -175,6 +180,17 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// CPU time of this process so far (user + system, all threads; `/proc/self/stat` fields 14
+/// and 15, in the kernel's fixed 100 Hz user ticks), seconds, if known. On a shared machine it
+/// measures the work done rather than the share of the cores the process got.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    let (user, system): (u64, u64) = (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+    Some((user + system) as f64 / 100.0)
 }
 
 /// Writes `text` to `path`, naming the file on failure.

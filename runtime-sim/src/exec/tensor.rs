@@ -13,7 +13,7 @@ use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
 use crate::kernels::conv::{conv_bp, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
-use crate::kernels::density::{BitMatrix, Counting};
+use crate::kernels::density::{count_nonzero, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
@@ -126,7 +126,7 @@ fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
     OperandUse {
         space: op.space,
         elems: data.len() as u64,
-        nonzero: data.iter().filter(|&&v| v != 0.0).count() as u64,
+        nonzero: count_nonzero(data),
         elem_bits: op.dtype.bits(1),
     }
 }
@@ -206,8 +206,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         let relu_mask = bn_on_read(&mut a, &blk, s.c, hw, t.bnrelu);
         ctx.ev(Event::BnOp, in_len as u64);
         // The BN-on-read unit's zero detector counts the operand as the array will see it.
-        ctx.state
-            .add_dc(t.dci, a.iter().filter(|&&v| v != 0.0).count() as u64);
+        ctx.state.add_dc(t.dci, count_nonzero(&a));
         if t.mode == Mode::Ff && t.bnrelu && !c.aux.is_none() {
             ctx.write_mask("aux", c.aux, &relu_mask)?;
         }

@@ -202,7 +202,15 @@ pub fn strided_bits(words: &[u64], start: usize, step: usize, n: usize) -> u64 {
 
 /// Number of non-zero elements of `data` (NaN counts as non-zero; ±0 as zero).
 pub fn count_nonzero(data: &[f32]) -> u64 {
-    data.iter().map(|&x| u64::from(x != 0.0)).sum()
+    count_by(data, |&x| x != 0.0)
+}
+
+/// Number of elements of `data` for which `f` holds, counted in blocks with 32-bit lanes (which
+/// vectorise twice as wide as a 64-bit running count).
+pub fn count_by<T>(data: &[T], f: impl Fn(&T) -> bool) -> u64 {
+    data.chunks(1 << 16)
+        .map(|block| u64::from(block.iter().map(|x| u32::from(f(x))).sum::<u32>()))
+        .sum()
 }
 
 /// Fraction of non-zero elements (1.0 for an empty slice).

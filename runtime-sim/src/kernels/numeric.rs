@@ -227,32 +227,6 @@ impl Format {
         Ok(())
     }
 
-    /// Decodes little-endian bytes into `dst`; `src` must hold `dst.len() * self.bytes()` bytes.
-    pub fn decode_slice(self, src: &[u8], dst: &mut [f32]) -> Result<()> {
-        check_len("encoded buffer", src, dst.len() * self.bytes())?;
-        match self {
-            Format::F32 => {
-                for (x, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                    *x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-                }
-            }
-            Format::F16 => {
-                // Through a small stack buffer, a block at a time (no allocation per call).
-                let mut halves = [f16::ZERO; 256];
-                for (d, s) in dst.chunks_mut(256).zip(src.chunks(512)) {
-                    let h = &mut halves[..d.len()];
-                    h.iter_mut()
-                        .zip(s.chunks_exact(2))
-                        .for_each(|(h, s)| *h = f16::from_le_bytes([s[0], s[1]]));
-                    h.convert_to_f32_slice(d);
-                }
-            }
-            Format::E4M3 => decode_with(&E4M3_TABLE, src, dst),
-            Format::E5M2 => decode_with(&E5M2_TABLE, src, dst),
-        }
-        Ok(())
-    }
-
     /// Encodes `src` into a new byte vector.
     pub fn to_bytes(self, src: &[f32]) -> Vec<u8> {
         let mut out = vec![0; src.len() * self.bytes()];
@@ -260,20 +234,39 @@ impl Format {
         out
     }
 
-    /// Decodes a byte buffer into a new f32 vector; its length must be a multiple of the element size.
+    /// Decodes a byte buffer into a new f32 vector; its length must be a multiple of the element
+    /// size. The vector is filled as it is built (no zeroing pass first).
     pub fn from_bytes(self, src: &[u8]) -> Result<Vec<f32>> {
         let n = src.len() / self.bytes();
         check_len("encoded buffer", src, n * self.bytes())?;
-        let mut out = vec![0.0; n];
-        self.decode_slice(src, &mut out)?;
-        Ok(out)
+        Ok(match self {
+            Format::F32 => src
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&c| f32::from_le_bytes(c))
+                .collect(),
+            Format::F16 => {
+                // A block at a time through small stack buffers (converted with F16C when the CPU
+                // has it).
+                let mut out = Vec::with_capacity(n);
+                let (mut halves, mut floats) = ([f16::ZERO; 256], [0.0f32; 256]);
+                for s in src.as_chunks::<2>().0.chunks(256) {
+                    let (h, f) = (&mut halves[..s.len()], &mut floats[..s.len()]);
+                    h.iter_mut().zip(s).for_each(|(h, &s)| *h = f16::from_le_bytes(s));
+                    h.convert_to_f32_slice(f);
+                    out.extend_from_slice(f);
+                }
+                out
+            }
+            Format::E4M3 => decode_with(&E4M3_TABLE, src),
+            Format::E5M2 => decode_with(&E5M2_TABLE, src),
+        })
     }
 }
 
-fn decode_with(table: &[f32; 256], src: &[u8], dst: &mut [f32]) {
-    dst.iter_mut()
-        .zip(src)
-        .for_each(|(x, &c)| *x = table[usize::from(c)]);
+fn decode_with(table: &[f32; 256], src: &[u8]) -> Vec<f32> {
+    src.iter().map(|&c| table[usize::from(c)]).collect()
 }
 
 #[cfg(test)]
@@ -412,7 +405,6 @@ mod tests {
     #[test]
     fn bad_byte_length_is_an_error() {
         assert!(Format::F16.from_bytes(&[1, 2, 3]).is_err());
-        let mut out = [0.0f32; 2];
-        assert!(Format::F32.decode_slice(&[0; 7], &mut out).is_err());
+        assert!(Format::F32.from_bytes(&[0; 7]).is_err());
     }
 }
