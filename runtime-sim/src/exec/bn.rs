@@ -67,6 +67,19 @@ pub(crate) fn grad_sums(s: Nchw, x: &[f32], dy: &[f32], norm: &BnNorm) -> Result
     Ok(g.sum_dy_xhat.iter().chain(&g.sum_dy).copied().collect())
 }
 
+/// Per-channel sums of an N×C×HW tensor: `[Σx per channel.., Σx² per channel..]`, in f64.
+pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Vec<f64> {
+    let mut sums = vec![0.0f64; 2 * c];
+    for (i, plane) in x.chunks(hw).enumerate() {
+        let ch = i % c;
+        for &v in plane {
+            sums[ch] += f64::from(v);
+            sums[c + ch] += f64::from(v) * f64::from(v);
+        }
+    }
+    sums
+}
+
 fn masked(mut dy: Vec<f32>, mask: Option<Vec<bool>>) -> Vec<f32> {
     if let Some(m) = mask {
         dy.iter_mut().zip(&m).for_each(|(d, &k)| {
@@ -84,15 +97,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
     match *op {
         Op::BnStats { acc, s, src, stats } => {
             let x = ctx.read("src", src, s.len())?;
-            let mut sums = vec![0.0f64; 2 * s.c];
-            for img in x.chunks(s.c * s.hw) {
-                for (c, plane) in img.chunks(s.hw).enumerate() {
-                    for &v in plane {
-                        sums[c] += f64::from(v);
-                        sums[s.c + c] += f64::from(v) * f64::from(v);
-                    }
-                }
-            }
+            let sums = channel_sums(&x, s.c, s.hw);
             write_sums(ctx, "stats", stats, sums, acc)?;
             ctx.ev(Event::BnOp, s.len() as u64);
         }

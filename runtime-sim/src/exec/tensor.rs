@@ -4,7 +4,7 @@
 //! Numbers come from [`crate::kernels`]; which MACs were random, gated or skipped comes from the
 //! [`census`](super::census) of the real operands, so skipping flags change accounting only.
 
-use super::bn::{grad_sums, read_block, Block};
+use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::conv_census;
 use super::views::ConvViews;
@@ -269,13 +269,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     if !c.bns.is_none() {
         match t.mode {
             Mode::Ff => {
-                let mut sums = vec![0.0f64; 2 * s.k];
-                let p = s.p();
-                for (i, &v) in y.iter().enumerate() {
-                    let k = (i / p) % s.k;
-                    sums[k] += f64::from(v);
-                    sums[s.k + k] += f64::from(v) * f64::from(v);
-                }
+                let sums = channel_sums(&y, s.k, s.p());
                 add_stats(ctx, c.bns, &sums)?;
                 ctx.ev(Event::BnOp, out_len as u64);
             }
@@ -346,14 +340,20 @@ fn speculate_s3(
     let p = s.p();
     let (mut predicted, mut wrong) = (0u64, 0u64);
     let mut keep = vec![true; y.len()];
-    for (i, (yv, &pv)) in y.iter_mut().zip(pred).enumerate() {
-        let k = (i / p) % s.k;
+    let planes = y
+        .chunks_exact_mut(p)
+        .zip(pred.chunks_exact(p))
+        .zip(keep.chunks_exact_mut(p));
+    for (i, ((ys, ps), ks)) in planes.enumerate() {
+        let k = i % s.k;
         let norm = |v: f32| blk.gamma[k] * (v - blk.norm.mean[k]) * blk.norm.invstd[k] + blk.beta[k];
-        if norm(pv) < -thr {
-            predicted += 1;
-            wrong += u64::from(norm(*yv) > 0.0);
-            keep[i] = false;
-            *yv = pv;
+        for ((yv, &pv), kv) in ys.iter_mut().zip(ps).zip(ks) {
+            if norm(pv) < -thr {
+                predicted += 1;
+                wrong += u64::from(norm(*yv) > 0.0);
+                *kv = false;
+                *yv = pv;
+            }
         }
     }
     ctx.ev(Event::SpecS3, full);
