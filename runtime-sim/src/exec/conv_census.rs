@@ -99,13 +99,13 @@ fn wg_census(
         };
         for m in 0..kg {
             let (dm, l_nonzero) = (dy.row(m), dy.row_count(m));
-            let r_nonzero = set_bits(kb.row(m)).map(|jj| col.per_j[jj]).sum();
-            let effective = match l_nonzero {
-                0 => 0,
-                _ => set_bits(kb.row(m))
-                    .map(|jj| and_popcount(col.bits.row(jj), dm))
-                    .sum(),
-            };
+            let (mut effective, mut r_nonzero) = (0, 0);
+            for jj in set_bits(kb.row(m)) {
+                r_nonzero += col.per_j[jj];
+                if l_nonzero > 0 {
+                    effective += and_popcount(col.bits.row(jj), dm);
+                }
+            }
             let row = RowCounts {
                 l_nonzero,
                 j_len: p as u64,
