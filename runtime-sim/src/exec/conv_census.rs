@@ -181,14 +181,23 @@ fn bp_group(
     }
     let dy_taps = s.tap_sums(Some(&per_q));
     let dy = bits(dy, kg, p);
+    // Without a keep-mask a row's taps depend only on its kernel position (`jj % rs`): count
+    // each (kernel position, dy row) pair once.
+    let per_tap: Vec<u64> = match keep_in {
+        None => (0..rs * kg)
+            .map(|i| and_popcount(kept.bits.row(i / kg), dy.row(i % kg)))
+            .collect(),
+        Some(_) => Vec::new(),
+    };
     let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
     for &(jj, l_nz) in &w.rows {
         let ci = jj / rs;
         b_nonzero[ci] += l_nz * kept.rows[jj];
-        let taps = kept.bits.row(jj);
-        effective[ci] += set_bits(w.bits.row(jj))
-            .map(|k| and_popcount(taps, dy.row(k)))
-            .sum::<u64>();
+        let ks = set_bits(w.bits.row(jj));
+        effective[ci] += match keep_in {
+            None => ks.map(|k| per_tap[jj % rs * kg + k]).sum::<u64>(),
+            Some(_) => ks.map(|k| and_popcount(kept.bits.row(jj), dy.row(k))).sum(),
+        };
     }
     let all_taps: u64 = dy_taps.iter().sum();
     for ci in 0..cg {
