@@ -8,6 +8,7 @@ use super::census::{set_bits, Census, RowCounts, UnitWork};
 use super::views::{ColBits, ConvViews, InputViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
 use crate::kernels::density::{and_popcount, BitMatrix};
+use std::sync::Arc;
 use trainer_isa::names::Mode;
 
 /// The non-zero bit matrix of `rows` contiguous rows of `cols` values.
@@ -16,7 +17,8 @@ fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
 }
 
 /// Census of a conv phase: `a`, `b` as the instruction uses them, `keep` the output keep-mask in
-/// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's).
+/// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's). FF and
+/// WG use the views of `a`: `input` if the caller has them, else looked up in `views`.
 pub fn conv_census(
     s: &ConvShape,
     mode: Mode,
@@ -24,14 +26,16 @@ pub fn conv_census(
     b: &[f32],
     keep: Option<&[bool]>,
     views: &mut ConvViews,
+    input: Option<Arc<InputViews>>,
 ) -> Census {
+    let mut input = || input.clone().unwrap_or_else(|| views.input(s, a));
     let (g_n, kg, j) = (s.groups, s.kg(), s.j());
     let weights = |g: usize| &b[g * kg * j..(g + 1) * kg * j];
     let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
     match mode {
         Mode::Ff => {
             let wbits: Vec<BitMatrix> = (0..g_n).map(|g| bits(weights(g), kg, j)).collect();
-            let input = views.input(s, a);
+            let input = input();
             match keep {
                 // Without a keep-mask the counts add up over the images: one row pass per group.
                 None => {
@@ -51,11 +55,8 @@ pub fn conv_census(
             }
         }
         Mode::Bp => {
-            let wbits: Vec<BitMatrix> = (0..g_n)
-                .map(|g| {
-                    let w = weights(g);
-                    BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0)
-                })
+            let wts: Vec<Transposed> = (0..g_n)
+                .map(|g| Transposed::new(&bits(weights(g), kg, j)))
                 .collect();
             let taps = s.tap_sums(None);
             let views = views.keep(s, keep);
@@ -63,12 +64,12 @@ pub fn conv_census(
             let in_plane = s.cg() * s.h * s.w;
             for (i, kept) in kept.iter().enumerate() {
                 let (n, g) = (i / g_n, i % g_n);
-                let dy = bits(&a[(n * s.k + g * kg) * s.p()..][..kg * s.p()], kg, s.p());
+                let dy = &a[(n * s.k + g * kg) * s.p()..][..kg * s.p()];
                 let keep_in = keep.map(|m| &m[i * in_plane..][..in_plane]);
-                bp_group(&mut census, s, &wbits[g], &dy, keep_in, kept, g * s.cg());
+                bp_group(&mut census, s, &wts[g], dy, keep_in, kept, g * s.cg());
             }
         }
-        Mode::Wg => wg_census(&mut census, s, a, b, keep, &views.input(s, a)),
+        Mode::Wg => wg_census(&mut census, s, a, b, keep, &input()),
     }
     census
 }
@@ -96,14 +97,17 @@ fn wg_census(
             census.add_unmasked(&dy, &col.per_q, j as u64, false, |m| g * kg + m);
             continue;
         };
-        let taps: Vec<u64> = (0..j).map(|jj| col.bits.row_count(jj)).collect();
         for m in 0..kg {
-            let dm = dy.row(m);
-            let (effective, r_nonzero) = set_bits(kb.row(m)).fold((0, 0), |(e, r), jj| {
-                (e + and_popcount(col.bits.row(jj), dm), r + taps[jj])
-            });
+            let (dm, l_nonzero) = (dy.row(m), dy.row_count(m));
+            let (mut effective, mut r_nonzero) = (0, 0);
+            for jj in set_bits(kb.row(m)) {
+                r_nonzero += col.per_j[jj];
+                if l_nonzero > 0 {
+                    effective += and_popcount(col.bits.row(jj), dm);
+                }
+            }
             let row = RowCounts {
-                l_nonzero: dy.row_count(m),
+                l_nonzero,
                 j_len: p as u64,
                 kept: kb.row_count(m),
                 p: j as u64,
@@ -134,51 +138,84 @@ fn ff_masked(census: &mut Census, w: &BitMatrix, col: &ColBits, kb: &BitMatrix, 
     }
 }
 
-/// BP census of one image and group, per input channel (unit `unit0 + ci`): `w` is Wᵀ's bitmap
-/// (J×Kg), `dy` the output gradient's (Kg×P), `keep_in` the kept input gradients and `kept` the
-/// taps onto them. Products onto padding or dropped inputs are masked. Only rows of non-zero
-/// weights are counted tap by tap.
+/// A transposed weight bitmap (`Wᵀ`, J×Kg) with its non-empty rows.
+struct Transposed {
+    bits: BitMatrix,
+    /// `(j, non-zeros)` of every row of `bits` with any, in order.
+    rows: Vec<(usize, u64)>,
+}
+
+impl Transposed {
+    fn new(w: &BitMatrix) -> Self {
+        let bits = w.transpose();
+        let rows = (0..bits.rows())
+            .map(|jj| (jj, bits.row_count(jj)))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        Self { bits, rows }
+    }
+}
+
+/// BP census of one image and group, per input channel (unit `unit0 + ci`): `w` is Wᵀ's bitmap,
+/// `dy` the output gradient (Kg×P), `keep_in` the kept input gradients and `kept` the taps onto
+/// them. Products onto padding or dropped inputs are masked. Only rows of non-zero weights are
+/// counted tap by tap.
 fn bp_group(
     census: &mut Census,
     s: &ConvShape,
-    w: &BitMatrix,
-    dy: &BitMatrix,
+    w: &Transposed,
+    dy: &[f32],
     keep_in: Option<&[bool]>,
     kept: &KeptTaps,
     unit0: usize,
 ) {
-    let (kg, p, rs, plane) = (dy.rows() as u64, s.p(), s.r * s.s, s.h * s.w);
+    let (p, rs, plane, cg) = (s.p(), s.r * s.s, s.h * s.w, s.cg());
+    let kg = dy.len() / p;
     // Non-zero output gradients per output position, summed onto the inputs their taps read.
     let mut per_q = vec![0u64; p];
-    (0..dy.rows()).for_each(|k| set_bits(dy.row(k)).for_each(|q| per_q[q] += 1));
+    for row in dy.chunks_exact(p) {
+        per_q
+            .iter_mut()
+            .zip(row)
+            .for_each(|(c, &v)| *c += u64::from(v != 0.0));
+    }
     let dy_taps = s.tap_sums(Some(&per_q));
-    for ci in 0..s.cg() {
+    let dy = bits(dy, kg, p);
+    // Without a keep-mask a row's taps depend only on its kernel position (`jj % rs`): count
+    // each (kernel position, dy row) pair once.
+    let per_tap: Vec<u64> = match keep_in {
+        None => (0..rs * kg)
+            .map(|i| and_popcount(kept.bits.row(i / kg), dy.row(i % kg)))
+            .collect(),
+        Some(_) => Vec::new(),
+    };
+    let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
+    for &(jj, l_nz) in &w.rows {
+        let ci = jj / rs;
+        b_nonzero[ci] += l_nz * kept.rows[jj];
+        let ks = set_bits(w.bits.row(jj));
+        effective[ci] += match keep_in {
+            None => ks.map(|k| per_tap[jj % rs * kg + k]).sum::<u64>(),
+            Some(_) => ks.map(|k| and_popcount(kept.bits.row(jj), dy.row(k))).sum(),
+        };
+    }
+    let all_taps: u64 = dy_taps.iter().sum();
+    for ci in 0..cg {
         let a_nonzero = match keep_in {
-            None => dy_taps.iter().sum(),
+            None => all_taps,
             Some(m) => m[ci * plane..][..plane]
                 .iter()
                 .zip(&dy_taps)
                 .map(|(&k, &v)| if k { v } else { 0 })
                 .sum(),
         };
-        let (mut effective, mut b_nonzero) = (0, 0);
-        for jj in ci * rs..(ci + 1) * rs {
-            let l_nz = w.row_count(jj);
-            if l_nz > 0 {
-                b_nonzero += l_nz * kept.rows[jj];
-                let taps = kept.bits.row(jj);
-                effective += set_bits(w.row(jj))
-                    .map(|k| and_popcount(taps, dy.row(k)))
-                    .sum::<u64>();
-            }
-        }
         let kept_ci = kept.per_channel[ci];
         census.units[unit0 + ci] += UnitWork {
-            slots: kg * kept_ci,
-            effective,
+            slots: kg as u64 * kept_ci,
+            effective: effective[ci],
             a_nonzero,
-            b_nonzero,
-            masked: kg * (rs as u64 * p as u64 - kept_ci),
+            b_nonzero: b_nonzero[ci],
+            masked: kg as u64 * (rs as u64 * p as u64 - kept_ci),
         };
     }
 }
@@ -286,7 +323,7 @@ mod tests {
                 ] {
                     let keep = keep.map(|k| k.as_slice());
                     assert_eq!(
-                        conv_census(&s, mode, a, b, keep, &mut views),
+                        conv_census(&s, mode, a, b, keep, &mut views, None),
                         reference(&s, mode, a, b, keep),
                         "{s:?} {mode:?} keep {}",
                         keep.is_some()

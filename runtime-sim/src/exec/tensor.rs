@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::conv_census;
-use super::views::ConvViews;
+use super::views::{ConvViews, InputViews};
 use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
 use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
@@ -19,6 +19,7 @@ use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
 use crate::ledger::Event;
 use crate::memory::float_format;
+use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
 
@@ -225,8 +226,9 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let skip_keep = keep.as_deref().filter(|_| t.skip.out);
     let mut y = vec![0.0f32; o_len];
     let views = &mut *ctx.views;
-    // FF tiles of a layer share the input: its im2col matrices come from the views.
-    let input = (t.mode == Mode::Ff).then(|| views.input(s, &a));
+    // FF tiles of a layer share the input: its im2col matrices come from the views (and so do
+    // the input's bits the FF and WG census read).
+    let input = (t.mode != Mode::Bp).then(|| views.input(s, &a));
     // The kernel and the census (or S3's prediction) only read the operands: run them side by
     // side. S3's census needs its keep-mask and comes after.
     let (done, side) = rayon::join(
@@ -239,8 +241,16 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
             Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts).map(|_| ()),
         },
         || match s3_on {
-            true => s3_predict(s, &a, &b, views).map(|(pred, full)| Side::S3 { pred, full }),
-            false => Ok(Side::Census(conv_census(s, t.mode, &a, &b, skip_keep, views))),
+            true => s3_predict(s, &a, &b, views, input.clone()).map(|(pred, full)| Side::S3 { pred, full }),
+            false => Ok(Side::Census(conv_census(
+                s,
+                t.mode,
+                &a,
+                &b,
+                skip_keep,
+                views,
+                input.clone(),
+            ))),
         },
     );
     done.map_err(kernel_fault)?;
@@ -249,7 +259,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         // S3: cheap prediction of outputs the following BN+ReLU zeroes.
         Side::S3 { pred, full } => {
             let s3_keep = speculate_s3(ctx, c, &pred, full, &mut y)?;
-            conv_census(s, t.mode, &a, &b, Some(&s3_keep), ctx.views)
+            conv_census(s, t.mode, &a, &b, Some(&s3_keep), ctx.views, input)
         }
     };
     if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
@@ -312,16 +322,19 @@ fn s3_predict(
     a: &[f32],
     b: &[f32],
     views: &mut ConvViews,
+    input: Option<Arc<InputViews>>,
 ) -> Result<(Vec<f32>, u64), KernelError> {
     let mut qb = b.to_vec();
     Format::E5M2.quantize_slice(&mut qb);
     let mut pred = vec![0.0f32; s.output_len()];
-    let q = views.input(s, a);
-    let q = q.e5m2(a);
+    let input = input.unwrap_or_else(|| views.input(s, a));
+    let q = input.e5m2(a);
     conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), &qb, &mut pred)?;
     Ok((
         pred,
-        conv_census(s, Mode::Ff, a, b, None, views).total().effective,
+        conv_census(s, Mode::Ff, a, b, None, views, Some(input))
+            .total()
+            .effective,
     ))
 }
 

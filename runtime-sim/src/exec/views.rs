@@ -111,6 +111,8 @@ pub struct ColBits {
     pub bits: BitMatrix,
     /// Non-zero taps per output position (column counts of `bits`).
     pub per_q: Vec<u64>,
+    /// Non-zero taps per im2col row (row counts of `bits`).
+    pub per_j: Vec<u64>,
 }
 
 impl InputViews {
@@ -133,9 +135,13 @@ impl InputViews {
     pub fn cols(&self, s: &ConvShape, x: &[f32]) -> &[ColBits] {
         self.cols.get_or_init(|| {
             x.chunks_exact(s.cg() * s.h * s.w)
-                .map(|xg| ColBits {
-                    bits: s.tap_bits(&nonzero_bitmap(xg)),
-                    per_q: s.tap_counts(xg),
+                .map(|xg| {
+                    let bits = s.tap_bits(&nonzero_bitmap(xg));
+                    ColBits {
+                        per_j: (0..bits.rows()).map(|j| bits.row_count(j)).collect(),
+                        per_q: s.tap_counts(xg),
+                        bits,
+                    }
                 })
                 .collect()
         })
