@@ -8,11 +8,13 @@
 use crate::cost::CostModel;
 use crate::decode::{decode, DecodedProgram, Op};
 use crate::error::{Fault, FaultKind, SimError};
-use crate::exec::{execute, Activity, ConvViews, Ctx, Work};
+use crate::exec::{execute, Activity, ConvViews, Ctx, Settle, Work};
 use crate::ledger::{Event, Ledger, TagKey};
 use crate::memory::{Buffers, Dram, Memory};
 use crate::state::State;
 use crate::timing::{queue_index, Timeline};
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use trainer_isa::names::CfgF32;
 use trainer_isa::{DType, Program, Queue, TensorEntry};
 
@@ -236,14 +238,19 @@ impl Simulator {
     fn run_at(&mut self, start: usize, state: State) -> Result<RunStats, Fault> {
         // The executors fork work with rayon once or more per instruction: from a thread outside
         // the pool every fork is a hand-off to a worker and a blocking wait, so the whole run
-        // goes onto a worker thread, where a fork nobody steals runs in place.
-        rayon::scope(|_| self.run_on_worker(start, state))
+        // goes onto a worker thread, where a fork nobody steals runs in place. Deferred
+        // accounting jobs are spawned into the same scope.
+        rayon::scope(|scope| self.run_on_worker(scope, start, state))
     }
 
-    fn run_on_worker(&mut self, start: usize, mut state: State) -> Result<RunStats, Fault> {
+    fn run_on_worker<'s>(
+        &mut self,
+        scope: &rayon::Scope<'s>,
+        start: usize,
+        mut state: State,
+    ) -> Result<RunStats, Fault> {
         self.mem.buffers.clear();
-        let mut timeline = Timeline::new();
-        let mut stats = RunStats::default();
+        let mut books = Books::new();
         let mut loops: Vec<u32> = Vec::new();
         let mut pc = start;
         let ops = &self.prog.ops;
@@ -254,32 +261,41 @@ impl Simulator {
                 mnemonic: d.mnemonic,
                 kind,
             };
-            stats.instructions += 1;
-            if self.max_instructions.is_some_and(|m| stats.instructions > m) {
-                return Err(fault(FaultKind::InstructionLimit(stats.instructions - 1)));
+            books.stats.instructions += 1;
+            if self
+                .max_instructions
+                .is_some_and(|m| books.stats.instructions > m)
+            {
+                return Err(fault(FaultKind::InstructionLimit(books.stats.instructions - 1)));
             }
-            let key = TagKey::new(state.tag.0, state.tag.1);
-            let before = timeline.end();
+            let mut issued = Issued {
+                pc,
+                key: TagKey::new(state.tag.0, state.tag.1),
+                timing: Timing::None,
+                act: Activity::default(),
+                pending: None,
+            };
             let mut next = pc + 1;
-            let mut act = Activity::default();
             match &d.op {
                 Op::Halt => {
-                    stats.ledger.entry(key).events.add(Event::CtrlIssue, 1);
+                    issued.timing = Timing::Halt;
+                    books.issue(self, issued)?;
                     break;
                 }
                 Op::Nop => {}
-                Op::Barrier => timeline.barrier(),
+                Op::Barrier => issued.timing = Timing::Barrier,
                 Op::TokSignal { q, tok } => {
                     let t = &mut state.tokens[*tok as usize];
                     *t = t.saturating_add(1);
-                    timeline.signal(queue_index(*q), *tok);
+                    issued.timing = Timing::Signal(queue_index(*q), *tok);
                 }
                 Op::TokWait { q, tok } => {
                     let t = &mut state.tokens[*tok as usize];
-                    if *t == 0 || !timeline.wait(queue_index(*q), *tok) {
+                    if *t == 0 {
                         return Err(fault(FaultKind::Deadlock(*tok)));
                     }
                     *t -= 1;
+                    issued.timing = Timing::Wait(queue_index(*q), *tok);
                 }
                 Op::Loop { count, end } => {
                     if *count == 0 {
@@ -310,30 +326,29 @@ impl Simulator {
                         state: &mut state,
                         features: self.cost.features,
                         views: &mut self.views,
-                        act,
+                        act: Activity::default(),
+                        deferred: None,
                     };
                     execute(op, &mut ctx).map_err(fault)?;
-                    act = ctx.act;
-                    self.observe(&mut act, &mut timeline, pc);
+                    issued.timing = Timing::Observe;
+                    issued.act = ctx.act;
+                    issued.pending = ctx.deferred.map(|job| {
+                        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                        scope.spawn(move |_| {
+                            // The receiver is gone only if the run already failed.
+                            let _ = tx.send(job.run());
+                        });
+                        rx
+                    });
                 }
             }
-            act.events.add(Event::CtrlIssue, 1);
-            let entry = stats.ledger.entry(key);
-            entry.events += &act.events;
-            entry.effective_macs += act.effective_macs;
-            entry.dense_macs += act.dense_macs;
-            if matches!(act.work, Work::Pe { .. } | Work::Stream) {
-                entry.compute_cycles += self.cost.compute_cycles(&act);
-            }
-            entry.events.add(Event::LeakCycle, timeline.end() - before);
-            if let Some((p, w)) = act.speculation {
-                stats.s3.0 += p;
-                stats.s3.1 += w;
-            }
+            books.issue(self, issued)?;
             pc = next;
         }
-        stats.cycles = timeline.end();
-        stats.busy = timeline.busy();
+        books.drain(self)?;
+        let mut stats = books.stats;
+        stats.cycles = books.timeline.end();
+        stats.busy = books.timeline.busy();
         Ok(stats)
     }
 
@@ -354,6 +369,151 @@ impl Simulator {
             _ => {
                 timeline.run(2, self.cost.compute_cycles(act));
             }
+        }
+    }
+}
+
+/// Instructions deferred accounting may keep in flight before the oldest must be settled.
+const IN_FLIGHT: usize = 32;
+
+/// What an instruction does to the timeline when it is accounted.
+enum Timing {
+    /// Nothing (most control instructions).
+    None,
+    /// `halt`: only its issue is counted.
+    Halt,
+    /// `barrier`.
+    Barrier,
+    /// `tok.signal` in a queue.
+    Signal(usize, u8),
+    /// `tok.wait` in a queue.
+    Wait(usize, u8),
+    /// An executed instruction, observed from its activity.
+    Observe,
+}
+
+/// An issued instruction waiting to be accounted.
+struct Issued {
+    pc: usize,
+    key: TagKey,
+    timing: Timing,
+    act: Activity,
+    /// The result of its deferred accounting job, if it has one.
+    pending: Option<Receiver<Settle>>,
+}
+
+/// The books of a run: the ledger and the timeline, fed in program order from a short queue of
+/// issued instructions (whose deferred accounting may still be running).
+struct Books {
+    stats: RunStats,
+    timeline: Timeline,
+    queue: VecDeque<Issued>,
+}
+
+impl Books {
+    fn new() -> Self {
+        Books {
+            stats: RunStats::default(),
+            timeline: Timeline::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Queues `issued`, then accounts every queued instruction that is ready (all of them up to
+    /// [`IN_FLIGHT`] from the end).
+    fn issue(&mut self, sim: &Simulator, issued: Issued) -> Result<(), Fault> {
+        self.queue.push_back(issued);
+        while let Some(front) = self.queue.front_mut() {
+            if !front.poll() && self.queue.len() <= IN_FLIGHT {
+                break;
+            }
+            let front = self.queue.pop_front().expect("front exists");
+            self.account(sim, front)?;
+        }
+        Ok(())
+    }
+
+    /// Accounts every queued instruction.
+    fn drain(&mut self, sim: &Simulator) -> Result<(), Fault> {
+        while let Some(front) = self.queue.pop_front() {
+            self.account(sim, front)?;
+        }
+        Ok(())
+    }
+
+    /// Accounts one instruction: its timeline effect, its events and work in the ledger.
+    fn account(&mut self, sim: &Simulator, mut i: Issued) -> Result<(), Fault> {
+        let before = self.timeline.end();
+        match i.timing {
+            Timing::Halt => {
+                self.stats.ledger.entry(i.key).events.add(Event::CtrlIssue, 1);
+                return Ok(());
+            }
+            Timing::None => {}
+            Timing::Barrier => self.timeline.barrier(),
+            Timing::Signal(q, tok) => self.timeline.signal(q, tok),
+            Timing::Wait(q, tok) => {
+                if !self.timeline.wait(q, tok) {
+                    return Err(Fault {
+                        pc: i.pc,
+                        mnemonic: sim.prog.ops[i.pc].mnemonic,
+                        kind: FaultKind::Deadlock(tok),
+                    });
+                }
+            }
+            Timing::Observe => {
+                if let Some(rx) = i.pending.take() {
+                    settle(&rx).apply(&mut i.act);
+                }
+                sim.observe(&mut i.act, &mut self.timeline, i.pc);
+            }
+        }
+        let act = i.act;
+        let entry = self.stats.ledger.entry(i.key);
+        entry.events += &act.events;
+        entry.events.add(Event::CtrlIssue, 1);
+        entry.effective_macs += act.effective_macs;
+        entry.dense_macs += act.dense_macs;
+        if matches!(act.work, Work::Pe { .. } | Work::Stream) {
+            entry.compute_cycles += sim.cost.compute_cycles(&act);
+        }
+        entry.events.add(Event::LeakCycle, self.timeline.end() - before);
+        if let Some((p, w)) = act.speculation {
+            self.stats.s3.0 += p;
+            self.stats.s3.1 += w;
+        }
+        Ok(())
+    }
+}
+
+impl Issued {
+    /// Whether the instruction is ready to account: applies its deferred job's result if it has
+    /// arrived.
+    fn poll(&mut self) -> bool {
+        let Some(rx) = &self.pending else {
+            return true;
+        };
+        match rx.try_recv() {
+            Ok(settle) => {
+                settle.apply(&mut self.act);
+                self.pending = None;
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+            // The job died (it panicked): `settle` reports it.
+            Err(TryRecvError::Disconnected) => true,
+        }
+    }
+}
+
+/// Waits for a deferred job's result. The waiting thread is a rayon worker: it runs pending
+/// rayon work (perhaps the job itself) while there is any, and only then blocks.
+fn settle(rx: &Receiver<Settle>) -> Settle {
+    loop {
+        match rx.try_recv() {
+            Ok(settle) => return settle,
+            Err(TryRecvError::Empty) if rayon::yield_now() == Some(rayon::Yield::Executed) => {}
+            Err(_) => return rx.recv().expect("a deferred accounting job panicked"),
         }
     }
 }

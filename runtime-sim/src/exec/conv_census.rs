@@ -5,7 +5,7 @@
 //! is proportional to the tile's non-zero weights.
 
 use super::census::{set_bits, Census, RowCounts, UnitWork};
-use super::views::{ColBits, ConvViews, InputViews, KeptTaps};
+use super::views::{ColBits, ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
 use crate::kernels::density::{and_popcount, BitMatrix};
 use std::sync::Arc;
@@ -16,26 +16,67 @@ fn bits(data: &[f32], rows: usize, cols: usize) -> BitMatrix {
     BitMatrix::from_rows(rows, cols, |r| &data[r * cols..][..cols])
 }
 
+/// The cached views a conv census reads: those of the input `a` (FF, WG) or of the BP
+/// input-gradient keep-mask. Looked up before the census, which then needs no access to the
+/// cache and can run on its own.
+#[derive(Debug, Clone)]
+pub enum CensusViews {
+    /// The views of the FF/WG input.
+    Input(Arc<InputViews>),
+    /// The views of the BP keep-mask (`None`: all kept).
+    Keep(Arc<KeepViews>),
+}
+
+impl CensusViews {
+    /// Looks up the views a census of `mode` needs (`input`: the FF/WG input's, if the caller
+    /// already has them).
+    pub fn lookup(
+        views: &mut ConvViews,
+        s: &ConvShape,
+        mode: Mode,
+        a: &[f32],
+        keep: Option<&[bool]>,
+        input: Option<Arc<InputViews>>,
+    ) -> Self {
+        match mode {
+            Mode::Bp => CensusViews::Keep(views.keep(s, keep)),
+            _ => CensusViews::Input(input.unwrap_or_else(|| views.input(s, a))),
+        }
+    }
+
+    fn input(&self) -> &InputViews {
+        match self {
+            CensusViews::Input(v) => v,
+            CensusViews::Keep(_) => unreachable!("FF and WG censuses look up input views"),
+        }
+    }
+
+    fn keep(&self) -> &KeepViews {
+        match self {
+            CensusViews::Keep(v) => v,
+            CensusViews::Input(_) => unreachable!("BP censuses look up keep-mask views"),
+        }
+    }
+}
+
 /// Census of a conv phase: `a`, `b` as the instruction uses them, `keep` the output keep-mask in
-/// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's). FF and
-/// WG use the views of `a`: `input` if the caller has them, else looked up in `views`.
+/// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's), `views`
+/// from [`CensusViews::lookup`] of the same operands.
 pub fn conv_census(
     s: &ConvShape,
     mode: Mode,
     a: &[f32],
     b: &[f32],
     keep: Option<&[bool]>,
-    views: &mut ConvViews,
-    input: Option<Arc<InputViews>>,
+    views: &CensusViews,
 ) -> Census {
-    let mut input = || input.clone().unwrap_or_else(|| views.input(s, a));
     let (g_n, kg, j) = (s.groups, s.kg(), s.j());
     let weights = |g: usize| &b[g * kg * j..(g + 1) * kg * j];
     let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
     match mode {
         Mode::Ff => {
             let wbits: Vec<BitMatrix> = (0..g_n).map(|g| bits(weights(g), kg, j)).collect();
-            let input = input();
+            let input = views.input();
             match keep {
                 // Without a keep-mask the counts add up over the images: one row pass per group.
                 None => {
@@ -59,8 +100,7 @@ pub fn conv_census(
                 .map(|g| Transposed::new(&bits(weights(g), kg, j)))
                 .collect();
             let taps = s.tap_sums(None);
-            let views = views.keep(s, keep);
-            let kept = views.groups(s, keep, &taps);
+            let kept = views.keep().groups(s, keep, &taps);
             let in_plane = s.cg() * s.h * s.w;
             for (i, kept) in kept.iter().enumerate() {
                 let (n, g) = (i / g_n, i % g_n);
@@ -69,7 +109,7 @@ pub fn conv_census(
                 bp_group(&mut census, s, &wts[g], dy, keep_in, kept, g * s.cg());
             }
         }
-        Mode::Wg => wg_census(&mut census, s, a, b, keep, &input()),
+        Mode::Wg => wg_census(&mut census, s, a, b, keep, views.input()),
     }
     census
 }
@@ -323,7 +363,14 @@ mod tests {
                 ] {
                     let keep = keep.map(|k| k.as_slice());
                     assert_eq!(
-                        conv_census(&s, mode, a, b, keep, &mut views, None),
+                        conv_census(
+                            &s,
+                            mode,
+                            a,
+                            b,
+                            keep,
+                            &CensusViews::lookup(&mut views, &s, mode, a, keep, None)
+                        ),
                         reference(&s, mode, a, b, keep),
                         "{s:?} {mode:?} keep {}",
                         keep.is_some()

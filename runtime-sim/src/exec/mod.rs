@@ -119,6 +119,29 @@ pub struct Activity {
     pub speculation: Option<(u64, u64)>,
 }
 
+/// The accounting of an instruction that its executor left to run later, off the path of the
+/// instructions after it: a pure job (it owns what it reads) whose result completes the
+/// instruction's [`Activity`]. The run loop accounts instructions in program order, so results do
+/// not depend on when the job runs.
+pub struct Deferred(pub(crate) Box<dyn FnOnce() -> Settle + Send>);
+
+impl Deferred {
+    /// Runs the job.
+    pub fn run(self) -> Settle {
+        (self.0)()
+    }
+}
+
+/// The result of a [`Deferred`] job, to apply to the instruction's activity.
+pub struct Settle(pub(crate) Box<dyn FnOnce(&mut Activity) + Send>);
+
+impl Settle {
+    /// Completes `act` with the job's result.
+    pub fn apply(self, act: &mut Activity) {
+        (self.0)(act)
+    }
+}
+
 /// The execution context of one instruction.
 pub struct Ctx<'a> {
     /// Memory.
@@ -131,6 +154,8 @@ pub struct Ctx<'a> {
     pub views: &'a mut ConvViews,
     /// What the instruction did so far.
     pub act: Activity,
+    /// Accounting the executor deferred (see [`Deferred`]).
+    pub deferred: Option<Deferred>,
 }
 
 impl Ctx<'_> {

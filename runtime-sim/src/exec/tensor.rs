@@ -6,9 +6,9 @@
 
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
-use super::conv_census::conv_census;
-use super::views::{ConvViews, InputViews};
-use super::{kernel_fault, Ctx, OperandUse, PeOperands, Work};
+use super::conv_census::{conv_census, CensusViews};
+use super::views::InputViews;
+use super::{kernel_fault, Activity, Ctx, Deferred, OperandUse, PeOperands, Settle, Work};
 use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
@@ -135,17 +135,17 @@ fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
 /// Records MAC events, speculation checks and PE work from a census: only the zeros of the
 /// operand the dataflow compresses are skipped ([`skip_in_effect`]), and each PE group's cycles
 /// come from the MACs it really issues (random + gated).
-fn account(ctx: &mut Ctx, census: &Census, mut operands: PeOperands) {
+fn account(act: &mut Activity, census: &Census, mut operands: PeOperands, mode: PeMode) {
     let skip = skip_in_effect(operands.df, operands.skip);
     operands.skip = skip;
     let total = census.total();
-    let [rnd, gated, skipped] = Event::macs(ctx.state.prec);
+    let [rnd, gated, skipped] = Event::macs(mode.prec);
     let (r, g, s) = split(&total, skip.a, skip.b);
-    ctx.ev(rnd, r);
-    ctx.ev(gated, g);
-    ctx.ev(skipped, s);
-    ctx.act.effective_macs = r;
-    ctx.act.dense_macs = total.slots + total.masked;
+    act.events.add(rnd, r);
+    act.events.add(gated, g);
+    act.events.add(skipped, s);
+    act.effective_macs = r;
+    act.dense_macs = total.slots + total.masked;
     let per_unit = census
         .units
         .iter()
@@ -154,13 +154,29 @@ fn account(ctx: &mut Ctx, census: &Census, mut operands: PeOperands) {
             r + g
         })
         .collect();
-    let regroup = ctx.features.regrouping && ctx.state.i(trainer_isa::names::CfgInt::Regroup) != 0;
-    ctx.act.work = Work::Pe {
+    act.work = Work::Pe {
         per_unit,
-        regroup,
-        prec: ctx.state.prec,
+        regroup: mode.regroup,
+        prec: mode.prec,
         operands,
     };
+}
+
+/// The PE array's configuration when an instruction issued (its accounting may come later).
+#[derive(Debug, Clone, Copy)]
+struct PeMode {
+    prec: Precision,
+    /// PE regrouping in effect.
+    regroup: bool,
+}
+
+impl PeMode {
+    fn of(ctx: &Ctx) -> Self {
+        PeMode {
+            prec: ctx.state.prec,
+            regroup: ctx.features.regrouping && ctx.state.i(trainer_isa::names::CfgInt::Regroup) != 0,
+        }
+    }
 }
 
 /// Whether the output mask is in effect (speculation S1 in BP, S2 in WG must be enabled).
@@ -229,37 +245,26 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     // FF tiles of a layer share the input: its im2col matrices come from the views (and so do
     // the input's bits the FF and WG census read).
     let input = (t.mode != Mode::Bp).then(|| views.input(s, &a));
-    // The kernel and the census (or S3's prediction) only read the operands: run them side by
-    // side. S3's census needs its keep-mask and comes after.
-    let (done, side) = rayon::join(
-        || match t.mode {
-            Mode::Ff => {
-                let cols = input.as_ref().map_or(&[][..], |i| i.im2col(s, &a));
-                conv_ff_cols(s, &a, cols, &b, &mut y)
-            }
-            Mode::Bp => conv_bp(s, &a, &b, &mut y, &opts).map(|_| ()),
-            Mode::Wg => conv_wg(s, &a, &b, &mut y, &opts).map(|_| ()),
-        },
-        || match s3_on {
-            true => s3_predict(s, &a, &b, views, input.clone()).map(|(pred, full)| Side::S3 { pred, full }),
-            false => Ok(Side::Census(conv_census(
-                s,
-                t.mode,
-                &a,
-                &b,
-                skip_keep,
-                views,
-                input.clone(),
-            ))),
-        },
-    );
-    done.map_err(kernel_fault)?;
-    let census = match side.map_err(kernel_fault)? {
-        Side::Census(census) => census,
-        // S3: cheap prediction of outputs the following BN+ReLU zeroes.
-        Side::S3 { pred, full } => {
-            let s3_keep = speculate_s3(ctx, c, &pred, full, &mut y)?;
-            conv_census(s, t.mode, &a, &b, Some(&s3_keep), ctx.views, input)
+    let census_views = CensusViews::lookup(views, s, t.mode, &a, skip_keep, input.clone());
+    let kernel = |y: &mut [f32]| match t.mode {
+        Mode::Ff => {
+            let cols = input.as_ref().map_or(&[][..], |i| i.im2col(s, &a));
+            conv_ff_cols(s, &a, cols, &b, y)
+        }
+        Mode::Bp => conv_bp(s, &a, &b, y, &opts).map(|_| ()),
+        Mode::Wg => conv_wg(s, &a, &b, y, &opts).map(|_| ()),
+    };
+    let s3_keep = match input.as_ref().filter(|_| s3_on) {
+        // S3's prediction runs beside the kernel (both only read the operands).
+        Some(input) => {
+            let (done, pred) = rayon::join(|| kernel(&mut y), || s3_predict(s, &a, &b, input));
+            done.map_err(kernel_fault)?;
+            let (pred, full) = pred.map_err(kernel_fault)?;
+            Some(speculate_s3(ctx, c, &pred, full, &mut y)?)
+        }
+        None => {
+            kernel(&mut y).map_err(kernel_fault)?;
+            None
         }
     };
     if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
@@ -301,18 +306,15 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         acc: t.acc,
         skip: t.skip,
     };
-    account(ctx, &census, operands);
+    // The census (which MACs were random, gated, skipped) only feeds the accounting: it runs as
+    // a deferred job on the operands, beside the instructions after this one.
+    let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
+    let (shape, mode, pe) = (*s, t.mode, PeMode::of(ctx));
+    ctx.deferred = Some(Deferred(Box::new(move || {
+        let census = conv_census(&shape, mode, &a, &b, census_keep.as_deref(), &census_views);
+        Settle(Box::new(move |act| account(act, &census, operands, pe)))
+    })));
     Ok(())
-}
-
-/// What runs beside a conv kernel: its census, or S3's prediction.
-enum Side {
-    Census(Census),
-    /// The e5m2 product and the effective MACs of the full-precision product.
-    S3 {
-        pred: Vec<f32>,
-        full: u64,
-    },
 }
 
 /// S3's prediction: the FF product of the e5m2-rounded operands, and the effective MACs of the
@@ -321,20 +323,17 @@ fn s3_predict(
     s: &ConvShape,
     a: &[f32],
     b: &[f32],
-    views: &mut ConvViews,
-    input: Option<Arc<InputViews>>,
+    input: &Arc<InputViews>,
 ) -> Result<(Vec<f32>, u64), KernelError> {
     let mut qb = b.to_vec();
     Format::E5M2.quantize_slice(&mut qb);
     let mut pred = vec![0.0f32; s.output_len()];
-    let input = input.unwrap_or_else(|| views.input(s, a));
     let q = input.e5m2(a);
     conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), &qb, &mut pred)?;
+    let views = CensusViews::Input(Arc::clone(input));
     Ok((
         pred,
-        conv_census(s, Mode::Ff, a, b, None, views, Some(input))
-            .total()
-            .effective,
+        conv_census(s, Mode::Ff, a, b, None, &views).total().effective,
     ))
 }
 
@@ -473,7 +472,8 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         acc: t.acc,
         skip: t.skip,
     };
-    account(ctx, &census, operands);
+    let pe = PeMode::of(ctx);
+    account(&mut ctx.act, &census, operands, pe);
     Ok(())
 }
 
