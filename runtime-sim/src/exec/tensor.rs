@@ -298,20 +298,22 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
             Mode::Wg => {}
         }
     }
-    let operands = PeOperands {
-        df,
-        a: operand_use(t.a, &a),
-        b: operand_use(t.b, &b),
-        out: operand_use(t.out, &y),
-        acc: t.acc,
-        skip: t.skip,
-    };
-    // The census (which MACs were random, gated, skipped) only feeds the accounting: it runs as
-    // a deferred job on the operands, beside the instructions after this one.
+    // The census (which MACs were random, gated, skipped) and the operands' non-zero counts only
+    // feed the accounting: they run as a deferred job on the operands, beside the instructions
+    // after this one.
     let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
-    let (shape, mode, pe) = (*s, t.mode, PeMode::of(ctx));
+    let (shape, pe) = (*s, PeMode::of(ctx));
+    let t = t.clone();
     ctx.deferred = Some(Deferred(Box::new(move || {
-        let census = conv_census(&shape, mode, &a, &b, census_keep.as_deref(), &census_views);
+        let census = conv_census(&shape, t.mode, &a, &b, census_keep.as_deref(), &census_views);
+        let operands = PeOperands {
+            df,
+            a: operand_use(t.a, &a),
+            b: operand_use(t.b, &b),
+            out: operand_use(t.out, &y),
+            acc: t.acc,
+            skip: t.skip,
+        };
         Settle(Box::new(move |act| account(act, &census, operands, pe)))
     })));
     Ok(())
