@@ -347,6 +347,11 @@ pub fn spmm_par(a: &Csr, b: &[f32], n: usize, c: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// Row `r` of [`spmm`]'s `C = A·B` into `out` (`n` floats), computed as [`spmm`] computes it.
+pub(crate) fn spmm_row(a: &Csr, r: usize, b: &[f32], n: usize, out: &mut [f32]) {
+    spmm_rows(a, r..r + 1, b, n, out, n, false);
+}
+
 /// Rows `rows` of [`spmm`], into `c` whose first row is row `rows.start`.
 fn spmm_rows(
     a: &Csr,
