@@ -64,16 +64,6 @@ impl<'a> MatRef<'a> {
         Self::strided(data, rows, cols, cols, 1)
     }
 
-    /// Calls `f(c, value)` for every column `c` of row `r`, in order.
-    fn for_each_in_row(&self, r: usize, mut f: impl FnMut(usize, f32)) {
-        if self.cs == 1 {
-            let row = &self.data[r * self.rs..][..self.cols];
-            row.iter().enumerate().for_each(|(c, &v)| f(c, v));
-        } else {
-            (0..self.cols).for_each(|c| f(c, self.at(r, c)));
-        }
-    }
-
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
         Self {
@@ -211,23 +201,31 @@ impl Csr {
     /// The non-zeros of a matrix view.
     pub fn from_view(a: MatRef) -> Self {
         if a.rs == 1 && a.cs != 1 && a.rows > 0 && a.cols > 0 {
-            return Self::from_columns(a);
+            Self::from_columns(a)
+        } else {
+            Self::from_bits(a, &a.nonzero_bits())
         }
-        // A counting pass sizes the arrays; then every value goes to the next free slot, which
-        // only non-zeros advance (no branch per value; one spare slot takes the last zero).
-        let mut nnz = 0;
-        (0..a.rows).for_each(|r| a.for_each_in_row(r, |_, v| nnz += usize::from(v != 0.0)));
-        let (mut cols, mut vals) = (vec![0; nnz + 1], vec![0.0; nnz + 1]);
-        let (mut row_ptr, mut len) = (vec![0], 0);
+    }
+
+    /// The non-zeros of `a` whose non-zero indicator is `bits`: the set bits of every row, 64
+    /// columns at a time (work ∝ words + non-zeros, no branch per value).
+    fn from_bits(a: MatRef, bits: &BitMatrix) -> Self {
+        let nnz = bits.count() as usize;
+        let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+        let mut row_ptr = Vec::with_capacity(a.rows + 1);
+        row_ptr.push(0);
         for r in 0..a.rows {
-            a.for_each_in_row(r, |c, v| {
-                (cols[len], vals[len]) = (c as u32, v);
-                len += usize::from(v != 0.0);
-            });
-            row_ptr.push(len);
+            for (w, &word) in bits.row(r).iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let c = w * 64 + word.trailing_zeros() as usize;
+                    cols.push(c as u32);
+                    vals.push(a.at(r, c));
+                    word &= word - 1;
+                }
+            }
+            row_ptr.push(cols.len());
         }
-        cols.truncate(len);
-        vals.truncate(len);
         Csr {
             row_ptr,
             cols,
@@ -347,6 +345,11 @@ pub fn spmm_par(a: &Csr, b: &[f32], n: usize, c: &mut [f32]) -> Result<()> {
         spmm_rows(a, first..first + block.len() / n, b, n, block, n, false);
     });
     Ok(())
+}
+
+/// Row `r` of [`spmm`]'s `C = A·B` into `out` (`n` floats), computed as [`spmm`] computes it.
+pub(crate) fn spmm_row(a: &Csr, r: usize, b: &[f32], n: usize, out: &mut [f32]) {
+    spmm_rows(a, r..r + 1, b, n, out, n, false);
 }
 
 /// Rows `rows` of [`spmm`], into `c` whose first row is row `rows.start`.

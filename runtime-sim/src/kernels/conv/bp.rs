@@ -1,7 +1,8 @@
 //! Input gradient (BP) of a convolution, in one of two formulations with the same sums:
 //!
 //! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
-//!   the image's dx (padding taps dropped). Its cost is ∝ `J·P` per image however sparse `W` is.
+//!   the image's dx (padding taps dropped), a row of `dcol` at a time (sparse weights: the rows with
+//!   a non-zero weight). Its cost is ∝ `J·P` per image however few weights are non-zero.
 //! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
 //!   col_dy` with `W'[c, (r, s, k)] = W[k, c, r, s]` in CSR and `col_dy` (R·S·Kg × N·H·W) the
 //!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
@@ -219,29 +220,39 @@ pub(super) fn by_col2im(
     dx.par_chunks_mut(shape.c * shape.h * shape.w)
         .enumerate()
         .try_for_each(|(n, dxn)| {
-            let mut dcol = vec![0.0; j * p];
+            let (mut dcol, mut drow) = (Vec::new(), vec![0.0; p]);
             let mut tmp = vec![0.0; in_plane];
             for g in 0..shape.groups {
                 let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
-                match &sparse[g] {
-                    Some(csr) => gemm::spmm(csr, dyg, p, &mut dcol, p, false)?,
-                    None => gemm::gemm(weights(g)?, MatRef::row_major(dyg, kg, p)?, &mut dcol, p, false)?,
-                }
                 tmp.fill(0.0);
-                // Rows of structurally zero weights are +0 and leave `tmp` unchanged.
-                for jj in 0..j {
-                    if sparse[g].as_ref().is_some_and(|csr| csr.row_is_empty(jj)) {
-                        continue;
-                    }
+                // Adds row `jj` of dcol into `tmp` along its taps.
+                let mut scatter = |jj: usize, row: &[f32]| {
                     table.spans(jj, |t| {
-                        let src = &dcol[t.j * p + t.q..][..t.len];
+                        let src = &row[t.q..][..t.len];
                         if sw == 1 {
                             let dst = &mut tmp[t.src..t.src + t.len];
                             dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
                         } else {
                             src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
                         }
-                    });
+                    })
+                };
+                match &sparse[g] {
+                    // One row of dcol at a time; rows of structurally zero weights are +0 and
+                    // leave `tmp` unchanged.
+                    Some(csr) => {
+                        for jj in (0..j).filter(|&jj| !csr.row_is_empty(jj)) {
+                            gemm::spmm_row(csr, jj, dyg, p, &mut drow);
+                            scatter(jj, &drow);
+                        }
+                    }
+                    None => {
+                        dcol.resize(j * p, 0.0);
+                        gemm::gemm(weights(g)?, MatRef::row_major(dyg, kg, p)?, &mut dcol, p, false)?;
+                        dcol.chunks_exact(p)
+                            .enumerate()
+                            .for_each(|(jj, row)| scatter(jj, row));
+                    }
                 }
                 let keep_in = opts
                     .keep
