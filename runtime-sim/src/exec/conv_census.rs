@@ -209,11 +209,10 @@ fn bp_group(
     kept: &KeptTaps,
     unit0: usize,
 ) {
-    let (p, rs, plane, cg) = (s.p(), s.r * s.s, s.h * s.w, s.cg());
-    let kg = dy.len() / p;
+    let (kg, p, rs, plane, cg) = (s.kg(), s.p(), s.r * s.s, s.h * s.w, s.cg());
     // Non-zero output gradients per output position, summed onto the inputs their taps read.
     let mut per_q = vec![0u64; p];
-    for row in dy.chunks_exact(p) {
+    for row in (0..kg).map(|k| &dy[k * p..][..p]) {
         per_q
             .iter_mut()
             .zip(row)
