@@ -132,6 +132,18 @@ fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
     }
 }
 
+/// The operands of `t` as the dataflow model sees them, from their values as used.
+fn pe_operands(t: &TensorOp, df: Dataflow, a: &[f32], b: &[f32], out: &[f32]) -> PeOperands {
+    PeOperands {
+        df,
+        a: operand_use(t.a, a),
+        b: operand_use(t.b, b),
+        out: operand_use(t.out, out),
+        acc: t.acc,
+        skip: t.skip,
+    }
+}
+
 /// Records MAC events, speculation checks and PE work from a census: only the zeros of the
 /// operand the dataflow compresses are skipped ([`skip_in_effect`]), and each PE group's cycles
 /// come from the MACs it really issues (random + gated).
@@ -306,14 +318,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let t = t.clone();
     ctx.deferred = Some(Deferred(Box::new(move || {
         let census = conv_census(&shape, t.mode, &a, &b, census_keep.as_deref(), &census_views);
-        let operands = PeOperands {
-            df,
-            a: operand_use(t.a, &a),
-            b: operand_use(t.b, &b),
-            out: operand_use(t.out, &y),
-            acc: t.acc,
-            skip: t.skip,
-        };
+        let operands = pe_operands(&t, df, &a, &b, &y);
         Settle(Box::new(move |act| account(act, &census, operands, pe)))
     })));
     Ok(())
@@ -466,14 +471,7 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         },
         &mut out,
     )?;
-    let operands = PeOperands {
-        df,
-        a: operand_use(t.a, &a),
-        b: operand_use(t.b, &b),
-        out: operand_use(t.out, &out),
-        acc: t.acc,
-        skip: t.skip,
-    };
+    let operands = pe_operands(t, df, &a, &b, &out);
     let pe = PeMode::of(ctx);
     account(&mut ctx.act, &census, operands, pe);
     Ok(())
