@@ -76,6 +76,20 @@ pub struct ConvOp {
     pub s3: Operand,
 }
 
+impl ConvOp {
+    /// Elements of `(a, b, out)` in the instruction's mode (FF: input, weights, output; BP:
+    /// output gradient, weights, input gradient; WG: input, output gradient, weight gradient).
+    pub fn operand_lens(&self) -> (usize, usize, usize) {
+        let s = &self.shape;
+        let (input, weights, output) = (s.input_len(), s.weight_len(), s.output_len());
+        match self.t.mode {
+            Mode::Ff => (input, weights, output),
+            Mode::Bp => (output, weights, input),
+            Mode::Wg => (input, output, weights),
+        }
+    }
+}
+
 /// A matmul instruction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatmulOp {

@@ -16,6 +16,7 @@ pub mod cost;
 pub mod decode;
 pub mod error;
 pub mod exec;
+pub mod hazard;
 pub mod kernels;
 pub mod ledger;
 pub mod machine;

@@ -8,13 +8,16 @@
 use crate::cost::CostModel;
 use crate::decode::{decode, DecodedProgram, Op};
 use crate::error::{Fault, FaultKind, SimError};
-use crate::exec::{execute, Activity, ConvViews, Ctx, Settle, Work};
+use crate::exec::{
+    execute, wait, Activity, Background, ConvViews, Ctx, Deferred, Features, Retire, Settle, Work,
+};
+use crate::hazard::{self, overlap, Region};
 use crate::ledger::{Event, Ledger, TagKey};
 use crate::memory::{Buffers, Dram, Memory};
 use crate::state::State;
 use crate::timing::{queue_index, Timeline};
 use std::collections::VecDeque;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use trainer_isa::names::CfgF32;
 use trainer_isa::{DType, Program, Queue, TensorEntry};
 
@@ -71,6 +74,7 @@ pub struct Simulator {
     cost: CostModel,
     mem: Memory,
     max_instructions: Option<u64>,
+    background: usize,
     views: ConvViews,
 }
 
@@ -92,6 +96,7 @@ impl Simulator {
             cost,
             mem,
             max_instructions: None,
+            background: BACKGROUND,
             views: ConvViews::default(),
         })
     }
@@ -104,6 +109,13 @@ impl Simulator {
     /// Limits the instructions one run may issue (runaway loops fault).
     pub fn set_max_instructions(&mut self, n: Option<u64>) {
         self.max_instructions = n;
+    }
+
+    /// Sets how many convs may run their kernels in the background at once, beside the
+    /// instructions after them (default 4; 0: each conv retires as it issues). Results, events
+    /// and cycles do not depend on it; only the simulator's speed does.
+    pub fn set_background(&mut self, convs: usize) {
+        self.background = convs;
     }
 
     /// The program.
@@ -251,6 +263,20 @@ impl Simulator {
     ) -> Result<RunStats, Fault> {
         self.mem.buffers.clear();
         let mut books = Books::new();
+        let mut inflight = InFlight::new(self.background);
+        // The parts of the simulator executors work on (a macro: the loop keeps borrowing the
+        // program beside them).
+        macro_rules! machine {
+            () => {
+                Machine {
+                    mem: &mut self.mem,
+                    views: &mut self.views,
+                    features: self.cost.features,
+                    state: &mut state,
+                    scope,
+                }
+            };
+        }
         let mut loops: Vec<u32> = Vec::new();
         let mut pc = start;
         let ops = &self.prog.ops;
@@ -279,6 +305,7 @@ impl Simulator {
             match &d.op {
                 Op::Halt => {
                     issued.timing = Timing::Halt;
+                    inflight.retire(Retiring::All, &mut machine!())?;
                     books.issue(self, issued)?;
                     break;
                 }
@@ -321,30 +348,37 @@ impl Simulator {
                 Op::Tag { layer, phase } => state.tag = (*layer, *phase),
                 Op::DcClear(c) => state.clear_dc(*c),
                 op => {
-                    let mut ctx = Ctx {
-                        mem: &mut self.mem,
-                        state: &mut state,
-                        features: self.cost.features,
-                        views: &mut self.views,
-                        act: Activity::default(),
-                        deferred: None,
+                    // Pending convs this instruction would touch retire first.
+                    let retiring = match hazard::issue_footprint(op, &state) {
+                        Some(regions) => Retiring::Touching(regions),
+                        None => Retiring::All,
                     };
+                    let mut machine = machine!();
+                    inflight.retire(retiring, &mut machine)?;
+                    let mut ctx = machine.ctx();
                     execute(op, &mut ctx).map_err(fault)?;
                     issued.timing = Timing::Observe;
                     issued.act = ctx.act;
-                    issued.pending = ctx.deferred.map(|job| {
-                        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                        scope.spawn(move |_| {
-                            // The receiver is gone only if the run already failed.
-                            let _ = tx.send(job.run());
-                        });
-                        rx
-                    });
+                    issued.pending = match (ctx.background, ctx.deferred) {
+                        (Some(job), _) => {
+                            let seq = books.stats.instructions;
+                            let settled = inflight.launch((pc, d.mnemonic), seq, job, scope);
+                            inflight.retire(Retiring::Excess, &mut machine)?;
+                            Some(settled)
+                        }
+                        (None, Some(job)) => Some(spawn(scope, move || job.run())),
+                        (None, None) => None,
+                    };
                 }
             }
+            // The books wait for the oldest instructions' accounting: a conv among them must
+            // have retired.
+            let horizon = books.stats.instructions.saturating_sub(IN_FLIGHT as u64 - 2);
+            inflight.retire(Retiring::Before(horizon), &mut machine!())?;
             books.issue(self, issued)?;
             pc = next;
         }
+        inflight.retire(Retiring::All, &mut machine!())?;
         books.drain(self)?;
         let mut stats = books.stats;
         stats.cycles = books.timeline.end();
@@ -375,6 +409,141 @@ impl Simulator {
 
 /// Instructions deferred accounting may keep in flight before the oldest must be settled.
 const IN_FLIGHT: usize = 32;
+
+/// Convs whose kernels may run in the background at once, by default.
+const BACKGROUND: usize = 4;
+
+/// Runs `job` in `scope`; its result arrives on the returned channel.
+fn spawn<'s, T: Send + 's>(scope: &rayon::Scope<'s>, job: impl FnOnce() -> T + Send + 's) -> Receiver<T> {
+    let (tx, rx) = sync_channel(1);
+    scope.spawn(move |_| {
+        // The receiver is gone only if the run already failed.
+        let _ = tx.send(job());
+    });
+    rx
+}
+
+/// The parts of the simulator an instruction executes on.
+struct Machine<'m, 's> {
+    mem: &'m mut Memory,
+    views: &'m mut ConvViews,
+    features: Features,
+    state: &'m mut State,
+    scope: &'m rayon::Scope<'s>,
+}
+
+impl Machine<'_, '_> {
+    /// A fresh execution context.
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            mem: self.mem,
+            state: self.state,
+            features: self.features,
+            views: self.views,
+            act: Activity::default(),
+            deferred: None,
+            background: None,
+        }
+    }
+}
+
+/// A conv whose kernel runs in the background, until it retires.
+struct Pending {
+    pc: usize,
+    mnemonic: &'static str,
+    /// Its place in the run (instructions issued up to and including it).
+    seq: u64,
+    /// The kernel's result.
+    kernel: Receiver<Retire>,
+    /// What it writes when it retires.
+    writes: Vec<Region>,
+    /// Where its accounting goes (its entry in the books waits for it).
+    settled: SyncSender<Settle>,
+}
+
+/// Which pending convs to retire.
+enum Retiring {
+    /// Every one.
+    All,
+    /// Up to the last one whose writes overlap these regions.
+    Touching(Vec<Region>),
+    /// Those issued before instruction `n` of the run.
+    Before(u64),
+    /// The oldest ones beyond the limit.
+    Excess,
+}
+
+/// The convs whose kernels run in the background, in program order (they retire in that order).
+struct InFlight {
+    queue: VecDeque<Pending>,
+    /// At most this many stay pending after a launch.
+    limit: usize,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        InFlight {
+            queue: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Starts the kernel of the conv at `pc`; returns where its accounting will arrive.
+    fn launch<'s>(
+        &mut self,
+        (pc, mnemonic): (usize, &'static str),
+        seq: u64,
+        job: Background,
+        scope: &rayon::Scope<'s>,
+    ) -> Receiver<Settle> {
+        let (settled, settle) = sync_channel(1);
+        let writes = job.writes().to_vec();
+        self.queue.push_back(Pending {
+            pc,
+            mnemonic,
+            seq,
+            kernel: spawn(scope, move || job.run()),
+            writes,
+            settled,
+        });
+        settle
+    }
+
+    /// Retires the pending convs `which` selects, oldest first.
+    fn retire(&mut self, which: Retiring, m: &mut Machine) -> Result<(), Fault> {
+        let count = match which {
+            Retiring::All => self.queue.len(),
+            Retiring::Touching(regions) => self
+                .queue
+                .iter()
+                .rposition(|p| overlap(&p.writes, &regions))
+                .map_or(0, |i| i + 1),
+            Retiring::Before(n) => self.queue.iter().take_while(|p| p.seq < n).count(),
+            Retiring::Excess => self.queue.len().saturating_sub(self.limit),
+        };
+        for p in self.queue.drain(..count) {
+            let retire = wait(&p.kernel);
+            let mut ctx = m.ctx();
+            retire.run(&mut ctx).map_err(|kind| Fault {
+                pc: p.pc,
+                mnemonic: p.mnemonic,
+                kind,
+            })?;
+            let (later, deferred) = (ctx.act, ctx.deferred);
+            let settled = p.settled;
+            m.scope.spawn(move |_| {
+                let census = deferred.map(Deferred::run);
+                let _ = settled.send(Settle(Box::new(move |act| {
+                    act.merge(later);
+                    if let Some(census) = census {
+                        census.apply(act);
+                    }
+                })));
+            });
+        }
+        Ok(())
+    }
+}
 
 /// What an instruction does to the timeline when it is accounted.
 enum Timing {
@@ -463,7 +632,7 @@ impl Books {
             }
             Timing::Observe => {
                 if let Some(rx) = i.pending.take() {
-                    settle(&rx).apply(&mut i.act);
+                    wait(&rx).apply(&mut i.act);
                 }
                 sim.observe(&mut i.act, &mut self.timeline, i.pc);
             }
@@ -502,18 +671,6 @@ impl Issued {
             Err(TryRecvError::Empty) => false,
             // The job died (it panicked): `settle` reports it.
             Err(TryRecvError::Disconnected) => true,
-        }
-    }
-}
-
-/// Waits for a deferred job's result. The waiting thread is a rayon worker: it runs pending
-/// rayon work (perhaps the job itself) while there is any, and only then blocks.
-fn settle(rx: &Receiver<Settle>) -> Settle {
-    loop {
-        match rx.try_recv() {
-            Ok(settle) => return settle,
-            Err(TryRecvError::Empty) if rayon::yield_now() == Some(rayon::Yield::Executed) => {}
-            Err(_) => return rx.recv().expect("a deferred accounting job panicked"),
         }
     }
 }

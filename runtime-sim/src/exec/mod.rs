@@ -20,9 +20,11 @@ pub use views::ConvViews;
 
 use crate::decode::Op;
 use crate::error::FaultKind;
+use crate::hazard::Region;
 use crate::ledger::{Event, Events};
 use crate::memory::Memory;
 use crate::state::State;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use trainer_isa::{Operand, Space};
 
 /// Machine features that change semantics or accounting (from the machine model).
@@ -119,6 +121,21 @@ pub struct Activity {
     pub speculation: Option<(u64, u64)>,
 }
 
+impl Activity {
+    /// Adds what an instruction did later (when it retired) to what it did when it issued.
+    pub fn merge(&mut self, later: Activity) {
+        self.events += &later.events;
+        if later.work != Work::None {
+            self.work = later.work;
+        }
+        self.effective_macs += later.effective_macs;
+        self.dense_macs += later.dense_macs;
+        if later.speculation.is_some() {
+            self.speculation = later.speculation;
+        }
+    }
+}
+
 /// The accounting of an instruction that its executor left to run later, off the path of the
 /// instructions after it: a pure job (it owns what it reads) whose result completes the
 /// instruction's [`Activity`]. The run loop accounts instructions in program order, so results do
@@ -142,6 +159,56 @@ impl Settle {
     }
 }
 
+/// The second half of an instruction whose kernel ran in the background ([`Background`]): it
+/// writes the kernel's results and completes the activity, on the run loop's thread, when the
+/// instruction retires (in program order). It must not read registers: they may have changed
+/// since the instruction issued.
+pub struct Retire(pub(crate) Box<RetireFn>);
+
+/// The closure of a [`Retire`].
+type RetireFn = dyn FnOnce(&mut Ctx) -> Result<(), FaultKind> + Send;
+
+impl Retire {
+    /// Retires the instruction into `ctx`.
+    pub fn run(self, ctx: &mut Ctx) -> Result<(), FaultKind> {
+        (self.0)(ctx)
+    }
+}
+
+/// The kernel of an instruction that read all its operands when it issued: a pure job (it owns
+/// what it reads) that may run beside the instructions after it, and returns the instruction's
+/// [`Retire`]. Its writes are what the run loop keeps later instructions off until it retires.
+pub struct Background {
+    /// The kernel.
+    pub(crate) job: Box<dyn FnOnce() -> Retire + Send>,
+    /// What the instruction writes (and reads back) when it retires.
+    pub(crate) writes: Vec<Region>,
+}
+
+impl Background {
+    /// What the instruction writes (and reads back) when it retires.
+    pub fn writes(&self) -> &[Region] {
+        &self.writes
+    }
+
+    /// Runs the kernel.
+    pub fn run(self) -> Retire {
+        (self.job)()
+    }
+}
+
+/// Waits for a background job's result. The waiting thread is a rayon worker: it runs pending
+/// rayon work (perhaps the job itself) while there is any, and only then blocks.
+pub fn wait<T>(rx: &Receiver<T>) -> T {
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return v,
+            Err(TryRecvError::Empty) if rayon::yield_now() == Some(rayon::Yield::Executed) => {}
+            Err(_) => return rx.recv().expect("a background job panicked"),
+        }
+    }
+}
+
 /// The execution context of one instruction.
 pub struct Ctx<'a> {
     /// Memory.
@@ -156,6 +223,8 @@ pub struct Ctx<'a> {
     pub act: Activity,
     /// Accounting the executor deferred (see [`Deferred`]).
     pub deferred: Option<Deferred>,
+    /// The kernel the executor left to run in the background (see [`Background`]).
+    pub background: Option<Background>,
 }
 
 impl Ctx<'_> {

@@ -8,10 +8,13 @@ use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, CensusViews};
 use super::views::InputViews;
-use super::{kernel_fault, Activity, Ctx, Deferred, OperandUse, PeOperands, Settle, Work};
+use super::{
+    kernel_fault, Activity, Background, Ctx, Deferred, OperandUse, PeOperands, Retire, Settle, Work,
+};
 use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
 use crate::error::FaultKind;
+use crate::hazard;
 use crate::kernels::conv::{conv_bp, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
 use crate::kernels::density::{count_nonzero, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
@@ -211,16 +214,15 @@ fn spec_event(mode: Mode) -> Option<Event> {
     }
 }
 
-/// Executes `conv`.
+/// Executes `conv` up to its kernel: reads the operands and does everything that depends on
+/// registers or memory now (masks, BN on read, the dataflow, the speculation settings), then
+/// leaves the kernel to run in the background ([`Background`]). Its [`Retire`] writes the output
+/// and the BN statistics, and defers the census.
 pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let (s, t) = (&c.shape, &c.t);
     check_precision(ctx.state.prec, t)?;
-    let (in_len, w_len, out_len) = (s.input_len(), s.weight_len(), s.output_len());
-    let (a_len, b_len, o_len) = match t.mode {
-        Mode::Ff => (in_len, w_len, out_len),
-        Mode::Bp => (out_len, w_len, in_len),
-        Mode::Wg => (in_len, out_len, w_len),
-    };
+    let (in_len, w_len) = (s.input_len(), s.weight_len());
+    let (a_len, b_len, o_len) = c.operand_lens();
     let mut a = ctx.mem.read_f32("a", t.a, a_len)?;
     let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
     ctx.check("out", t.out, o_len)?;
@@ -246,82 +248,182 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     } else {
         None
     };
-    let opts = ConvOpts {
-        counting: Counting::SlotsOnly,
-        ..Default::default()
-    };
     let s3_on = !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3);
+    let s3 = match t.mode {
+        Mode::Ff | Mode::Wg if s3_on => Some(S3 {
+            blk: read_block(ctx, "s3", c.s3, s.k)?,
+            thr: ctx.state.f(CfgF32::S3Threshold),
+        }),
+        _ => None,
+    };
+    let bp_stats = match t.mode {
+        Mode::Bp if !c.bns.is_none() => Some((
+            read_block(ctx, "bna", c.bna, s.c)?,
+            ctx.read("aux", c.aux, in_len)?,
+        )),
+        _ => None,
+    };
     let skip_keep = keep.as_deref().filter(|_| t.skip.out);
-    let mut y = vec![0.0f32; o_len];
+    if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
+        ctx.ev(e, o_len as u64);
+    }
     let views = &mut *ctx.views;
     // FF tiles of a layer share the input: its im2col matrices come from the views (and so do
     // the input's bits the FF and WG census read).
     let input = (t.mode != Mode::Bp).then(|| views.input(s, &a));
     let census_views = CensusViews::lookup(views, s, t.mode, &a, skip_keep, input.clone());
-    let kernel = |y: &mut [f32]| match t.mode {
-        Mode::Ff => {
-            let cols = input.as_ref().map_or(&[][..], |i| i.im2col(s, &a));
-            conv_ff_cols(s, &a, cols, &b, y)
-        }
-        Mode::Bp => conv_bp(s, &a, &b, y, &opts).map(|_| ()),
-        Mode::Wg => conv_wg(s, &a, &b, y, &opts).map(|_| ()),
+    let job = ConvJob {
+        c: c.clone(),
+        a,
+        b,
+        keep,
+        input,
+        census_views,
+        s3,
+        bp_stats,
+        df,
+        pe: PeMode::of(ctx),
     };
-    let s3_keep = match input.as_ref().filter(|_| s3_on) {
-        // S3's prediction runs beside the kernel (both only read the operands).
-        Some(input) => {
-            let (done, pred) = rayon::join(|| kernel(&mut y), || s3_predict(s, &a, &b, input));
-            done.map_err(kernel_fault)?;
-            let (pred, full) = pred.map_err(kernel_fault)?;
-            Some(speculate_s3(ctx, c, &pred, full, &mut y)?)
-        }
-        None => {
-            kernel(&mut y).map_err(kernel_fault)?;
-            None
-        }
-    };
-    if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
-        ctx.ev(e, o_len as u64);
+    ctx.background = Some(Background {
+        writes: hazard::conv_retire(c),
+        job: Box::new(move || {
+            let computed = job.compute();
+            Retire(Box::new(move |ctx| {
+                let (y, spec) = computed.map_err(kernel_fault)?;
+                job.retire(ctx, y, spec)
+            }))
+        }),
+    });
+    Ok(())
+}
+
+/// A conv between issue and retirement: the operands as it uses them and what retiring needs.
+struct ConvJob {
+    c: ConvOp,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The output keep-mask in effect (S1, S2).
+    keep: Option<Vec<bool>>,
+    /// The views of the FF/WG input.
+    input: Option<Arc<InputViews>>,
+    census_views: CensusViews,
+    s3: Option<S3>,
+    /// BP with BN statistics: the BN block and the pre-BN activation.
+    bp_stats: Option<(Block, Vec<f32>)>,
+    df: Dataflow,
+    pe: PeMode,
+}
+
+/// S3's settings, read when the conv issued.
+struct S3 {
+    /// The following BN's block.
+    blk: Block,
+    /// `cfg.s3_threshold`.
+    thr: f32,
+}
+
+/// What S3 speculated in one conv.
+struct Speculated {
+    /// Outputs computed exactly (the others took the prediction).
+    keep: Vec<bool>,
+    /// Effective MACs of the exact product (the work speculation could save).
+    full: u64,
+    /// Outputs predicted zero after BN+ReLU.
+    predicted: u64,
+    /// Of those, mis-speculated.
+    wrong: u64,
+}
+
+impl ConvJob {
+    /// The kernel, with S3's prediction beside it (both only read the operands): the output
+    /// before the epilogue.
+    fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
+        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a, &self.b);
+        let opts = ConvOpts {
+            counting: Counting::SlotsOnly,
+            ..Default::default()
+        };
+        let kernel = |y: &mut [f32]| match t.mode {
+            Mode::Ff => {
+                let cols = self.input.as_ref().map_or(&[][..], |i| i.im2col(s, a));
+                conv_ff_cols(s, a, cols, b, y)
+            }
+            Mode::Bp => conv_bp(s, a, b, y, &opts).map(|_| ()),
+            Mode::Wg => conv_wg(s, a, b, y, &opts).map(|_| ()),
+        };
+        let mut y = vec![0.0f32; self.c.operand_lens().2];
+        let spec = match (&self.input, &self.s3) {
+            (Some(input), Some(s3)) => {
+                let (done, pred) = rayon::join(|| kernel(&mut y), || s3_predict(s, a, b, input));
+                done?;
+                let (pred, full) = pred?;
+                Some(s3.speculate(s, &pred, full, &mut y))
+            }
+            _ => {
+                kernel(&mut y)?;
+                None
+            }
+        };
+        Ok((y, spec))
     }
-    write_output(
-        ctx,
-        &Epilogue {
+
+    /// Retires the conv (program order): writes the output `y` and the BN statistics, records
+    /// the speculation, and defers the census and the operands' non-zero counts — which only
+    /// feed the accounting — to a job beside the instructions after this one.
+    fn retire(self, ctx: &mut Ctx, mut y: Vec<f32>, spec: Option<Speculated>) -> Result<(), FaultKind> {
+        let ConvJob {
+            c,
+            a,
+            b,
+            keep,
+            census_views,
+            bp_stats,
+            df,
+            pe,
+            ..
+        } = self;
+        let (s, t) = (c.shape, c.t);
+        let s3_keep = spec.map(|sp| {
+            ctx.ev(Event::SpecS3, sp.full);
+            ctx.act.speculation = Some((sp.predicted, sp.wrong));
+            sp.keep
+        });
+        let epilogue = Epilogue {
             out: t.out,
             acc: t.acc,
             relu: t.relu,
             keep: keep.as_deref(),
-        },
-        &mut y,
-    )?;
-    // Decoupled BN statistics on write.
-    if !c.bns.is_none() {
-        match t.mode {
-            Mode::Ff => {
-                let sums = channel_sums(&y, s.k, s.p());
-                add_stats(ctx, c.bns, &sums)?;
-                ctx.ev(Event::BnOp, out_len as u64);
+        };
+        write_output(ctx, &epilogue, &mut y)?;
+        // Decoupled BN statistics on write.
+        if !c.bns.is_none() {
+            match (t.mode, bp_stats) {
+                (Mode::Ff, _) => {
+                    let sums = channel_sums(&y, s.k, s.p());
+                    add_stats(ctx, c.bns, &sums)?;
+                    ctx.ev(Event::BnOp, y.len() as u64);
+                }
+                (Mode::Bp, Some((blk, x))) => {
+                    let nchw = Nchw {
+                        n: s.n,
+                        c: s.c,
+                        hw: s.h * s.w,
+                    };
+                    let sums = grad_sums(nchw, &x, &y, &blk.norm)?;
+                    add_stats(ctx, c.bns, &sums)?;
+                    ctx.ev(Event::BnOp, x.len() as u64);
+                }
+                _ => {}
             }
-            Mode::Bp => {
-                let blk = read_block(ctx, "bna", c.bna, s.c)?;
-                let x = ctx.read("aux", c.aux, in_len)?;
-                let sums = grad_sums(Nchw { n: s.n, c: s.c, hw }, &x, &y, &blk.norm)?;
-                add_stats(ctx, c.bns, &sums)?;
-                ctx.ev(Event::BnOp, in_len as u64);
-            }
-            Mode::Wg => {}
         }
+        let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
+        ctx.deferred = Some(Deferred(Box::new(move || {
+            let census = conv_census(&s, t.mode, &a, &b, census_keep.as_deref(), &census_views);
+            let operands = pe_operands(&t, df, &a, &b, &y);
+            Settle(Box::new(move |act| account(act, &census, operands, pe)))
+        })));
+        Ok(())
     }
-    // The census (which MACs were random, gated, skipped) and the operands' non-zero counts only
-    // feed the accounting: they run as a deferred job on the operands, beside the instructions
-    // after this one.
-    let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
-    let (shape, pe) = (*s, PeMode::of(ctx));
-    let t = t.clone();
-    ctx.deferred = Some(Deferred(Box::new(move || {
-        let census = conv_census(&shape, t.mode, &a, &b, census_keep.as_deref(), &census_views);
-        let operands = pe_operands(&t, df, &a, &b, &y);
-        Settle(Box::new(move |act| account(act, &census, operands, pe)))
-    })));
-    Ok(())
 }
 
 /// S3's prediction: the FF product of the e5m2-rounded operands, and the effective MACs of the
@@ -344,40 +446,36 @@ fn s3_predict(
     ))
 }
 
-/// S3: outputs whose prediction `pred` the following BN+ReLU zeroes take the prediction;
-/// mis-speculations are counted against the exact `y`; returns the keep-mask.
-fn speculate_s3(
-    ctx: &mut Ctx,
-    c: &ConvOp,
-    pred: &[f32],
-    full: u64,
-    y: &mut [f32],
-) -> Result<Vec<bool>, FaultKind> {
-    let s = &c.shape;
-    let blk = read_block(ctx, "s3", c.s3, s.k)?;
-    let thr = ctx.state.f(CfgF32::S3Threshold);
-    let p = s.p();
-    let (mut predicted, mut wrong) = (0u64, 0u64);
-    let mut keep = vec![true; y.len()];
-    let planes = y
-        .chunks_exact_mut(p)
-        .zip(pred.chunks_exact(p))
-        .zip(keep.chunks_exact_mut(p));
-    for (i, ((ys, ps), ks)) in planes.enumerate() {
-        let k = i % s.k;
-        let norm = |v: f32| blk.gamma[k] * (v - blk.norm.mean[k]) * blk.norm.invstd[k] + blk.beta[k];
-        for ((yv, &pv), kv) in ys.iter_mut().zip(ps).zip(ks) {
-            if norm(pv) < -thr {
-                predicted += 1;
-                wrong += u64::from(norm(*yv) > 0.0);
-                *kv = false;
-                *yv = pv;
+impl S3 {
+    /// Outputs whose prediction `pred` the following BN+ReLU zeroes take the prediction;
+    /// mis-speculations are counted against the exact `y`.
+    fn speculate(&self, s: &ConvShape, pred: &[f32], full: u64, y: &mut [f32]) -> Speculated {
+        let (blk, thr, p) = (&self.blk, self.thr, s.p());
+        let (mut predicted, mut wrong) = (0u64, 0u64);
+        let mut keep = vec![true; y.len()];
+        let planes = y
+            .chunks_exact_mut(p)
+            .zip(pred.chunks_exact(p))
+            .zip(keep.chunks_exact_mut(p));
+        for (i, ((ys, ps), ks)) in planes.enumerate() {
+            let k = i % s.k;
+            let norm = |v: f32| blk.gamma[k] * (v - blk.norm.mean[k]) * blk.norm.invstd[k] + blk.beta[k];
+            for ((yv, &pv), kv) in ys.iter_mut().zip(ps).zip(ks) {
+                if norm(pv) < -thr {
+                    predicted += 1;
+                    wrong += u64::from(norm(*yv) > 0.0);
+                    *kv = false;
+                    *yv = pv;
+                }
             }
         }
+        Speculated {
+            keep,
+            full,
+            predicted,
+            wrong,
+        }
     }
-    ctx.ev(Event::SpecS3, full);
-    ctx.act.speculation = Some((predicted, wrong));
-    Ok(keep)
 }
 
 /// Executes `matmul`.

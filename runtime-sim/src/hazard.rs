@@ -1,0 +1,116 @@
+//! Memory footprints of instructions, so that a conv's kernel can run in the background while the
+//! instructions after it execute.
+//!
+//! A background conv reads all its operands when it issues and writes its results (output and BN
+//! statistics) when it retires, in program order. An instruction issued in between may not touch
+//! what a pending conv will write: the run loop retires that conv first. Instructions whose
+//! footprint is not known here retire every pending conv.
+
+use crate::decode::{ConvOp, DmaOp, Op};
+use crate::state::State;
+use trainer_isa::names::Mode;
+use trainer_isa::{Operand, Space};
+
+/// A byte range `[start, end)` of one memory space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    space: Space,
+    start: u64,
+    end: u64,
+}
+
+impl Region {
+    /// The bytes of `n` elements of `op` (`None` for an absent operand or no elements).
+    fn of(op: Operand, n: usize) -> Option<Self> {
+        let bytes = op.dtype.bytes(n as u64);
+        (!op.is_none() && bytes > 0).then(|| Self::span(op.space, op.addr.into(), bytes))
+    }
+
+    fn span(space: Space, start: u64, len: u64) -> Self {
+        Region {
+            space,
+            start,
+            end: start.saturating_add(len),
+        }
+    }
+
+    /// Whether the two regions share a byte.
+    pub fn overlaps(&self, other: &Region) -> bool {
+        self.space == other.space && self.start < other.end && other.start < self.end
+    }
+}
+
+/// Whether any region of `a` overlaps any of `b`.
+pub fn overlap(a: &[Region], b: &[Region]) -> bool {
+    a.iter().any(|r| b.iter().any(|o| r.overlaps(o)))
+}
+
+/// What `op` reads or writes when it executes (a background conv: when it issues), or `None`
+/// when that is not known here.
+pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
+    match op {
+        Op::Dma(d) => Some(dma(d, state)),
+        Op::Conv(c) => Some(conv_issue(c)),
+        _ => None,
+    }
+}
+
+/// What a background conv writes (and reads back) when it retires: its output and statistics.
+pub fn conv_retire(c: &ConvOp) -> Vec<Region> {
+    let (_, _, out) = c.operand_lens();
+    let stat_channels = if c.t.mode == Mode::Bp {
+        c.shape.c
+    } else {
+        c.shape.k
+    };
+    [Region::of(c.t.out, out), Region::of(c.bns, 2 * stat_channels)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The rows a DMA moves, on both sides (as one span per side: rows and the gaps between them).
+fn dma(d: &DmaOp, state: &State) -> Vec<Region> {
+    let span = |stride: u32| u64::from(d.rows.saturating_sub(1)) * u64::from(stride) + u64::from(d.row_bytes);
+    let dram = u64::from(d.dram.addr) + u64::from(state.ar(d.ar));
+    vec![
+        Region::span(Space::Dram, dram, span(d.dstride)),
+        Region::span(d.buf.space, d.buf.addr.into(), span(d.bstride)),
+    ]
+}
+
+/// What a conv reads (and, for the FF ReLU mask, writes) when it issues.
+fn conv_issue(c: &ConvOp) -> Vec<Region> {
+    let (s, t) = (&c.shape, &c.t);
+    let (a, b, out) = c.operand_lens();
+    [
+        Region::of(t.a, a),
+        Region::of(t.b, b),
+        Region::of(t.wmask, s.weight_len()),
+        Region::of(t.omask, out),
+        Region::of(c.bna, 4 * s.c),
+        Region::of(c.s3, 4 * s.k),
+        Region::of(c.aux, s.input_len()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_overlap_only_in_the_same_space_and_bytes() {
+        let a = Region::span(Space::Obuf, 0, 16);
+        assert!(a.overlaps(&Region::span(Space::Obuf, 15, 1)));
+        assert!(!a.overlaps(&Region::span(Space::Obuf, 16, 4)));
+        assert!(!a.overlaps(&Region::span(Space::Ibuf, 0, 16)));
+        assert!(overlap(
+            &[a],
+            &[Region::span(Space::Ibuf, 0, 4), Region::span(Space::Obuf, 8, 1)]
+        ));
+        assert!(Region::of(Operand::NONE, 8).is_none());
+    }
+}
