@@ -125,18 +125,25 @@ fn wg_census(
     input: &InputViews,
 ) {
     let (kg, j, p) = (s.kg(), s.j(), s.p());
-    let keeps: Vec<BitMatrix> = keep.map_or_else(Vec::new, |m| {
-        (0..s.groups)
-            .map(|g| BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j))
-            .collect()
-    });
-    for (i, col) in input.cols(s, x).iter().enumerate() {
+    let dy_bits = |i: usize| {
         let (n, g) = (i / s.groups, i % s.groups);
-        let dy = bits(&dy[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-        let Some(kb) = keeps.get(g) else {
-            census.add_unmasked(&dy, &col.per_q, j as u64, false, |m| g * kg + m);
-            continue;
-        };
+        bits(&dy[(n * s.k + g * kg) * p..][..kg * p], kg, p)
+    };
+    let Some(keep) = keep else {
+        // Every weight gradient counts: a row's MACs pair its non-zeros with the taps of their
+        // output positions.
+        for (i, per_q) in input.tap_counts(s, x).iter().enumerate() {
+            let g = i % s.groups;
+            census.add_unmasked(&dy_bits(i), per_q, j as u64, false, |m| g * kg + m);
+        }
+        return;
+    };
+    let keeps: Vec<BitMatrix> = (0..s.groups)
+        .map(|g| BitMatrix::from_bools(&keep[g * kg * j..(g + 1) * kg * j], kg, j))
+        .collect();
+    for (i, col) in input.cols(s, x).iter().enumerate() {
+        let (dy, g) = (dy_bits(i), i % s.groups);
+        let kb = &keeps[g];
         for m in 0..kg {
             let (dm, l_nonzero) = (dy.row(m), dy.row_count(m));
             let (mut effective, mut r_nonzero) = (0, 0);

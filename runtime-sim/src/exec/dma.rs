@@ -5,6 +5,7 @@ use crate::decode::DmaOp;
 use crate::error::FaultKind;
 use crate::ledger::Event;
 use crate::memory::count_nonzero_raw;
+use trainer_isa::names::Counter;
 use trainer_isa::{DType, Space};
 
 /// Executes `dma.load` / `dma.store`.
@@ -18,6 +19,9 @@ pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         len / dtype.bytes(1)
     };
     let elem_bits = dtype.bits(1);
+    let bitmap = d.bitmap && dtype != DType::B1;
+    // Non-zeros matter only to a density counter and to bitmap-compressed rows.
+    let count = bitmap || d.ctr != Counter::None;
     let (mut bits, mut sram_bytes, mut nonzero) = (0u64, 0u64, 0u64);
     for r in 0..u64::from(d.rows) {
         let dram = ("dram", Space::Dram, base + r * u64::from(d.dstride));
@@ -28,13 +32,13 @@ pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         );
         let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
         let row = ctx.mem.copy(from, to, len)?;
-        let z = count_nonzero_raw(dtype, row, elems as usize);
-        nonzero += z;
-        let row_bits = if d.bitmap && dtype != DType::B1 {
-            elems + z * elem_bits
+        let z = if count {
+            count_nonzero_raw(dtype, row, elems as usize)
         } else {
-            8 * len
+            0
         };
+        nonzero += z;
+        let row_bits = if bitmap { elems + z * elem_bits } else { 8 * len };
         bits += row_bits;
         sram_bytes += row_bits.div_ceil(8);
     }

@@ -90,6 +90,7 @@ impl ConvViews {
 #[derive(Debug, Clone, Default)]
 pub struct InputViews {
     row_counts: OnceLock<Vec<Vec<u64>>>,
+    tap_counts: OnceLock<Vec<Vec<u64>>>,
     cols: OnceLock<Vec<ColBits>>,
     im2col: OnceLock<Vec<Vec<f32>>>,
     e5m2: OnceLock<Box<Rounded>>,
@@ -128,6 +129,16 @@ impl InputViews {
                     .for_each(|(t, c)| *t += c);
             }
             sums
+        })
+    }
+
+    /// Per (image, group), in that order: the non-zero taps of every output position (the
+    /// column counts of the im2col matrix, without building it).
+    pub fn tap_counts(&self, s: &ConvShape, x: &[f32]) -> &[Vec<u64>] {
+        self.tap_counts.get_or_init(|| {
+            x.chunks_exact(s.cg() * s.h * s.w)
+                .map(|xg| s.tap_counts(xg))
+                .collect()
         })
     }
 
