@@ -128,6 +128,14 @@ pub struct DmaOp {
     pub buf: Operand,
 }
 
+impl DmaOp {
+    /// Whether the transfer may wait until it retires: a store without a density counter changes
+    /// no register, so it can copy once the convs before it have written what it reads.
+    pub fn deferrable(&self) -> bool {
+        !self.load && self.ctr == Counter::None
+    }
+}
+
 /// `[N, C, HW]` layout of BN and bias instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Nchw {

@@ -2,9 +2,11 @@
 //! instructions after it execute.
 //!
 //! A background conv reads all its operands when it issues and writes its results (output and BN
-//! statistics) when it retires, in program order. An instruction issued in between may not touch
-//! what a pending conv will write: the run loop retires that conv first. Instructions whose
-//! footprint is not known here retire every pending conv.
+//! statistics) when it retires; a deferrable store ([`DmaOp::deferrable`]) reads and writes when
+//! it retires. Pending instructions retire in program order, so they never conflict with each
+//! other; an instruction that executes at issue may not touch what a pending one touches later:
+//! the run loop retires that one (and those before it) first. Instructions whose footprint is
+//! not known here retire every pending one.
 
 use crate::decode::{ConvOp, DmaOp, Op};
 use crate::state::State;
@@ -45,11 +47,12 @@ pub fn overlap(a: &[Region], b: &[Region]) -> bool {
     a.iter().any(|r| b.iter().any(|o| r.overlaps(o)))
 }
 
-/// What `op` reads or writes when it executes (a background conv: when it issues), or `None`
-/// when that is not known here.
+/// What `op` reads or writes when it issues (nothing for a deferrable store), or `None` when that
+/// is not known here.
 pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
     match op {
-        Op::Dma(d) => Some(dma(d, state)),
+        Op::Dma(d) if d.deferrable() => Some(Vec::new()),
+        Op::Dma(d) => Some(dma(d, dram_base(d, state))),
         Op::Conv(c) => Some(conv_issue(c)),
         _ => None,
     }
@@ -69,10 +72,15 @@ pub fn conv_retire(c: &ConvOp) -> Vec<Region> {
         .collect()
 }
 
-/// The rows a DMA moves, on both sides (as one span per side: rows and the gaps between them).
-fn dma(d: &DmaOp, state: &State) -> Vec<Region> {
+/// The DRAM address of a DMA's first row: its operand's plus its address register.
+pub fn dram_base(d: &DmaOp, state: &State) -> u64 {
+    u64::from(d.dram.addr) + u64::from(state.ar(d.ar))
+}
+
+/// The rows a DMA from DRAM address `dram` moves, on both sides (as one span per side: rows and
+/// the gaps between them).
+pub fn dma(d: &DmaOp, dram: u64) -> Vec<Region> {
     let span = |stride: u32| u64::from(d.rows.saturating_sub(1)) * u64::from(stride) + u64::from(d.row_bytes);
-    let dram = u64::from(d.dram.addr) + u64::from(state.ar(d.ar));
     vec![
         Region::span(Space::Dram, dram, span(d.dstride)),
         Region::span(d.buf.space, d.buf.addr.into(), span(d.bstride)),

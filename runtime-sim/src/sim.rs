@@ -410,8 +410,9 @@ impl Simulator {
 /// Instructions deferred accounting may keep in flight before the oldest must be settled.
 const IN_FLIGHT: usize = 32;
 
-/// Convs whose kernels may run in the background at once, by default.
-const BACKGROUND: usize = 4;
+/// Instructions that may be pending at once (convs whose kernels run in the background, stores
+/// waiting for them), by default.
+const BACKGROUND: usize = 8;
 
 /// Runs `job` in `scope`; its result arrives on the returned channel.
 fn spawn<'s, T: Send + 's>(scope: &rayon::Scope<'s>, job: impl FnOnce() -> T + Send + 's) -> Receiver<T> {
@@ -447,7 +448,7 @@ impl Machine<'_, '_> {
     }
 }
 
-/// A conv whose kernel runs in the background, until it retires.
+/// An instruction whose work runs in the background or waits, until it retires.
 struct Pending {
     pc: usize,
     mnemonic: &'static str,
@@ -455,8 +456,8 @@ struct Pending {
     seq: u64,
     /// The kernel's result.
     kernel: Receiver<Retire>,
-    /// What it writes when it retires.
-    writes: Vec<Region>,
+    /// What later instructions may not touch before it retires.
+    touches: Vec<Region>,
     /// Where its accounting goes (its entry in the books waits for it).
     settled: SyncSender<Settle>,
 }
@@ -465,7 +466,7 @@ struct Pending {
 enum Retiring {
     /// Every one.
     All,
-    /// Up to the last one whose writes overlap these regions.
+    /// Up to the last one that touches these regions.
     Touching(Vec<Region>),
     /// Those issued before instruction `n` of the run.
     Before(u64),
@@ -497,13 +498,13 @@ impl InFlight {
         scope: &rayon::Scope<'s>,
     ) -> Receiver<Settle> {
         let (settled, settle) = sync_channel(1);
-        let writes = job.writes().to_vec();
+        let touches = job.touches().to_vec();
         self.queue.push_back(Pending {
             pc,
             mnemonic,
             seq,
             kernel: spawn(scope, move || job.run()),
-            writes,
+            touches,
             settled,
         });
         settle
@@ -516,7 +517,7 @@ impl InFlight {
             Retiring::Touching(regions) => self
                 .queue
                 .iter()
-                .rposition(|p| overlap(&p.writes, &regions))
+                .rposition(|p| overlap(&p.touches, &regions))
                 .map_or(0, |i| i + 1),
             Retiring::Before(n) => self.queue.iter().take_while(|p| p.seq < n).count(),
             Retiring::Excess => self.queue.len().saturating_sub(self.limit),

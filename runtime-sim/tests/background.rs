@@ -1,5 +1,6 @@
-//! Conv kernels running in the background: hazards between a pending conv's writes and the
-//! instructions after it, and results equal to one-conv-at-a-time execution.
+//! Conv kernels running in the background and stores waiting for them: hazards between what a
+//! pending instruction touches and the instructions after it, and results equal to
+//! one-instruction-at-a-time execution.
 
 mod common;
 use common::{Asm, Geo, Rng};
@@ -11,12 +12,13 @@ struct Run {
     stats: RunStats,
 }
 
-const OUTS: [&str; 5] = ["y0", "y1", "y2", "y3", "y4"];
+const OUTS: [&str; 6] = ["y0", "y1", "y2", "y3", "y4", "y5"];
 
-/// A program in which pending convs meet every kind of hazard: a store reading their output, a
-/// load overwriting their input (harmless) or their output, an accumulation chain, a conv reading
-/// another's output, an instruction of unknown footprint, and BN statistics accumulated by two
-/// convs in a row.
+/// A program in which pending convs and stores meet every kind of hazard: a store reading their
+/// output, a load overwriting their input (harmless) or their output, an accumulation chain, a
+/// conv reading another's output, a load overwriting what a pending store reads, a load reading
+/// what it writes, an instruction of unknown footprint, and BN statistics accumulated by two convs
+/// in a row.
 fn hazards(g: &Geo) -> (Asm, usize) {
     let (x_len, w_len, y_len) = (
         g.n * g.c * g.h * g.w,
@@ -59,6 +61,11 @@ fn hazards(g: &Geo) -> (Asm, usize) {
         2 * yb
     ));
     p.store(outs[2], "f32", yb, &format!("obuf:f32@{}", 2 * yb));
+    // The store waits to copy: a load overwriting its source, and a load of what it wrote
+    // (y5 = y2), make it copy first.
+    p.load(z, "f32", yb, &format!("obuf:f32@{}", 2 * yb));
+    p.load(outs[2], "f32", yb, &format!("ibuf:f32@{}", 2 * xb));
+    p.store(outs[5], "f32", yb, &format!("ibuf:f32@{}", 2 * xb));
     // A conv reading a pending conv's output, and BN statistics accumulated twice.
     p.op(format!("fill n={} value=0 out=gbuf:f32@0", 2 * g.k));
     conv(&mut p, "bns=gbuf:f32@0", "ibuf:f32@0", 3 * yb);
@@ -82,7 +89,7 @@ fn run(sim: &mut Simulator, background: usize, inputs: &[(&str, &[f32])]) -> Run
 }
 
 #[test]
-fn pending_convs_retire_before_what_touches_their_writes() {
+fn pending_instructions_retire_before_what_touches_them() {
     let g = Geo::same3x3(2, 3, (6, 5), 4);
     let (p, y_len) = hazards(&g);
     let mut rng = Rng(11);
@@ -106,7 +113,7 @@ fn pending_convs_retire_before_what_touches_their_writes() {
         );
     }
     // What the program means, checked on its own terms.
-    let [y0, y1, y2, y3, stats] = &one_at_a_time.outs[..] else {
+    let [y0, y1, y2, y3, stats, y5] = &one_at_a_time.outs[..] else {
         unreachable!()
     };
     assert!(y0.iter().any(|&v| v != 0.0), "the conv of x2 is not all zero");
@@ -116,6 +123,7 @@ fn pending_convs_retire_before_what_touches_their_writes() {
         "relu(z + conv(x2)): the load landed before the accumulation"
     );
     assert_ne!(y1, y0, "y1 accumulates conv(x) and conv(x2)");
+    assert_eq!(y5, y2, "a load reads what the store before it wrote");
     // Both convs of the statistics chain compute conv(x2) (ibuf@0 holds x2 by then): the sums
     // over channels add up twice y3's.
     assert_eq!(y3, y0);

@@ -1,16 +1,31 @@
 //! DMA: strided copies between DRAM and the on-chip buffers, dense or bitmap-charged.
 
-use super::{Ctx, Work};
+use super::{Background, Ctx, Retire, Work};
 use crate::decode::DmaOp;
 use crate::error::FaultKind;
+use crate::hazard;
 use crate::ledger::Event;
 use crate::memory::count_nonzero_raw;
 use trainer_isa::names::Counter;
 use trainer_isa::{DType, Space};
 
-/// Executes `dma.load` / `dma.store`.
+/// Executes `dma.load` / `dma.store`: a deferrable store ([`DmaOp::deferrable`]) copies when it
+/// retires (see [`Background`]), any other transfer now.
 pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
-    let base = u64::from(d.dram.addr) + u64::from(ctx.state.ar(d.ar));
+    let base = hazard::dram_base(d, ctx.state);
+    if !d.deferrable() {
+        return transfer(d, base, ctx);
+    }
+    let d = d.clone();
+    ctx.background = Some(Background {
+        touches: hazard::dma(&d, base),
+        job: Box::new(move || Retire(Box::new(move |ctx| transfer(&d, base, ctx)))),
+    });
+    Ok(())
+}
+
+/// Moves the rows of `d` from or to DRAM address `base` and records the activity.
+fn transfer(d: &DmaOp, base: u64, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let len = u64::from(d.row_bytes);
     let dtype = d.buf.dtype;
     let elems = if dtype == DType::B1 {

@@ -159,9 +159,9 @@ impl Settle {
     }
 }
 
-/// The second half of an instruction whose kernel ran in the background ([`Background`]): it
-/// writes the kernel's results and completes the activity, on the run loop's thread, when the
-/// instruction retires (in program order). It must not read registers: they may have changed
+/// The second half of an instruction left to finish later ([`Background`]): it writes the
+/// results and completes the activity, on the run loop's thread, when the instruction retires
+/// (in program order). It must not read registers: they may have changed
 /// since the instruction issued.
 pub struct Retire(pub(crate) Box<RetireFn>);
 
@@ -175,20 +175,22 @@ impl Retire {
     }
 }
 
-/// The kernel of an instruction that read all its operands when it issued: a pure job (it owns
-/// what it reads) that may run beside the instructions after it, and returns the instruction's
-/// [`Retire`]. Its writes are what the run loop keeps later instructions off until it retires.
+/// The work of an instruction that is left to finish later: a conv's kernel (the conv read all
+/// its operands when it issued: a pure job that owns what it reads), or nothing for a store that
+/// waits to copy until it retires. The job may run beside the instructions after it and returns
+/// the instruction's [`Retire`]. What it touches is what the run loop keeps later instructions
+/// off until it retires.
 pub struct Background {
     /// The kernel.
     pub(crate) job: Box<dyn FnOnce() -> Retire + Send>,
-    /// What the instruction writes (and reads back) when it retires.
-    pub(crate) writes: Vec<Region>,
+    /// What the instruction reads or writes when it retires.
+    pub(crate) touches: Vec<Region>,
 }
 
 impl Background {
-    /// What the instruction writes (and reads back) when it retires.
-    pub fn writes(&self) -> &[Region] {
-        &self.writes
+    /// What the instruction reads or writes when it retires.
+    pub fn touches(&self) -> &[Region] {
+        &self.touches
     }
 
     /// Runs the kernel.

@@ -285,7 +285,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         pe: PeMode::of(ctx),
     };
     ctx.background = Some(Background {
-        writes: hazard::conv_retire(c),
+        touches: hazard::conv_retire(c),
         job: Box::new(move || {
             let computed = job.compute();
             Retire(Box::new(move |ctx| {
