@@ -1,10 +1,11 @@
-//! Magnitude pruning masks and the S2 speculation predictor.
+//! Magnitude pruning masks and the S2 speculation predictor: the mask and speculation units'
+//! arithmetic (`prune.topk`, `spec.s2` in `spec/isa.md`).
 //!
 //! ## Top-k mask
 //! Per tensor of `n` weights with target sparsity `s`, keep `k = max(1, round_half_even((1-s)·n))`
-//! weights with the largest `|w|`; ties at the threshold go to the lower flat index. Selection is
-//! O(n) with `select_nth_unstable_by` on the total order (|w| descending, index ascending), which
-//! makes the result unique and deterministic.
+//! weights with the largest `|w|`; ties at the threshold go to the lower flat index, and NaN ranks
+//! below every number. Selection is O(n), by radix over the magnitudes' bits (two histogram
+//! passes, no sorting), which makes the result unique and deterministic.
 //!
 //! ## S2 predictor (DPF mode)
 //! A pruned weight is **predicted to stay pruned** at the next mask update when
@@ -12,11 +13,9 @@
 //! mask and `margin ∈ [0, 1]`. Between two updates a weight moves by at most ΔT·lr·|g| (plus
 //! momentum), so weights far below the threshold cannot re-enter; their weight gradients are skipped
 //! (WG keep-mask = not predicted). `margin = 0` skips every pruned weight below the threshold
-//! (aggressive), `margin = 1` never predicts (exact, no saving). The simulator compares the
-//! prediction against the next real mask with [`misspeculation`].
+//! (aggressive), `margin = 1` never predicts (exact, no saving).
 
 use super::{invalid, Result};
-use std::cmp::Ordering;
 
 /// A top-k magnitude mask.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +24,7 @@ pub struct TopK {
     pub mask: Vec<bool>,
     /// Number of kept weights.
     pub kept: usize,
-    /// Smallest kept magnitude.
+    /// Smallest kept magnitude (NaN's is −∞; nothing kept: +∞).
     pub threshold: f32,
 }
 
@@ -42,70 +41,96 @@ pub fn topk_mask(w: &[f32], sparsity: f64) -> Result<TopK> {
     if w.is_empty() {
         return Err(invalid("pruned tensor", "is empty"));
     }
-    let k = kept_count(w.len(), sparsity);
-    let order = |a: &u32, b: &u32| -> Ordering {
-        let (ma, mb) = (w[*a as usize].abs(), w[*b as usize].abs());
-        mb.total_cmp(&ma).then(a.cmp(b))
-    };
-    let mut idx: Vec<u32> = (0..w.len() as u32).collect();
-    if k < w.len() {
-        idx.select_nth_unstable_by(k - 1, order);
+    Ok(top_k(w, kept_count(w.len(), sparsity)))
+}
+
+/// The mask of the `k` largest magnitudes of `w` (`k` capped at its length; larger first, then
+/// lower index; NaN lowest).
+pub fn top_k(w: &[f32], k: usize) -> TopK {
+    let k = k.min(w.len());
+    if k == 0 {
+        return TopK {
+            mask: vec![false; w.len()],
+            kept: 0,
+            threshold: f32::INFINITY,
+        };
     }
-    let mut mask = vec![false; w.len()];
-    idx[..k].iter().for_each(|&i| mask[i as usize] = true);
-    let threshold = idx[..k]
+    let t = kth_largest_rank(w, k);
+    // Ranks above `t` are all kept; the rest of `k` are the first weights of rank exactly `t`.
+    let mut ties = k - w.iter().filter(|&&x| rank(x) > t).count();
+    let mask = w
         .iter()
-        .map(|&i| w[i as usize].abs())
-        .fold(f32::INFINITY, f32::min);
-    Ok(TopK {
+        .map(|&x| match rank(x) {
+            r if r > t => true,
+            r if r == t && ties > 0 => {
+                ties -= 1;
+                true
+            }
+            _ => false,
+        })
+        .collect();
+    TopK {
         mask,
         kept: k,
-        threshold,
-    })
+        threshold: t.checked_sub(1).map_or(f32::NEG_INFINITY, f32::from_bits),
+    }
 }
 
-/// S2 prediction: `true` for pruned weights predicted to stay pruned (`|w| < (1-margin)·threshold`).
-pub fn predict_stay_pruned(w: &[f32], mask: &TopK, margin: f32) -> Result<Vec<bool>> {
-    if w.len() != mask.mask.len() {
-        return Err(invalid("S2 prediction", "weights and mask differ in length"));
+/// Magnitude used for ranking: `|x|`, NaN the smallest (−∞).
+pub fn magnitude(x: f32) -> f32 {
+    if x.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        x.abs()
     }
-    if !(0.0..=1.0).contains(&margin) {
-        return Err(invalid("S2 margin", format!("{margin} is not in [0, 1]")));
-    }
-    let bound = (1.0 - margin) * mask.threshold;
-    Ok(w.iter()
-        .zip(&mask.mask)
-        .map(|(&v, &kept)| !kept && v.abs() < bound)
-        .collect())
 }
 
-/// Outcome of an S2 prediction checked against the next real mask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Misspeculation {
-    /// Weights predicted to stay pruned.
-    pub predicted: usize,
-    /// Of those, weights that are kept by the next mask (mis-speculated).
-    pub wrong: usize,
+/// Selection rank of a weight: non-negative floats order as their bits; NaN (magnitude −∞) ranks
+/// below every number.
+fn rank(x: f32) -> u32 {
+    if x.is_nan() {
+        0
+    } else {
+        x.abs().to_bits() + 1
+    }
 }
 
-/// Compares an S2 prediction with the next mask.
-pub fn misspeculation(predicted: &[bool], next_mask: &[bool]) -> Result<Misspeculation> {
-    if predicted.len() != next_mask.len() {
-        return Err(invalid(
-            "mis-speculation check",
-            "prediction and mask differ in length",
-        ));
+/// The `k`-th largest rank of `w` (`1 ≤ k ≤ w.len()`), by radix selection: a histogram of the
+/// ranks' high 16 bits finds the bucket that holds it, one of the low 16 bits inside that bucket
+/// the rank itself.
+fn kth_largest_rank(w: &[f32], k: usize) -> u32 {
+    let mut hist = vec![0usize; 1 << 16];
+    w.iter().for_each(|&x| hist[(rank(x) >> 16) as usize] += 1);
+    let (high, above) = from_top(&hist, k);
+    hist.fill(0);
+    w.iter()
+        .map(|&x| rank(x))
+        .filter(|r| r >> 16 == high)
+        .for_each(|r| hist[(r & 0xffff) as usize] += 1);
+    high << 16 | from_top(&hist, k - above).0
+}
+
+/// The bucket of a histogram that holds its `k`-th largest element, and how many elements lie
+/// in the buckets above it.
+fn from_top(hist: &[usize], k: usize) -> (u32, usize) {
+    let mut above = 0;
+    for (bucket, &n) in hist.iter().enumerate().rev() {
+        if above + n >= k {
+            return (bucket as u32, above);
+        }
+        above += n;
     }
-    let (p, wr) = predicted
-        .iter()
-        .zip(next_mask)
-        .fold((0, 0), |(p, wr), (&pr, &next)| {
-            (p + usize::from(pr), wr + usize::from(pr && next))
-        });
-    Ok(Misspeculation {
-        predicted: p,
-        wrong: wr,
-    })
+    unreachable!("k is at most the number of elements")
+}
+
+/// S2's WG keep-mask: kept weights, and pruned weights not predicted to stay pruned
+/// (`magnitude(w) ≥ (1 − margin)·threshold`, `threshold` the smallest kept magnitude).
+pub fn s2_keep(w: &[f32], mask: &[bool], threshold: f32, margin: f32) -> Vec<bool> {
+    let bound = threshold * (1.0 - margin);
+    w.iter()
+        .zip(mask)
+        .map(|(&x, &kept)| kept || magnitude(x) >= bound)
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,11 +139,10 @@ mod tests {
     use crate::kernels::testutil::{sparse_vec, Rng};
     use proptest::prelude::*;
 
-    /// Reference: full sort by (|w| desc, index asc).
-    fn reference(w: &[f32], s: f64) -> Vec<bool> {
-        let k = kept_count(w.len(), s);
+    /// Reference: full sort by (magnitude desc, index asc).
+    fn reference(w: &[f32], k: usize) -> Vec<bool> {
         let mut idx: Vec<usize> = (0..w.len()).collect();
-        idx.sort_by(|&a, &b| w[b].abs().total_cmp(&w[a].abs()).then(a.cmp(&b)));
+        idx.sort_by(|&a, &b| magnitude(w[b]).total_cmp(&magnitude(w[a])).then(a.cmp(&b)));
         let mut m = vec![false; w.len()];
         idx[..k].iter().for_each(|&i| m[i] = true);
         m
@@ -146,20 +170,70 @@ mod tests {
     }
 
     #[test]
-    fn s2_prediction() {
-        let w = [1.0, 0.9, 0.5, 0.05, -0.85];
-        let m = topk_mask(&w, 0.6).unwrap(); // k = 2, threshold 0.9
-        let p = predict_stay_pruned(&w, &m, 0.1).unwrap(); // bound 0.81
-        assert_eq!(p, [false, false, true, true, false]);
-        let next = [true, false, true, false, false];
-        assert_eq!(
-            misspeculation(&p, &next).unwrap(),
-            Misspeculation {
-                predicted: 2,
-                wrong: 1
+    fn top_k_orders_by_magnitude_then_index_nan_last() {
+        let w = [1.0, -3.0, f32::NAN, 3.0, 0.5];
+        assert_eq!(top_k(&w, 2).mask, [false, true, false, true, false]);
+        assert_eq!(top_k(&w, 4).mask, [true, true, false, true, true]);
+        let all = top_k(&w, 5);
+        assert_eq!((all.mask, all.threshold), (vec![true; 5], f32::NEG_INFINITY));
+        assert_eq!(top_k(&w, 0).threshold, f32::INFINITY);
+        assert_eq!(top_k(&[2.0, 2.0, 2.0], 1).mask, [true, false, false]);
+    }
+
+    #[test]
+    fn top_k_matches_a_full_sort_on_special_values() {
+        let pool = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.5,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            1e-40,
+        ];
+        let mut state = 7u64;
+        for len in [1, 2, 9, 40, 300] {
+            let w: Vec<f32> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Special values from the pool, or nearby magnitudes (equal high halves:
+                    // the selection's second histogram decides between them).
+                    match (state >> 33) as usize % (2 * pool.len()) {
+                        i if i < pool.len() => pool[i],
+                        _ => f32::from_bits(0x3f80_0000 | (state >> 40) as u32 & 0xff),
+                    }
+                })
+                .collect();
+            for k in [0, 1, len / 2, len] {
+                let got = top_k(&w, k);
+                let want = reference(&w, k);
+                assert_eq!(got.mask, want, "len {len} k {k}");
+                let smallest = w
+                    .iter()
+                    .zip(&want)
+                    .filter(|(_, &kept)| kept)
+                    .map(|(&x, _)| magnitude(x))
+                    .fold(f32::INFINITY, f32::min);
+                assert_eq!(got.threshold, smallest, "len {len} k {k}");
             }
-        );
-        assert!(predict_stay_pruned(&w, &m, 1.0).unwrap().iter().all(|&x| !x));
+        }
+    }
+
+    #[test]
+    fn s2_keeps_the_mask_and_weights_near_the_threshold() {
+        let w = [1.0, 0.9, 0.5, 0.05, -0.85, f32::NAN];
+        let m = topk_mask(&w, 0.6).unwrap(); // k = 2, threshold 0.9
+        assert_eq!(m.threshold, 0.9);
+        // Bound 0.81: 0.5 and 0.05 are predicted to stay pruned, so is NaN.
+        let keep = s2_keep(&w, &m.mask, m.threshold, 0.1);
+        assert_eq!(keep, [true, true, false, false, true, false]);
+        assert!(s2_keep(&w[..5], &m.mask[..5], m.threshold, 1.0)
+            .iter()
+            .all(|&k| k));
     }
 
     proptest! {
@@ -169,7 +243,7 @@ mod tests {
             // Coarse values make ties common.
             let w: Vec<f32> = sparse_vec(&mut rng, n, 0.8).iter().map(|v| (v * 4.0).round()).collect();
             let m = topk_mask(&w, s).unwrap();
-            prop_assert_eq!(&m.mask, &reference(&w, s));
+            prop_assert_eq!(&m.mask, &reference(&w, kept_count(n, s)));
             prop_assert_eq!(m.mask.iter().filter(|&&k| k).count(), kept_count(n, s));
         }
     }
