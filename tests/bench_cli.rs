@@ -1,5 +1,6 @@
 //! `trainer bench paper` on a tiny configuration: every row of BRIEF §7 is in the JSON with paper
 //! value, simulated value and ratio; every configuration has its reports; the plots are SVG.
+//! `trainer bench sim` reports the step's time and work.
 
 use std::path::Path;
 use std::process::Command;
@@ -56,4 +57,25 @@ fn bench_paper_writes_rows_configs_and_plots() {
         let text = std::fs::read_to_string(plots.join(svg)).unwrap();
         assert!(text.starts_with("<svg") && text.contains("baseline-sdt"), "{svg}");
     }
+}
+
+#[test]
+fn bench_sim_reports_the_step_and_takes_the_pending_limit() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lenet.tg");
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["bench", "sim", "--batch", "2", "--runs", "1", "--no-baseline"])
+        .args(["--background", "0", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(doc["background"], 0);
+    assert!(doc["step_seconds_median"].as_f64().unwrap() > 0.0);
+    let (effective, dense) = (
+        doc["effective_macs"].as_u64().unwrap(),
+        doc["dense_macs"].as_u64().unwrap(),
+    );
+    assert!(effective > 0 && effective < dense, "{effective} of {dense}");
+    assert!(doc["baseline_dense_fp32_step_seconds_median"].is_null());
 }

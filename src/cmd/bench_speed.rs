@@ -28,6 +28,11 @@ pub struct SimArgs {
     /// Skip the dense fp32 baseline step.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Instructions the simulator may keep pending (convs running their kernels in the
+    /// background, stores waiting for them; default 8). 0 runs one instruction at a time: the
+    /// results are the same, only the speed changes.
+    #[arg(long)]
+    pub background: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -61,12 +66,15 @@ struct StepTiming {
     dense_macs: u64,
 }
 
-fn time_step(w: &Workload, runs: u64) -> Result<StepTiming> {
+fn time_step(w: &Workload, runs: u64, background: Option<usize>) -> Result<StepTiming> {
     let (program, compile_seconds) = w.compile(
         "trainer-28nm",
         &["--speculation", "s1,s2,s3", "--dataflow", "adaptive"],
     )?;
     let mut sim = Simulator::new(program, bench_run::cost_model("trainer-28nm", |_| {})?)?;
+    if let Some(n) = background {
+        sim.set_background(n);
+    }
     let stats = train_steps(&mut sim, runs, w.seed)?;
     let n = runs.max(1);
     Ok(StepTiming {
@@ -92,7 +100,7 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
         sparsity: 0.9,
         seed: 0,
     };
-    let t = time_step(&sparse, args.runs)?;
+    let t = time_step(&sparse, args.runs, args.background)?;
     let rss = bench_run::peak_rss_bytes();
     let base = if args.no_baseline {
         None
@@ -102,12 +110,12 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
             sparsity: 0.0,
             ..sparse.clone()
         };
-        Some(time_step(&dense, args.runs)?)
+        Some(time_step(&dense, args.runs, args.background)?)
     };
     let macs_per_s = t.effective_macs as f64 / t.step_seconds;
     if args.json {
         let doc = json!({
-            "model": args.model.display().to_string(), "batch": args.batch, "runs": args.runs,
+            "model": args.model.display().to_string(), "batch": args.batch, "runs": args.runs, "background": args.background,
             "step_seconds_median": t.step_seconds, "step_cpu_seconds_median": t.step_cpu_seconds, "prune_seconds_median": t.prune_seconds,
             "compile_seconds": t.compile_seconds, "effective_macs": t.effective_macs, "dense_macs": t.dense_macs,
             "effective_macs_per_second": macs_per_s, "peak_rss_bytes": rss, "target_step_seconds": STEP_TARGET_SECONDS,
@@ -117,8 +125,11 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    let background = args
+        .background
+        .map_or(String::new(), |n| format!(", {n} pending"));
     println!(
-        "{} batch {}, fp16, 90% weight sparsity, trainer-28nm, median of {} step(s):",
+        "{} batch {}, fp16, 90% weight sparsity, trainer-28nm{background}, median of {} step(s):",
         args.model.display(),
         args.batch,
         args.runs
