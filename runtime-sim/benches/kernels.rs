@@ -1,6 +1,7 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
 //! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
-//! small output-channel tiles the simulator runs it on (`bp_tile`).
+//! small output-channel tiles the simulator runs it on (`bp_tile`), and of FF and WG on such tiles
+//! (`ff_tile`, `wg_tile`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
@@ -195,6 +196,23 @@ fn bp_tile(b: Bencher, tile: Tile) {
     };
     b.counter(flops(&d))
         .bench_local(|| conv_bp(&d.shape, black_box(&d.dy), &w, &mut dx, &opts));
+}
+
+/// WG tiles of ResNet-18 CIFAR-10 layers as the simulator runs them (`n` images, `c` input
+/// channels, `k` output-gradient channels).
+const WG_TILES: [Tile; 3] = [tile(2, 8, 8, 128), tile(16, 8, 4, 128), tile(1, 32, 32, 32)];
+
+/// WG of one simulator tile as the simulator calls it: dense, no keep-mask, slots-only counting.
+#[divan::bench(args = WG_TILES, sample_count = 100)]
+fn wg_tile(b: Bencher, tile: Tile) {
+    let d = data_for(ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1), 0.0);
+    let mut dw = vec![0.0; d.shape.weight_len()];
+    let opts = ConvOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    b.counter(flops(&d))
+        .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
 }
 
 /// FF of the simulator's output-channel tiles of one layer (`tile.k` channels each, of a layer
