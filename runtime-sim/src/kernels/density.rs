@@ -144,24 +144,18 @@ pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
 /// Packs `pred` of every element of `src` into `words` (bit `i % 64` of word `i / 64`).
 fn pack_into<T>(words: &mut [u64], src: &[T], pred: impl Fn(&T) -> bool) {
     for (w, chunk) in words.iter_mut().zip(src.chunks(64)) {
-        *w = pack_word(chunk, &pred);
+        // A byte per value first (this vectorises), then eight 0/1 bytes to eight bits by one
+        // multiply: byte `i` lands on bit `56 + i`, no other product reaches the top byte.
+        let mut bytes = [[0u8; 8]; 8];
+        bytes
+            .as_flattened_mut()
+            .iter_mut()
+            .zip(chunk)
+            .for_each(|(b, x)| *b = u8::from(pred(x)));
+        *w = bytes.iter().rev().fold(0, |acc, &b| {
+            acc << 8 | u64::from_le_bytes(b).wrapping_mul(0x0102_0408_1020_4080) >> 56
+        });
     }
-}
-
-/// `pred` of the (at most 64) elements of `chunk` as the bits of a word (bit `i` for element `i`).
-#[inline]
-pub(crate) fn pack_word<T>(chunk: &[T], pred: impl Fn(&T) -> bool) -> u64 {
-    // A byte per value first (this vectorises), then eight 0/1 bytes to eight bits by one
-    // multiply: byte `i` lands on bit `56 + i`, no other product reaches the top byte.
-    let mut bytes = [[0u8; 8]; 8];
-    bytes
-        .as_flattened_mut()
-        .iter_mut()
-        .zip(chunk)
-        .for_each(|(b, x)| *b = u8::from(pred(x)));
-    bytes.iter().rev().fold(0, |acc, &b| {
-        acc << 8 | u64::from_le_bytes(b).wrapping_mul(0x0102_0408_1020_4080) >> 56
-    })
 }
 
 /// Packs a boolean mask into 64-bit words (bit `i % 64` of word `i / 64`).
