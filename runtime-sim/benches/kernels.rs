@@ -1,6 +1,7 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
 //! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
-//! small output-channel tiles the simulator runs it on (`bp_tile`).
+//! small output-channel tiles the simulator runs it on (`bp_tile`), and of FF and WG on such tiles
+//! (`ff_tile`, `wg_tile`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
@@ -9,7 +10,8 @@ use divan::counter::ItemsCount;
 use divan::Bencher;
 use std::fmt;
 use std::hint::black_box;
-use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_wg, ConvOpts, ConvShape};
+use trainer_sim::exec::ConvViews;
+use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
 use trainer_sim::kernels::density::Counting;
 use trainer_sim::kernels::prune::topk_mask;
 
@@ -194,4 +196,46 @@ fn bp_tile(b: Bencher, tile: Tile) {
     };
     b.counter(flops(&d))
         .bench_local(|| conv_bp(&d.shape, black_box(&d.dy), &w, &mut dx, &opts));
+}
+
+/// WG tiles of ResNet-18 CIFAR-10 layers as the simulator runs them (`n` images, `c` input
+/// channels, `k` output-gradient channels).
+const WG_TILES: [Tile; 3] = [tile(2, 8, 8, 128), tile(16, 8, 4, 128), tile(1, 32, 32, 32)];
+
+/// WG of one simulator tile as the simulator calls it: dense, no keep-mask, slots-only counting.
+#[divan::bench(args = WG_TILES, sample_count = 100)]
+fn wg_tile(b: Bencher, tile: Tile) {
+    let d = data_for(ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1), 0.0);
+    let mut dw = vec![0.0; d.shape.weight_len()];
+    let opts = ConvOpts {
+        counting: Counting::SlotsOnly,
+        ..Default::default()
+    };
+    b.counter(flops(&d))
+        .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
+}
+
+/// FF of the simulator's output-channel tiles of one layer (`tile.k` channels each, of a layer
+/// with as many output channels as input channels), as the simulator calls it: from the layer's
+/// shared im2col matrices, one tile per call, cycling through the layer's tiles (so the weights
+/// and the parts of the im2col matrix a call reads are as cold as in the simulator).
+#[divan::bench(args = [TILES[0], TILES[1]], sample_count = 100)]
+fn ff_tile(b: Bencher, tile: Tile) {
+    let shape = ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1);
+    let layer = data_for(ConvShape { k: tile.c, ..shape }, 0.9);
+    let w: Vec<f32> = layer
+        .w
+        .iter()
+        .zip(&layer.mask)
+        .map(|(&v, &m)| if m { v } else { 0.0 })
+        .collect();
+    let mut views = ConvViews::default();
+    let input = views.input(&shape, &layer.x);
+    let cols = input.im2col(&shape, &layer.x);
+    let mut y = vec![0.0; shape.output_len()];
+    let mut tiles = w.chunks_exact(shape.weight_len()).cycle();
+    b.counter(ItemsCount::new(2 * shape.macs())).bench_local(|| {
+        let wt = tiles.next().expect("a cycle never ends");
+        conv_ff_cols(&shape, black_box(&layer.x), cols, wt, &mut y)
+    });
 }

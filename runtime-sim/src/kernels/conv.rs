@@ -15,8 +15,8 @@
 //! [`gemm::spmm`] (work ∝ non-zero weights) instead of the dense GEMM, and a WG keep-mask at most
 //! [`gemm::SDDMM_DENSITY`] dense uses [`gemm::sddmm`] (work ∝ kept gradients).
 //!
-//! FF and BP run in parallel over images or row blocks, WG over fixed blocks of output channels;
-//! no sum is split by thread, so results never depend on the thread count. Effective MACs are
+//! FF and BP run in parallel over images or row blocks, WG over one block of output channels per
+//! thread; no sum is split by thread, so results never depend on the thread count. Effective MACs are
 //! counted with [`gemm::count_effective`] on the same operand views (see [`super::gemm`] for the
 //! method). MAC slots are `N·K·J·P` in every phase (the same products); padding taps count as
 //! zero-operand MACs.
@@ -599,9 +599,13 @@ pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], 
     Ok(())
 }
 
-/// Output-channel rows per parallel block of WG (a fixed split: results do not depend on the
-/// thread count).
-const WG_ROWS: usize = 16;
+/// Output-channel rows per parallel block of WG: one block per thread, as every block of the
+/// dense GEMM packs the whole im2col matrix again. Every output is summed within one block, in an
+/// order that does not depend on the block's rows (the GEMM splits only the reduction, in fixed
+/// blocks), so results do not depend on the thread count.
+fn wg_rows(kg: usize) -> usize {
+    kg.div_ceil(rayon::current_num_threads().max(1))
+}
 
 /// Weight gradient: `dW = Σ_n dy[n] ⋆ x[n]`, per group one product over the whole batch:
 /// `dW_g (Kg×J) = dy_g (Kg×N·P) · col_gᵀ (N·P×J)` with the images side by side
@@ -646,7 +650,7 @@ pub fn conv_wg(
             }
         }
         let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
-        let rows = WG_ROWS.min(kg);
+        let rows = wg_rows(kg);
         acc_g
             .par_chunks_mut(rows * j)
             .zip(dyg.par_chunks(rows * np))

@@ -105,6 +105,38 @@ impl Fp8Spec {
         }
     }
 
+    /// Rounds every element of `data` to this format, giving what [`Fp8Spec::encode`] then
+    /// decoding would give, on the f32 bits without branches (so the loop vectorises): a normal
+    /// result keeps the top `mant_bits` of the mantissa, rounded to nearest even by an integer add
+    /// that carries into the exponent; below the smallest normal the quantum is fixed, and adding
+    /// then subtracting a power of two whose f32 ulp is that quantum rounds to it (RNE, exact).
+    fn round_slice(&self, data: &mut [f32]) {
+        const SIGN: u32 = 0x8000_0000;
+        let drop = 23 - self.mant_bits;
+        let emin = 1 - self.bias;
+        let magic = pow2(emin - self.mant_bits as i32 + 23);
+        let min_normal = pow2(emin).to_bits();
+        let max = self.decode(self.max_code as u8).to_bits();
+        let overflow = self.decode(self.overflow_code).to_bits();
+        data.iter_mut().for_each(|x| {
+            let (sign, abs) = (x.to_bits() & SIGN, x.to_bits() & !SIGN);
+            let normal = (abs + (1 << (drop - 1)) - 1 + ((abs >> drop) & 1)) & !((1 << drop) - 1);
+            let sub = (f32::from_bits(abs) + magic - magic).to_bits();
+            let mag = if abs < min_normal {
+                sub
+            } else if normal > max {
+                overflow
+            } else {
+                normal
+            };
+            *x = if abs > f32::INFINITY.to_bits() {
+                f32::NAN
+            } else {
+                f32::from_bits(sign | mag)
+            };
+        });
+    }
+
     /// Decodes one code (reference implementation used to build the lookup table).
     fn decode(&self, code: u8) -> f32 {
         let sign = if code & 0x80 != 0 { -1.0 } else { 1.0 };
@@ -192,16 +224,8 @@ impl Format {
                     h.convert_to_f32_slice(chunk);
                 }
             }
-            Format::E4M3 => {
-                let table = &*E4M3_TABLE;
-                data.iter_mut()
-                    .for_each(|x| *x = table[usize::from(E4M3.encode(*x))]);
-            }
-            Format::E5M2 => {
-                let table = &*E5M2_TABLE;
-                data.iter_mut()
-                    .for_each(|x| *x = table[usize::from(E5M2.encode(*x))]);
-            }
+            Format::E4M3 => E4M3.round_slice(data),
+            Format::E5M2 => E5M2.round_slice(data),
         }
     }
 
