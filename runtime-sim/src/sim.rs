@@ -9,7 +9,7 @@ use crate::cost::CostModel;
 use crate::decode::{decode, DecodedProgram, Op};
 use crate::error::{Fault, FaultKind, SimError};
 use crate::exec::{
-    execute, wait, Activity, Background, ConvViews, Ctx, Deferred, Features, Retire, Settle, Work,
+    execute, wait, Activity, Background, ConvViews, Ctx, Features, Left, Retire, Settle, Work,
 };
 use crate::hazard::{self, overlap, Region};
 use crate::ledger::{Event, Ledger, TagKey};
@@ -111,11 +111,12 @@ impl Simulator {
         self.max_instructions = n;
     }
 
-    /// Sets how many convs may run their kernels in the background at once, beside the
-    /// instructions after them (default 4; 0: each conv retires as it issues). Results, events
-    /// and cycles do not depend on it; only the simulator's speed does.
-    pub fn set_background(&mut self, convs: usize) {
-        self.background = convs;
+    /// Sets how many instructions may be pending at once (convs running their kernels in the
+    /// background beside the instructions after them, stores waiting for them; default 8; 0:
+    /// each retires as it issues). Results, events and cycles do not depend on it; only the
+    /// simulator's speed does.
+    pub fn set_background(&mut self, pending: usize) {
+        self.background = pending;
     }
 
     /// The program.
@@ -348,7 +349,7 @@ impl Simulator {
                 Op::Tag { layer, phase } => state.tag = (*layer, *phase),
                 Op::DcClear(c) => state.clear_dc(*c),
                 op => {
-                    // Pending convs this instruction would touch retire first.
+                    // Pending instructions this one would touch retire first.
                     let retiring = match hazard::issue_footprint(op, &state) {
                         Some(regions) => Retiring::Touching(regions),
                         None => Retiring::All,
@@ -371,8 +372,8 @@ impl Simulator {
                     };
                 }
             }
-            // The books wait for the oldest instructions' accounting: a conv among them must
-            // have retired.
+            // The books wait for the oldest instructions' accounting: a pending one among them
+            // must have retired.
             let horizon = books.stats.instructions.saturating_sub(IN_FLIGHT as u64 - 2);
             inflight.retire(Retiring::Before(horizon), &mut machine!())?;
             books.issue(self, issued)?;
@@ -448,13 +449,13 @@ impl Machine<'_, '_> {
     }
 }
 
-/// An instruction whose work runs in the background or waits, until it retires.
+/// A pending instruction: its kernel runs in the background, or it waits, until it retires.
 struct Pending {
     pc: usize,
     mnemonic: &'static str,
     /// Its place in the run (instructions issued up to and including it).
     seq: u64,
-    /// The kernel's result.
+    /// Its kernel's result (at once if it has none).
     kernel: Receiver<Retire>,
     /// What later instructions may not touch before it retires.
     touches: Vec<Region>,
@@ -462,7 +463,7 @@ struct Pending {
     settled: SyncSender<Settle>,
 }
 
-/// Which pending convs to retire.
+/// Which pending instructions to retire.
 enum Retiring {
     /// Every one.
     All,
@@ -474,7 +475,7 @@ enum Retiring {
     Excess,
 }
 
-/// The convs whose kernels run in the background, in program order (they retire in that order).
+/// The pending instructions, in program order (they retire in that order).
 struct InFlight {
     queue: VecDeque<Pending>,
     /// At most this many stay pending after a launch.
@@ -489,7 +490,8 @@ impl InFlight {
         }
     }
 
-    /// Starts the kernel of the conv at `pc`; returns where its accounting will arrive.
+    /// Makes the instruction at `pc` pending, starting its kernel if it has one; returns where its
+    /// accounting will arrive.
     fn launch<'s>(
         &mut self,
         (pc, mnemonic): (usize, &'static str),
@@ -498,19 +500,26 @@ impl InFlight {
         scope: &rayon::Scope<'s>,
     ) -> Receiver<Settle> {
         let (settled, settle) = sync_channel(1);
-        let touches = job.touches().to_vec();
+        let kernel = match job.left {
+            Left::Kernel(kernel) => spawn(scope, kernel),
+            Left::Retire(retire) => {
+                let (tx, rx) = sync_channel(1);
+                tx.send(retire).expect("the receiver is here");
+                rx
+            }
+        };
         self.queue.push_back(Pending {
             pc,
             mnemonic,
             seq,
-            kernel: spawn(scope, move || job.run()),
-            touches,
+            kernel,
+            touches: job.touches,
             settled,
         });
         settle
     }
 
-    /// Retires the pending convs `which` selects, oldest first.
+    /// Retires the pending instructions `which` selects, oldest first.
     fn retire(&mut self, which: Retiring, m: &mut Machine) -> Result<(), Fault> {
         let count = match which {
             Retiring::All => self.queue.len(),
@@ -531,16 +540,24 @@ impl InFlight {
                 kind,
             })?;
             let (later, deferred) = (ctx.act, ctx.deferred);
-            let settled = p.settled;
-            m.scope.spawn(move |_| {
-                let census = deferred.map(Deferred::run);
-                let _ = settled.send(Settle(Box::new(move |act| {
+            let settle = move |census: Option<Settle>| {
+                Settle(Box::new(move |act: &mut Activity| {
                     act.merge(later);
                     if let Some(census) = census {
                         census.apply(act);
                     }
-                })));
-            });
+                }))
+            };
+            // The receiver is gone only if the run already failed.
+            let settled = p.settled;
+            match deferred {
+                Some(job) => m.scope.spawn(move |_| {
+                    let _ = settled.send(settle(Some(job.run())));
+                }),
+                None => {
+                    let _ = settled.send(settle(None));
+                }
+            }
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! DMA: strided copies between DRAM and the on-chip buffers, dense or bitmap-charged.
 
-use super::{Background, Ctx, Retire, Work};
+use super::{Background, Ctx, Left, Retire, Work};
 use crate::decode::DmaOp;
 use crate::error::FaultKind;
 use crate::hazard;
@@ -19,7 +19,7 @@ pub fn run(d: &DmaOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let d = d.clone();
     ctx.background = Some(Background {
         touches: hazard::dma(&d, base),
-        job: Box::new(move || Retire(Box::new(move |ctx| transfer(&d, base, ctx)))),
+        left: Left::Retire(Retire(Box::new(move |ctx| transfer(&d, base, ctx)))),
     });
     Ok(())
 }

@@ -175,28 +175,23 @@ impl Retire {
     }
 }
 
-/// The work of an instruction that is left to finish later: a conv's kernel (the conv read all
-/// its operands when it issued: a pure job that owns what it reads), or nothing for a store that
-/// waits to copy until it retires. The job may run beside the instructions after it and returns
-/// the instruction's [`Retire`]. What it touches is what the run loop keeps later instructions
-/// off until it retires.
+/// An instruction left to finish later: a conv whose kernel runs in the background (the conv read
+/// all its operands when it issued: a pure job that owns what it reads and returns the conv's
+/// [`Retire`]), or a store that waits to copy until it retires. What it touches is what the run
+/// loop keeps later instructions off until it retires.
 pub struct Background {
-    /// The kernel.
-    pub(crate) job: Box<dyn FnOnce() -> Retire + Send>,
+    /// The work left.
+    pub(crate) left: Left,
     /// What the instruction reads or writes when it retires.
     pub(crate) touches: Vec<Region>,
 }
 
-impl Background {
-    /// What the instruction reads or writes when it retires.
-    pub fn touches(&self) -> &[Region] {
-        &self.touches
-    }
-
-    /// Runs the kernel.
-    pub fn run(self) -> Retire {
-        (self.job)()
-    }
+/// What a [`Background`] instruction has left to do before it retires.
+pub(crate) enum Left {
+    /// A kernel to run (beside the instructions after it).
+    Kernel(Box<dyn FnOnce() -> Retire + Send>),
+    /// Nothing: only the retirement.
+    Retire(Retire),
 }
 
 /// Waits for a background job's result. The waiting thread is a rayon worker: it runs pending
@@ -225,7 +220,7 @@ pub struct Ctx<'a> {
     pub act: Activity,
     /// Accounting the executor deferred (see [`Deferred`]).
     pub deferred: Option<Deferred>,
-    /// The kernel the executor left to run in the background (see [`Background`]).
+    /// What the executor left to finish later (see [`Background`]).
     pub background: Option<Background>,
 }
 

@@ -9,7 +9,7 @@ use super::census::{split, Census};
 use super::conv_census::{conv_census, CensusViews};
 use super::views::InputViews;
 use super::{
-    kernel_fault, Activity, Background, Ctx, Deferred, OperandUse, PeOperands, Retire, Settle, Work,
+    kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
 use crate::cost::skip_in_effect;
 use crate::decode::{ConvOp, MatmulOp, Nchw, TensorOp};
@@ -286,13 +286,13 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     };
     ctx.background = Some(Background {
         touches: hazard::conv_retire(c),
-        job: Box::new(move || {
+        left: Left::Kernel(Box::new(move || {
             let computed = job.compute();
             Retire(Box::new(move |ctx| {
                 let (y, spec) = computed.map_err(kernel_fault)?;
                 job.retire(ctx, y, spec)
             }))
-        }),
+        })),
     });
     Ok(())
 }
