@@ -8,6 +8,22 @@ use std::process::ExitCode;
 
 mod cmd;
 
+/// mimalloc: the simulator allocates and frees large operand buffers per instruction; glibc's
+/// malloc returns them to the system and page-faults them back in each time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` of mimalloc 2's `mi_option_t` (`mimalloc.h`), which the bindings do not
+/// name: how long freed memory stays committed before it goes back to the system.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory committed for the whole run (a simulation reuses the same buffer sizes
+/// instruction after instruction; peak memory stays that of the largest step).
+fn keep_freed_memory() {
+    // SAFETY: setting an option is allowed at any time; -1 means "never purge".
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// Compiler and instruction-level simulator for the Trainer sparse-DNN-training accelerator.
 ///
 /// Typical flow: `trainer compile net.onnx -o net.tbin`, then
@@ -36,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::Asm(args) => cmd::asm::run(args),
