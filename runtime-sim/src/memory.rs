@@ -192,31 +192,13 @@ impl Memory {
 
     /// Reads `n` elements of `op` as f32 (floats converted exactly, `b1` as 0/1, integers by value).
     pub fn read_f32(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<f32>, FaultKind> {
+        Ok(decode_f32(op.dtype, self.operand_bytes(field, op, n)?, n))
+    }
+
+    /// The bytes of `n` elements of `op`.
+    pub fn operand_bytes(&self, field: &'static str, op: Operand, n: usize) -> Result<&[u8], FaultKind> {
         let r = self.op_range(field, op, n as u64)?;
-        let raw = &self.space(op.space).expect("checked")[r];
-        Ok(match op.dtype {
-            DType::B1 => {
-                let mut out = vec![0.0f32; n];
-                unpack_bits(raw, &mut out, |b| f32::from(u8::from(b)));
-                out
-            }
-            DType::I32 => raw
-                .as_chunks::<4>()
-                .0
-                .iter()
-                .map(|&c| i32::from_le_bytes(c) as f32)
-                .collect(),
-            DType::I64 => raw
-                .as_chunks::<8>()
-                .0
-                .iter()
-                .map(|&c| i64::from_le_bytes(c) as f32)
-                .collect(),
-            d => float_format(d)
-                .expect("float dtype")
-                .from_bytes(raw)
-                .expect("range sized from n"),
-        })
+        Ok(&self.space(op.space).expect("range checked the space")[r])
     }
 
     /// Writes `data` to `op`, converting to its dtype (RNE for floats, `x != 0` for `b1`).
@@ -303,6 +285,34 @@ impl Memory {
                 });
             }
         })
+    }
+}
+
+/// `n` elements of dtype `d` decoded from their bytes `raw` as f32 (floats converted exactly,
+/// `b1` as 0/1, integers by value).
+pub fn decode_f32(d: DType, raw: &[u8], n: usize) -> Vec<f32> {
+    match d {
+        DType::B1 => {
+            let mut out = vec![0.0f32; n];
+            unpack_bits(raw, &mut out, |b| f32::from(u8::from(b)));
+            out
+        }
+        DType::I32 => raw
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|&c| i32::from_le_bytes(c) as f32)
+            .collect(),
+        DType::I64 => raw
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|&c| i64::from_le_bytes(c) as f32)
+            .collect(),
+        d => float_format(d)
+            .expect("float dtype")
+            .from_bytes(raw)
+            .expect("bytes sized from n"),
     }
 }
 

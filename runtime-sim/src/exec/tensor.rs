@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, CensusViews};
-use super::views::InputViews;
+use super::views::{Decoded, DecodedValues, InputViews};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
@@ -21,7 +21,7 @@ use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
 use crate::ledger::Event;
-use crate::memory::float_format;
+use crate::memory::{decode_f32, float_format};
 use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
@@ -69,6 +69,39 @@ fn bn_on_read(x: &mut [f32], b: &Block, c: usize, hw: usize, relu: bool) -> Vec<
         }
     }
     mask
+}
+
+/// Reads `n` elements of conv operand `op` as the PE array uses them: decoded and, with `bn`,
+/// normalised by BN on read (then ReLU if its flag is set). Tile instructions that read the same
+/// bytes the same way share one entry, so a layer's input is decoded once, not once per tile.
+fn read_operand(
+    ctx: &mut Ctx,
+    s: &ConvShape,
+    field: &'static str,
+    op: Operand,
+    n: usize,
+    bn: Option<(&Block, bool)>,
+) -> Result<Arc<Decoded>, FaultKind> {
+    let raw = ctx.mem.operand_bytes(field, op, n)?;
+    let head = bn.map(|(blk, relu)| (block_bits(blk), relu));
+    let entry = ctx.views.operand(s, op.dtype, head, raw);
+    entry.values.get_or_init(|| {
+        let mut x = decode_f32(op.dtype, raw, n);
+        let bn = bn.map(|(blk, relu)| {
+            let mask = bn_on_read(&mut x, blk, s.c, s.h * s.w, relu);
+            (mask, count_nonzero(&x))
+        });
+        DecodedValues { x, bn }
+    });
+    Ok(entry)
+}
+
+/// The values of a BN block as f32 bits.
+fn block_bits(b: &Block) -> Vec<u32> {
+    [&b.norm.mean, &b.norm.invstd, &b.gamma, &b.beta]
+        .iter()
+        .flat_map(|v| v.iter().map(|x| x.to_bits()))
+        .collect()
 }
 
 /// What an output epilogue needs.
@@ -223,23 +256,25 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     check_precision(ctx.state.prec, t)?;
     let (in_len, w_len) = (s.input_len(), s.weight_len());
     let (a_len, b_len, o_len) = c.operand_lens();
-    let mut a = ctx.mem.read_f32("a", t.a, a_len)?;
+    ctx.mem.operand_bytes("a", t.a, a_len)?;
     let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
     ctx.check("out", t.out, o_len)?;
     if t.mode != Mode::Wg {
         let wm = ctx.read_mask("wmask", t.wmask, w_len)?;
         apply_mask(&mut b, wm.as_deref());
     }
-    let hw = s.h * s.w;
     // Decoupled BN on read.
-    if !c.bna.is_none() && t.mode != Mode::Bp {
-        let blk = read_block(ctx, "bna", c.bna, s.c)?;
-        let relu_mask = bn_on_read(&mut a, &blk, s.c, hw, t.bnrelu);
+    let bna = match !c.bna.is_none() && t.mode != Mode::Bp {
+        true => Some(read_block(ctx, "bna", c.bna, s.c)?),
+        false => None,
+    };
+    let a = read_operand(ctx, s, "a", t.a, a_len, bna.as_ref().map(|blk| (blk, t.bnrelu)))?;
+    if let Some((relu_mask, nonzero)) = &a.values().bn {
         ctx.ev(Event::BnOp, in_len as u64);
         // The BN-on-read unit's zero detector counts the operand as the array will see it.
-        ctx.state.add_dc(t.dci, count_nonzero(&a));
+        ctx.state.add_dc(t.dci, *nonzero);
         if t.mode == Mode::Ff && t.bnrelu && !c.aux.is_none() {
-            ctx.write_mask("aux", c.aux, &relu_mask)?;
+            ctx.write_mask("aux", c.aux, relu_mask)?;
         }
     }
     let df = resolve_dataflow(ctx, t, a_len, b_len);
@@ -257,10 +292,12 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         _ => None,
     };
     let bp_stats = match t.mode {
-        Mode::Bp if !c.bns.is_none() => Some((
-            read_block(ctx, "bna", c.bna, s.c)?,
-            ctx.read("aux", c.aux, in_len)?,
-        )),
+        Mode::Bp if !c.bns.is_none() => {
+            let blk = read_block(ctx, "bna", c.bna, s.c)?;
+            let x = read_operand(ctx, s, "aux", c.aux, in_len, None)?;
+            ctx.charge_read(c.aux, in_len);
+            Some((blk, x))
+        }
         _ => None,
     };
     let skip_keep = keep.as_deref().filter(|_| t.skip.out);
@@ -270,8 +307,9 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let views = &mut *ctx.views;
     // FF tiles of a layer share the input: its im2col matrices come from the views (and so do
     // the input's bits the FF and WG census read).
-    let input = (t.mode != Mode::Bp).then(|| views.input(s, &a));
-    let census_views = CensusViews::lookup(views, s, t.mode, &a, skip_keep, input.clone());
+    let input =
+        (t.mode != Mode::Bp).then(|| Arc::clone(a.views.get_or_init(|| views.input(s, &a.values().x))));
+    let census_views = CensusViews::lookup(views, s, t.mode, &a.values().x, skip_keep, input.clone());
     let job = ConvJob {
         c: c.clone(),
         a,
@@ -300,7 +338,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
 /// A conv between issue and retirement: the operands as it uses them and what retiring needs.
 struct ConvJob {
     c: ConvOp,
-    a: Vec<f32>,
+    a: Arc<Decoded>,
     b: Vec<f32>,
     /// The output keep-mask in effect (S1, S2).
     keep: Option<Vec<bool>>,
@@ -309,7 +347,7 @@ struct ConvJob {
     census_views: CensusViews,
     s3: Option<S3>,
     /// BP with BN statistics: the BN block and the pre-BN activation.
-    bp_stats: Option<(Block, Vec<f32>)>,
+    bp_stats: Option<(Block, Arc<Decoded>)>,
     df: Dataflow,
     pe: PeMode,
 }
@@ -338,7 +376,7 @@ impl ConvJob {
     /// The kernel, with S3's prediction beside it (both only read the operands): the output
     /// before the epilogue.
     fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
-        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a, &self.b);
+        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, &self.b);
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()
@@ -409,7 +447,8 @@ impl ConvJob {
                         c: s.c,
                         hw: s.h * s.w,
                     };
-                    let sums = grad_sums(nchw, &x, &y, &blk.norm)?;
+                    let x = &x.values().x;
+                    let sums = grad_sums(nchw, x, &y, &blk.norm)?;
                     add_stats(ctx, c.bns, &sums)?;
                     ctx.ev(Event::BnOp, x.len() as u64);
                 }
@@ -418,8 +457,9 @@ impl ConvJob {
         }
         let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
         ctx.deferred = Some(Deferred(Box::new(move || {
-            let census = conv_census(&s, t.mode, &a, &b, census_keep.as_deref(), &census_views);
-            let operands = pe_operands(&t, df, &a, &b, &y);
+            let a = &a.values().x;
+            let census = conv_census(&s, t.mode, a, &b, census_keep.as_deref(), &census_views);
+            let operands = pe_operands(&t, df, a, &b, &y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
         Ok(())

@@ -6,6 +6,10 @@
 //! only on its contents and the conv geometry, so it is computed once and looked up by both. A
 //! lookup compares the full contents (bit for bit) and the shape: a hit is always exact.
 //!
+//! The operand itself is shared the same way: keyed by its bytes in memory, its dtype and the BN
+//! block it is normalised with on read, so the tiles of a layer decode (and normalise) their
+//! common input once. Comparing the stored bytes is much cheaper than decoding them again.
+//!
 //! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
 //! kernel and the census running side by side can both read one entry.
 
@@ -13,61 +17,74 @@ use crate::kernels::conv::ConvShape;
 use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
 use std::sync::{Arc, OnceLock};
+use trainer_isa::DType;
 
 /// Entries kept per kind, most recently used first (the tiles of a layer may cycle through the
 /// images of the batch before moving to the next output-channel tile).
 const SLOTS: usize = 64;
 
-/// A small most-recently-used memo keyed by a conv shape and a sequence of 32-bit words.
+/// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
+/// words.
 #[derive(Debug, Clone)]
-struct Memo<V> {
-    slots: Vec<(ConvShape, Vec<u32>, Arc<V>)>,
+struct Memo<H, K, V> {
+    slots: Vec<(H, Vec<K>, Arc<V>)>,
 }
 
-impl<V: Default> Memo<V> {
+impl<H: PartialEq, K: Word, V: Default> Memo<H, K, V> {
     fn new() -> Self {
         Self { slots: Vec::new() }
     }
 
-    /// The entry of `(shape, key)` (`key` as `f(item)` per item), created empty on a miss.
-    fn get<T>(&mut self, shape: &ConvShape, key: &[T], f: impl Fn(&T) -> u32 + Copy) -> Arc<V> {
+    /// The entry of `(head, key)` (`key` as `f(item)` per item), created empty on a miss.
+    fn get<T>(&mut self, head: H, key: &[T], f: impl Fn(&T) -> K + Copy) -> Arc<V> {
         let hit = self
             .slots
             .iter()
-            .position(|(s, k, _)| s == shape && same(k, key, f));
+            .position(|(h, k, _)| *h == head && same(k, key, f));
         match hit {
             Some(i) => self.slots[..=i].rotate_right(1),
             None => {
                 self.slots.truncate(SLOTS - 1);
                 self.slots
-                    .insert(0, (*shape, key.iter().map(f).collect(), Arc::default()));
+                    .insert(0, (head, key.iter().map(f).collect(), Arc::default()));
             }
         }
         Arc::clone(&self.slots[0].2)
     }
 }
 
+/// A key word: compared by `xor` and `or` (no branch per element).
+trait Word:
+    Copy + Default + PartialEq + std::ops::BitXor<Output = Self> + std::ops::BitOr<Output = Self>
+{
+}
+
+impl Word for u8 {}
+impl Word for u32 {}
+
 /// Whether `key` holds `f(item)` for every item of `items`, compared a block at a time (no
 /// branch per element, so the comparison vectorises).
-fn same<T>(key: &[u32], items: &[T], f: impl Fn(&T) -> u32) -> bool {
+fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
     const BLOCK: usize = 256;
     key.len() == items.len()
         && key
             .chunks(BLOCK)
             .zip(items.chunks(BLOCK))
-            .all(|(k, x)| k.iter().zip(x).fold(0, |d, (k, x)| d | (k ^ f(x))) == 0)
+            .all(|(k, x)| k.iter().zip(x).fold(K::default(), |d, (&k, x)| d | (k ^ f(x))) == K::default())
 }
 
 /// Derived data of a conv's cached operands (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct ConvViews {
-    inputs: Memo<InputViews>,
-    keeps: Memo<KeepViews>,
+    operands: Memo<OperandHead, u8, Decoded>,
+    inputs: Memo<ConvShape, u32, InputViews>,
+    keeps: Memo<ConvShape, u32, KeepViews>,
 }
 
 impl Default for ConvViews {
     fn default() -> Self {
         Self {
+            operands: Memo::new(),
             inputs: Memo::new(),
             keeps: Memo::new(),
         }
@@ -75,15 +92,68 @@ impl Default for ConvViews {
 }
 
 impl ConvViews {
+    /// The entry of an operand of `shape` whose bytes in memory are `raw`, read as `dtype` and
+    /// transformed as `bn` says (the BN-on-read block's values as f32 bits and whether ReLU
+    /// follows; `None`: used as read). Filled by the caller on first use.
+    pub fn operand(
+        &mut self,
+        shape: &ConvShape,
+        dtype: DType,
+        bn: Option<(Vec<u32>, bool)>,
+        raw: &[u8],
+    ) -> Arc<Decoded> {
+        let head = OperandHead {
+            shape: *shape,
+            dtype,
+            bn,
+        };
+        self.operands.get(head, raw, |&b| b)
+    }
+
     /// The views of FF input `x` (after BN on read) of `shape`.
     pub fn input(&mut self, shape: &ConvShape, x: &[f32]) -> Arc<InputViews> {
-        self.inputs.get(shape, x, |v| v.to_bits())
+        self.inputs.get(*shape, x, |v| v.to_bits())
     }
 
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
-        self.keeps.get(shape, keep.unwrap_or_default(), |&k| u32::from(k))
+        self.keeps
+            .get(*shape, keep.unwrap_or_default(), |&k| u32::from(k))
     }
+}
+
+/// What an operand entry's values depend on besides its bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct OperandHead {
+    shape: ConvShape,
+    dtype: DType,
+    bn: Option<(Vec<u32>, bool)>,
+}
+
+/// A conv operand as the PE array uses it, shared by the tile instructions that read the same
+/// bytes the same way (see [`ConvViews::operand`]); its parts are filled on first use.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    /// The values.
+    pub values: OnceLock<DecodedValues>,
+    /// The views of the values as an FF/WG input.
+    pub views: OnceLock<Arc<InputViews>>,
+}
+
+impl Decoded {
+    /// The values (filled by the reader that created the entry).
+    pub fn values(&self) -> &DecodedValues {
+        self.values.get().expect("an operand entry is filled when read")
+    }
+}
+
+/// The values of a [`Decoded`] operand.
+#[derive(Debug, Clone)]
+pub struct DecodedValues {
+    /// Decoded (and normalised by BN on read, if any).
+    pub x: Vec<f32>,
+    /// With BN on read: the ReLU mask (`x > 0` after BN) and the non-zeros of `x`.
+    pub bn: Option<(Vec<bool>, u64)>,
 }
 
 /// Data derived from an FF input `x` (N×C×H×W), computed on first use.
@@ -250,5 +320,28 @@ mod tests {
             v.input(&s, &[i as f32]);
         }
         assert!(!Arc::ptr_eq(&first, &v.input(&s, &x)));
+    }
+
+    #[test]
+    fn operands_are_shared_only_when_read_and_used_the_same_way() {
+        let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
+        let mut v = ConvViews::default();
+        let raw = [0u8, 60, 0, 188];
+        let bn = || Some((vec![1, 2, 3, 4], true));
+        let first = v.operand(&s, DType::F16, bn(), &raw);
+        assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
+        // Other bytes, dtype, BN block, ReLU flag or shape: other entries.
+        let others = [
+            v.operand(&s, DType::F16, bn(), &[0, 60, 0, 60]),
+            v.operand(&s, DType::I32, bn(), &raw),
+            v.operand(&s, DType::F16, Some((vec![1, 2, 3, 5], true)), &raw),
+            v.operand(&s, DType::F16, Some((vec![1, 2, 3, 4], false)), &raw),
+            v.operand(&s, DType::F16, None, &raw),
+            v.operand(&ConvShape { k: 2, ..s }, DType::F16, bn(), &raw),
+        ];
+        for o in &others {
+            assert!(!Arc::ptr_eq(&first, o));
+        }
+        assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
     }
 }
