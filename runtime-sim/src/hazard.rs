@@ -48,14 +48,81 @@ pub fn overlap(a: &[Region], b: &[Region]) -> bool {
 }
 
 /// What `op` reads or writes when it issues (nothing for a deferrable store), or `None` when that
-/// is not known here.
+/// is not known here. Element-wise and BN instructions touch their operands' elements (a
+/// statistics or sums operand `[2, C]`, a BN block `[4, C]`).
 pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
-    match op {
-        Op::Dma(d) if d.deferrable() => Some(Vec::new()),
-        Op::Dma(d) => Some(dma(d, dram_base(d, state))),
-        Op::Conv(c) => Some(conv_issue(c)),
-        _ => None,
-    }
+    let operands: Vec<(Operand, usize)> = match *op {
+        Op::Dma(ref d) if d.deferrable() => Vec::new(),
+        Op::Dma(ref d) => return Some(dma(d, dram_base(d, state))),
+        Op::Conv(ref c) => return Some(conv_issue(c)),
+        Op::Fill { n, out, .. } => vec![(out, n)],
+        Op::Density { n, src, .. } => vec![(src, n)],
+        Op::Convert { n, src, out } => vec![(src, n), (out, n)],
+        Op::Add { n, a, b, out } => vec![(a, n), (b, n), (out, n)],
+        Op::Axpy { n, x, y, out, .. } => vec![(x, n), (y, n), (out, n)],
+        Op::MaskApply { n, src, mask, out } => vec![(src, n), (mask, n), (out, n)],
+        Op::Relu { n, src, out, mask }
+        | Op::Clip {
+            n, src, out, mask, ..
+        } => {
+            vec![(src, n), (out, n), (mask, n)]
+        }
+        Op::ReluBwd { n, dy, mask, out } => vec![(dy, n), (mask, n), (out, n)],
+        Op::BnStats { s, src, stats, .. } => vec![(src, s.len()), (stats, 2 * s.c)],
+        Op::BnFinalize {
+            c,
+            stats,
+            block,
+            running,
+            ..
+        } => vec![(stats, 2 * c), (block, 4 * c), (running, 2 * c)],
+        Op::BnApply {
+            s,
+            src,
+            block,
+            out,
+            mask,
+            ..
+        } => vec![(src, s.len()), (block, 4 * s.c), (out, s.len()), (mask, s.len())],
+        Op::BnBwdReduce {
+            s,
+            dy,
+            x,
+            block,
+            mask,
+            sums,
+            ..
+        } => vec![
+            (dy, s.len()),
+            (x, s.len()),
+            (block, 4 * s.c),
+            (mask, s.len()),
+            (sums, 2 * s.c),
+        ],
+        Op::BnBwd {
+            s,
+            dy,
+            x,
+            block,
+            sums,
+            mask,
+            dx,
+        } => vec![
+            (dy, s.len()),
+            (x, s.len()),
+            (block, 4 * s.c),
+            (sums, 2 * s.c),
+            (mask, s.len()),
+            (dx, s.len()),
+        ],
+        _ => return None,
+    };
+    Some(
+        operands
+            .into_iter()
+            .filter_map(|(op, n)| Region::of(op, n))
+            .collect(),
+    )
 }
 
 /// What a background conv writes (and reads back) when it retires: its output and statistics.

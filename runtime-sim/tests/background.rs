@@ -12,13 +12,13 @@ struct Run {
     stats: RunStats,
 }
 
-const OUTS: [&str; 6] = ["y0", "y1", "y2", "y3", "y4", "y5"];
+const OUTS: [&str; 7] = ["y0", "y1", "y2", "y3", "y4", "y5", "y6"];
 
 /// A program in which pending convs and stores meet every kind of hazard: a store reading their
 /// output, a load overwriting their input (harmless) or their output, an accumulation chain, a
 /// conv reading another's output, a load overwriting what a pending store reads, a load reading
-/// what it writes, an instruction of unknown footprint, and BN statistics accumulated by two convs
-/// in a row.
+/// what it writes, element-wise instructions reading or overwriting a pending output, an
+/// instruction of unknown footprint, and BN statistics accumulated by two convs in a row.
 fn hazards(g: &Geo) -> (Asm, usize) {
     let (x_len, w_len, y_len) = (
         g.n * g.c * g.h * g.w,
@@ -55,7 +55,8 @@ fn hazards(g: &Geo) -> (Asm, usize) {
     p.store(outs[0], "f32", yb, &format!("obuf:f32@{yb}"));
     p.load(z, "f32", yb, &format!("obuf:f32@{yb}"));
     conv(&mut p, "opt=acc", &x2_at, yb);
-    // An instruction the hazard check does not know: everything retires first. y2 = relu(z + y0).
+    // An element-wise instruction reading the pending accumulation: it retires first.
+    // y2 = relu(z + y0).
     p.op(format!(
         "relu n={y_len} src=obuf:f32@{yb} out=obuf:f32@{}",
         2 * yb
@@ -72,6 +73,20 @@ fn hazards(g: &Geo) -> (Asm, usize) {
     conv(&mut p, "bns=gbuf:f32@0", &x2_at, 3 * yb);
     p.store(outs[3], "f32", yb, &format!("obuf:f32@{}", 3 * yb));
     p.store(outs[4], "f32", 8 * g.k as u32, "gbuf:f32@0");
+    // A fill over a pending conv's output lands after it; an instruction the hazard check does
+    // not know (`bias.add`) retires everything first. y6 = 7 + conv(x2) + 0.5 per channel.
+    let (y6, bias) = (format!("obuf:f32@{}", 4 * yb), format!("gbuf:f32@{}", 8 * g.k));
+    conv(&mut p, "", "ibuf:f32@0", 4 * yb);
+    p.op(format!("fill n={y_len} value=7 out={y6}"));
+    conv(&mut p, "opt=acc", "ibuf:f32@0", 4 * yb);
+    p.op(format!("fill n={} value=0.5 out={bias}", g.k));
+    p.op(format!(
+        "bias.add n={} c={} hw={} src={y6} bias={bias} out={y6}",
+        g.n,
+        g.k,
+        g.oh() * g.ow()
+    ));
+    p.store(outs[6], "f32", yb, &y6);
     p.op("halt");
     (p, y_len)
 }
@@ -113,9 +128,14 @@ fn pending_instructions_retire_before_what_touches_them() {
         );
     }
     // What the program means, checked on its own terms.
-    let [y0, y1, y2, y3, stats, y5] = &one_at_a_time.outs[..] else {
+    let [y0, y1, y2, y3, stats, y5, y6] = &one_at_a_time.outs[..] else {
         unreachable!()
     };
+    let shifted: Vec<f32> = y0.iter().map(|&v| 7.0 + v + 0.5).collect();
+    assert_eq!(
+        y6, &shifted,
+        "the fill landed after the conv before it, the bias after both"
+    );
     assert!(y0.iter().any(|&v| v != 0.0), "the conv of x2 is not all zero");
     let want: Vec<f32> = z.iter().zip(y0).map(|(&z, &c)| (c + z).max(0.0)).collect();
     assert_eq!(
