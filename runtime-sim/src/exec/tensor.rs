@@ -381,13 +381,19 @@ impl ConvJob {
             counting: Counting::SlotsOnly,
             ..Default::default()
         };
+        // WG computes only the weight gradients its keep-mask keeps (sparse WG, S2); the other
+        // kernels compute every output and the epilogue masks them.
+        let wg_opts = ConvOpts {
+            keep: self.keep.as_deref(),
+            ..opts
+        };
         let kernel = |y: &mut [f32]| match t.mode {
             Mode::Ff => {
                 let cols = self.input.as_ref().map_or(&[][..], |i| i.im2col(s, a));
                 conv_ff_cols(s, a, cols, b, y)
             }
             Mode::Bp => conv_bp(s, a, b, y, &opts).map(|_| ()),
-            Mode::Wg => conv_wg(s, a, b, y, &opts).map(|_| ()),
+            Mode::Wg => conv_wg(s, a, b, y, &wg_opts).map(|_| ()),
         };
         let mut y = vec![0.0f32; self.c.operand_lens().2];
         let spec = match (&self.input, &self.s3) {
