@@ -44,7 +44,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             let wv = ctx.read("w", w, n)?;
             let m = ctx.read_mask("mask", mask, n)?.expect("required operand");
             // Keep the weights the top-k keeps, and those not predicted to stay pruned.
-            let threshold = prune::top_k(&wv, k).threshold;
+            let threshold = prune::top_k_threshold(&wv, k);
             let keep = prune::s2_keep(&wv, &m, threshold, ctx.state.f(CfgF32::S2Margin));
             ctx.write_mask("out", out, &keep)?;
             ctx.ev(Event::SpecS2, n as u64);

@@ -72,8 +72,22 @@ pub fn top_k(w: &[f32], k: usize) -> TopK {
     TopK {
         mask,
         kept: k,
-        threshold: t.checked_sub(1).map_or(f32::NEG_INFINITY, f32::from_bits),
+        threshold: magnitude_of_rank(t),
     }
+}
+
+/// [`top_k`]'s threshold without its mask: the smallest magnitude among the `k` largest of `w`
+/// (`k` capped at its length; NaN's is −∞; nothing kept: +∞).
+pub fn top_k_threshold(w: &[f32], k: usize) -> f32 {
+    match k.min(w.len()) {
+        0 => f32::INFINITY,
+        k => magnitude_of_rank(kth_largest_rank(w, k)),
+    }
+}
+
+/// The magnitude a selection rank stands for (rank 0, NaN's: −∞).
+fn magnitude_of_rank(r: u32) -> f32 {
+    r.checked_sub(1).map_or(f32::NEG_INFINITY, f32::from_bits)
 }
 
 /// Magnitude used for ranking: `|x|`, NaN the smallest (−∞).
@@ -219,6 +233,7 @@ mod tests {
                     .map(|(&x, _)| magnitude(x))
                     .fold(f32::INFINITY, f32::min);
                 assert_eq!(got.threshold, smallest, "len {len} k {k}");
+                assert_eq!(top_k_threshold(&w, k), smallest, "len {len} k {k}");
             }
         }
     }
