@@ -239,10 +239,14 @@ impl Format {
                 }
             }
             Format::F16 => {
-                let mut halves = vec![f16::ZERO; src.len()];
-                halves.convert_from_f32_slice(src);
-                for (d, h) in dst.chunks_exact_mut(2).zip(&halves) {
-                    d.copy_from_slice(&h.to_le_bytes());
+                // A block at a time through a small stack buffer, as `from_bytes` decodes.
+                let mut halves = [f16::ZERO; 256];
+                for (s, d) in src.chunks(256).zip(dst.chunks_mut(512)) {
+                    let h = &mut halves[..s.len()];
+                    h.convert_from_f32_slice(s);
+                    for (d, h) in d.chunks_exact_mut(2).zip(h.iter()) {
+                        d.copy_from_slice(&h.to_le_bytes());
+                    }
                 }
             }
             Format::E4M3 => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f32_to_e4m3(x)),
