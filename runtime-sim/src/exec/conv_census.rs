@@ -7,7 +7,8 @@
 use super::census::{set_bits, Census, RowCounts, UnitWork};
 use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{and_popcount, BitMatrix};
+use crate::kernels::density::{and_popcount, count_nonzero, BitMatrix};
+use std::cell::OnceCell;
 use std::sync::Arc;
 use trainer_isa::names::Mode;
 
@@ -107,13 +108,13 @@ pub fn conv_census(
         Mode::Wg => {
             let input = views.input();
             for g in 0..g_n {
-                let dy = batched(s, b, g, |&v| v != 0.0);
+                let dy = DyRows::new(s, b, g);
                 match keep {
                     // Every weight gradient counts: a row's MACs pair its non-zeros with the
                     // taps of their output positions.
                     None => {
                         let per_q = &input.tap_counts(s, a)[g];
-                        census.add_unmasked(&dy, per_q, j as u64, false, |m| g * kg + m);
+                        census.add_unmasked(dy.bits(), per_q, j as u64, false, |m| g * kg + m);
                     }
                     Some(m) => {
                         let kb = BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j);
@@ -134,35 +135,86 @@ fn batched<T>(s: &ConvShape, data: &[T], g: usize, pred: impl Fn(&T) -> bool) ->
     BitMatrix::from_parts(kg, s.n, p, |m, n| &data[(n * s.k + g * kg + m) * p..], pred)
 }
 
+/// Group `g`'s rows of an output gradient (N×K×P), the images side by side (Kg×(N·P)): the
+/// non-zeros of every row, and the rows' bits ([`batched`]) packed on first use — rows that are
+/// empty or full need none.
+struct DyRows<'a> {
+    s: &'a ConvShape,
+    dy: &'a [f32],
+    g: usize,
+    /// Non-zeros of every row.
+    counts: Vec<u64>,
+    /// Row length (`N·P`).
+    len: u64,
+    bits: OnceCell<BitMatrix>,
+}
+
+impl<'a> DyRows<'a> {
+    fn new(s: &'a ConvShape, dy: &'a [f32], g: usize) -> Self {
+        let (kg, p) = (s.kg(), s.p());
+        let counts = (0..kg)
+            .map(|m| {
+                (0..s.n)
+                    .map(|n| count_nonzero(&dy[(n * s.k + g * kg + m) * p..][..p]))
+                    .sum()
+            })
+            .collect();
+        Self {
+            s,
+            dy,
+            g,
+            counts,
+            len: (s.n * p) as u64,
+            bits: OnceCell::new(),
+        }
+    }
+
+    /// The rows' bits.
+    fn bits(&self) -> &BitMatrix {
+        self.bits
+            .get_or_init(|| batched(self.s, self.dy, self.g, |&v| v != 0.0))
+    }
+
+    /// `|row m ∧ other|`, `other` (a bit row as long) having `other_count` bits set: no word
+    /// loop when row `m` is empty or full.
+    fn meet(&self, m: usize, other: &[u64], other_count: u64) -> u64 {
+        match self.counts[m] {
+            0 => 0,
+            c if c == self.len => other_count,
+            _ => and_popcount(other, self.bits().row(m)),
+        }
+    }
+}
+
 /// WG census rows of group `g` (`dy · colᵀ`, units are output channels) with the weight-gradient
-/// keep-mask `kb` (Kg×J): `dy` is the group's output gradient, [`batched`]. Each row counts only
+/// keep-mask `kb` (Kg×J): `dy` is the group's output gradient. Each row counts only
 /// its kept weight gradients: `Σ_{j kept} |dy_m ∧ col_j|`.
 fn wg_masked(
     census: &mut Census,
     s: &ConvShape,
     x: &[f32],
     input: &InputViews,
-    dy: &BitMatrix,
+    dy: &DyRows,
     kb: &BitMatrix,
     g: usize,
 ) {
-    let (kg, np) = (s.kg(), dy.cols() as u64);
+    let kg = s.kg();
     let per_j = &input.row_counts(s, x)[g];
     for m in 0..kg {
-        let (dm, l_nonzero) = (dy.row(m), dy.row_count(m));
+        let l_nonzero = dy.counts[m];
         let r_nonzero = set_bits(kb.row(m)).map(|jj| per_j[jj]).sum();
         // An empty row meets no tap and a full one every tap: no im2col bits needed.
         let effective = match l_nonzero {
             0 => 0,
-            c if c == np => r_nonzero,
+            c if c == dy.len => r_nonzero,
             _ => {
-                let col = &input.cols(s, x)[g];
+                let (col, dm) = (&input.cols(s, x)[g], dy.bits().row(m));
                 set_bits(kb.row(m)).map(|jj| and_popcount(col.row(jj), dm)).sum()
             }
         };
         let row = RowCounts {
             l_nonzero,
-            j_len: np,
+            j_len: dy.len,
             kept: kb.row_count(m),
             p: s.j() as u64,
             effective,
@@ -239,16 +291,9 @@ fn bp_group(
             .zip(bp_a_nonzero(s, dy_n, keep_n))
             .for_each(|(t, c)| *t += c);
     }
-    let dy = batched(s, dy, g, |&v| v != 0.0);
-    let np = dy.cols() as u64;
-    let dy_counts: Vec<u64> = (0..kg).map(|k| dy.row_count(k)).collect();
-    // Kept taps of im2col row `jj` meeting non-zeros of row `k` of dy; an empty or full row of
-    // dy needs no word loop.
-    let meet = |jj: usize, k: usize| match dy_counts[k] {
-        0 => 0,
-        c if c == np => kept.rows[jj],
-        _ => and_popcount(kept.bits.row(jj), dy.row(k)),
-    };
+    let dy = DyRows::new(s, dy, g);
+    // Kept taps of im2col row `jj` meeting non-zeros of row `k` of dy.
+    let meet = |jj: usize, k: usize| dy.meet(k, kept.bits.row(jj), kept.rows[jj]);
     // Without a keep-mask a row's taps depend only on its kernel position (`jj % rs`): count
     // each (kernel position, dy row) pair once.
     let per_tap: Vec<u64> = match keep {
@@ -272,7 +317,7 @@ fn bp_group(
             effective: effective[ci],
             a_nonzero: a_nonzero[ci],
             b_nonzero: b_nonzero[ci],
-            masked: kg as u64 * (rs as u64 * np - kept_ci),
+            masked: kg as u64 * (rs as u64 * dy.len - kept_ci),
         };
     }
 }
