@@ -118,12 +118,19 @@ impl Census {
     ) {
         let r_total = r_counts.iter().sum();
         for m in 0..l.rows() {
+            let l_nonzero = l.row_count(m);
+            // A full row of `L` meets every non-zero of `R`.
+            let effective = if l_nonzero == l.cols() as u64 {
+                r_total
+            } else {
+                set_bits(l.row(m)).map(|j| r_counts[j]).sum()
+            };
             let row = RowCounts {
-                l_nonzero: l.row_count(m),
+                l_nonzero,
                 j_len: l.cols() as u64,
                 kept: p,
                 p,
-                effective: set_bits(l.row(m)).map(|j| r_counts[j]).sum(),
+                effective,
                 r_nonzero: r_total,
             };
             self.add_row(unit(m), &row, l_is_a);

@@ -5,9 +5,10 @@
 //! is proportional to the tile's non-zero weights.
 
 use super::census::{set_bits, Census, RowCounts, UnitWork};
-use super::views::{ColBits, ConvViews, InputViews, KeepViews, KeptTaps};
+use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{and_popcount, BitMatrix};
+use crate::kernels::density::{and_popcount, count_nonzero, BitMatrix};
+use std::cell::OnceCell;
 use std::sync::Arc;
 use trainer_isa::names::Mode;
 
@@ -62,6 +63,9 @@ impl CensusViews {
 /// Census of a conv phase: `a`, `b` as the instruction uses them, `keep` the output keep-mask in
 /// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's), `views`
 /// from [`CensusViews::lookup`] of the same operands.
+///
+/// Every count is linear in the images (with the row length `P` summed too), so each group is
+/// counted once over the batch, the images' output positions side by side (`N·P` columns).
 pub fn conv_census(
     s: &ConvShape,
     mode: Mode,
@@ -71,104 +75,166 @@ pub fn conv_census(
     views: &CensusViews,
 ) -> Census {
     let (g_n, kg, j) = (s.groups, s.kg(), s.j());
-    let weights = |g: usize| &b[g * kg * j..(g + 1) * kg * j];
+    let weights = |g: usize| bits(&b[g * kg * j..(g + 1) * kg * j], kg, j);
     let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
     match mode {
         Mode::Ff => {
-            let wbits: Vec<BitMatrix> = (0..g_n).map(|g| bits(weights(g), kg, j)).collect();
             let input = views.input();
-            match keep {
-                // Without a keep-mask the counts add up over the images: one row pass per group.
+            // A mask keeping every output counts as none.
+            match keep.filter(|m| !m.iter().all(|&k| k)) {
                 None => {
                     let total_p = (s.n * s.p()) as u64;
                     for (g, counts) in input.row_counts(s, a).iter().enumerate() {
-                        census.add_unmasked(&wbits[g], counts, total_p, false, |m| g * kg + m);
+                        census.add_unmasked(&weights(g), counts, total_p, false, |m| g * kg + m);
                     }
                 }
                 Some(m) => {
-                    for (i, col) in input.cols(s, a).iter().enumerate() {
-                        let (n, g) = (i / g_n, i % g_n);
-                        let kb =
-                            BitMatrix::from_bools(&m[(n * s.k + g * kg) * s.p()..][..kg * s.p()], kg, s.p());
-                        ff_masked(&mut census, &wbits[g], col, &kb, g * kg);
+                    let (cols, per_q) = (input.cols(s, a), input.tap_counts(s, a));
+                    for g in 0..g_n {
+                        let kb = batched(s, m, g, |&k| k);
+                        ff_masked(&mut census, &weights(g), &cols[g], &per_q[g], &kb, g * kg);
                     }
                 }
             }
         }
         Mode::Bp => {
-            let wts: Vec<Transposed> = (0..g_n)
-                .map(|g| Transposed::new(&bits(weights(g), kg, j)))
-                .collect();
             let taps = s.tap_sums(None);
             let kept = views.keep().groups(s, keep, &taps);
-            let in_plane = s.cg() * s.h * s.w;
-            for (i, kept) in kept.iter().enumerate() {
-                let (n, g) = (i / g_n, i % g_n);
-                let dy = &a[(n * s.k + g * kg) * s.p()..][..kg * s.p()];
-                let keep_in = keep.map(|m| &m[i * in_plane..][..in_plane]);
-                bp_group(&mut census, s, &wts[g], dy, keep_in, kept, g * s.cg());
+            for (g, kept) in kept.iter().enumerate() {
+                let wt = Transposed::new(&weights(g));
+                bp_group(&mut census, s, &wt, a, keep, kept, g);
             }
         }
-        Mode::Wg => wg_census(&mut census, s, a, b, keep, views.input()),
+        Mode::Wg => {
+            let input = views.input();
+            for g in 0..g_n {
+                let dy = DyRows::new(s, b, g);
+                match keep {
+                    // Every weight gradient counts: a row's MACs pair its non-zeros with the
+                    // taps of their output positions.
+                    None => {
+                        let per_q = &input.tap_counts(s, a)[g];
+                        census.add_unmasked(dy.bits(), per_q, j as u64, false, |m| g * kg + m);
+                    }
+                    Some(m) => {
+                        let kb = BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j);
+                        wg_masked(&mut census, s, a, input, &dy, &kb, g);
+                    }
+                }
+            }
+        }
     }
     census
 }
 
-/// WG census: `dy (Kg×P) · colᵀ (P×J)` per (image, group), units are output channels. With a
-/// keep-mask each row counts only its kept weight gradients: `Σ_{j kept} |dy_m ∧ col_j|`.
-fn wg_census(
-    census: &mut Census,
-    s: &ConvShape,
-    x: &[f32],
-    dy: &[f32],
-    keep: Option<&[bool]>,
-    input: &InputViews,
-) {
-    let (kg, j, p) = (s.kg(), s.j(), s.p());
-    let dy_bits = |i: usize| {
-        let (n, g) = (i / s.groups, i % s.groups);
-        bits(&dy[(n * s.k + g * kg) * p..][..kg * p], kg, p)
-    };
-    let Some(keep) = keep else {
-        // Every weight gradient counts: a row's MACs pair its non-zeros with the taps of their
-        // output positions.
-        for (i, per_q) in input.tap_counts(s, x).iter().enumerate() {
-            let g = i % s.groups;
-            census.add_unmasked(&dy_bits(i), per_q, j as u64, false, |m| g * kg + m);
+/// The bits of group `g`'s channels of an N×K×P tensor (outputs, output gradients or an output
+/// keep-mask) under `pred`, the images side by side: row `m` (channel `g·Kg + m`) holds image `n`
+/// at columns `n·P..(n + 1)·P` (Kg×(N·P)).
+fn batched<T>(s: &ConvShape, data: &[T], g: usize, pred: impl Fn(&T) -> bool) -> BitMatrix {
+    let (kg, p) = (s.kg(), s.p());
+    BitMatrix::from_parts(kg, s.n, p, |m, n| &data[(n * s.k + g * kg + m) * p..], pred)
+}
+
+/// Group `g`'s rows of an output gradient (N×K×P), the images side by side (Kg×(N·P)): the
+/// non-zeros of every row, and the rows' bits ([`batched`]) packed on first use — rows that are
+/// empty or full need none.
+struct DyRows<'a> {
+    s: &'a ConvShape,
+    dy: &'a [f32],
+    g: usize,
+    /// Non-zeros of every row.
+    counts: Vec<u64>,
+    /// Row length (`N·P`).
+    len: u64,
+    bits: OnceCell<BitMatrix>,
+}
+
+impl<'a> DyRows<'a> {
+    fn new(s: &'a ConvShape, dy: &'a [f32], g: usize) -> Self {
+        let (kg, p) = (s.kg(), s.p());
+        let counts = (0..kg)
+            .map(|m| {
+                (0..s.n)
+                    .map(|n| count_nonzero(&dy[(n * s.k + g * kg + m) * p..][..p]))
+                    .sum()
+            })
+            .collect();
+        Self {
+            s,
+            dy,
+            g,
+            counts,
+            len: (s.n * p) as u64,
+            bits: OnceCell::new(),
         }
-        return;
-    };
-    let keeps: Vec<BitMatrix> = (0..s.groups)
-        .map(|g| BitMatrix::from_bools(&keep[g * kg * j..(g + 1) * kg * j], kg, j))
-        .collect();
-    for (i, col) in input.cols(s, x).iter().enumerate() {
-        let (dy, g) = (dy_bits(i), i % s.groups);
-        let kb = &keeps[g];
-        for m in 0..kg {
-            let (dm, l_nonzero) = (dy.row(m), dy.row_count(m));
-            let (mut effective, mut r_nonzero) = (0, 0);
-            for jj in set_bits(kb.row(m)) {
-                r_nonzero += col.per_j[jj];
-                if l_nonzero > 0 {
-                    effective += and_popcount(col.bits.row(jj), dm);
-                }
-            }
-            let row = RowCounts {
-                l_nonzero,
-                j_len: p as u64,
-                kept: kb.row_count(m),
-                p: j as u64,
-                effective,
-                r_nonzero,
-            };
-            census.add_row(g * kg + m, &row, false);
+    }
+
+    /// The rows' bits.
+    fn bits(&self) -> &BitMatrix {
+        self.bits
+            .get_or_init(|| batched(self.s, self.dy, self.g, |&v| v != 0.0))
+    }
+
+    /// `|row m ∧ other|`, `other` (a bit row as long) having `other_count` bits set: no word
+    /// loop when row `m` is empty or full.
+    fn meet(&self, m: usize, other: &[u64], other_count: u64) -> u64 {
+        match self.counts[m] {
+            0 => 0,
+            c if c == self.len => other_count,
+            _ => and_popcount(other, self.bits().row(m)),
         }
     }
 }
 
-/// FF census rows of one (image, group) with a keep-mask `kb` (Kg×P): `w` is the group's weight
-/// bitmap (Kg×J), `col` its input in im2col form; rows go to units `unit0 + m`.
-fn ff_masked(census: &mut Census, w: &BitMatrix, col: &ColBits, kb: &BitMatrix, unit0: usize) {
+/// WG census rows of group `g` (`dy · colᵀ`, units are output channels) with the weight-gradient
+/// keep-mask `kb` (Kg×J): `dy` is the group's output gradient. Each row counts only
+/// its kept weight gradients: `Σ_{j kept} |dy_m ∧ col_j|`.
+fn wg_masked(
+    census: &mut Census,
+    s: &ConvShape,
+    x: &[f32],
+    input: &InputViews,
+    dy: &DyRows,
+    kb: &BitMatrix,
+    g: usize,
+) {
+    let kg = s.kg();
+    let per_j = &input.row_counts(s, x)[g];
+    for m in 0..kg {
+        let l_nonzero = dy.counts[m];
+        let r_nonzero = set_bits(kb.row(m)).map(|jj| per_j[jj]).sum();
+        // An empty row meets no tap and a full one every tap: no im2col bits needed.
+        let effective = match l_nonzero {
+            0 => 0,
+            c if c == dy.len => r_nonzero,
+            _ => {
+                let (col, dm) = (&input.cols(s, x)[g], dy.bits().row(m));
+                set_bits(kb.row(m)).map(|jj| and_popcount(col.row(jj), dm)).sum()
+            }
+        };
+        let row = RowCounts {
+            l_nonzero,
+            j_len: dy.len,
+            kept: kb.row_count(m),
+            p: s.j() as u64,
+            effective,
+            r_nonzero,
+        };
+        census.add_row(g * kg + m, &row, false);
+    }
+}
+
+/// FF census rows of one group with a keep-mask `kb` (Kg×(N·P), [`batched`]): `w` is the group's
+/// weight bitmap (Kg×J), `col` its input in im2col form and `per_q` the non-zero taps of every
+/// output position (both with the images side by side); rows go to units `unit0 + m`.
+fn ff_masked(
+    census: &mut Census,
+    w: &BitMatrix,
+    col: &BitMatrix,
+    per_q: &[u64],
+    kb: &BitMatrix,
+    unit0: usize,
+) {
     for m in 0..w.rows() {
         let km = kb.row(m);
         let row = RowCounts {
@@ -176,10 +242,8 @@ fn ff_masked(census: &mut Census, w: &BitMatrix, col: &ColBits, kb: &BitMatrix, 
             j_len: w.cols() as u64,
             kept: kb.row_count(m),
             p: kb.cols() as u64,
-            effective: set_bits(w.row(m))
-                .map(|j| and_popcount(col.bits.row(j), km))
-                .sum(),
-            r_nonzero: set_bits(km).map(|q| col.per_q[q]).sum(),
+            effective: set_bits(w.row(m)).map(|j| and_popcount(col.row(j), km)).sum(),
+            r_nonzero: set_bits(km).map(|q| per_q[q]).sum(),
         };
         census.add_row(unit0 + m, &row, false);
     }
@@ -203,36 +267,37 @@ impl Transposed {
     }
 }
 
-/// BP census of one image and group, per input channel (unit `unit0 + ci`): `w` is Wᵀ's bitmap,
-/// `dy` the output gradient (Kg×P), `keep_in` the kept input gradients and `kept` the taps onto
-/// them. Products onto padding or dropped inputs are masked. Only rows of non-zero weights are
-/// counted tap by tap.
+/// BP census of group `g` over the batch, per input channel (unit `g·Cg + ci`): `w` is Wᵀ's
+/// bitmap, `dy` the output gradient (N×K×P), `keep` the kept input gradients (N×C×H×W) and
+/// `kept` the group's taps onto them. Products onto padding or dropped inputs are masked. Only
+/// rows of non-zero weights are counted tap by tap.
 fn bp_group(
     census: &mut Census,
     s: &ConvShape,
     w: &Transposed,
     dy: &[f32],
-    keep_in: Option<&[bool]>,
+    keep: Option<&[bool]>,
     kept: &KeptTaps,
-    unit0: usize,
+    g: usize,
 ) {
-    let (kg, p, rs, plane, cg) = (s.kg(), s.p(), s.r * s.s, s.h * s.w, s.cg());
-    // Non-zero output gradients per output position, summed onto the inputs their taps read.
-    let mut per_q = vec![0u64; p];
-    for row in (0..kg).map(|k| &dy[k * p..][..p]) {
-        per_q
+    let (kg, p, rs, cg) = (s.kg(), s.p(), s.r * s.s, s.cg());
+    let in_plane = cg * s.h * s.w;
+    let mut a_nonzero = vec![0; cg];
+    for n in 0..s.n {
+        let dy_n = &dy[(n * s.k + g * kg) * p..][..kg * p];
+        let keep_n = keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane]);
+        a_nonzero
             .iter_mut()
-            .zip(row)
-            .for_each(|(c, &v)| *c += u64::from(v != 0.0));
+            .zip(bp_a_nonzero(s, dy_n, keep_n))
+            .for_each(|(t, c)| *t += c);
     }
-    let dy_taps = s.tap_sums(Some(&per_q));
-    let dy = bits(dy, kg, p);
+    let dy = DyRows::new(s, dy, g);
+    // Kept taps of im2col row `jj` meeting non-zeros of row `k` of dy.
+    let meet = |jj: usize, k: usize| dy.meet(k, kept.bits.row(jj), kept.rows[jj]);
     // Without a keep-mask a row's taps depend only on its kernel position (`jj % rs`): count
     // each (kernel position, dy row) pair once.
-    let per_tap: Vec<u64> = match keep_in {
-        None => (0..rs * kg)
-            .map(|i| and_popcount(kept.bits.row(i / kg), dy.row(i % kg)))
-            .collect(),
+    let per_tap: Vec<u64> = match keep {
+        None => (0..rs * kg).map(|i| meet(i / kg, i % kg)).collect(),
         Some(_) => Vec::new(),
     };
     let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
@@ -240,29 +305,46 @@ fn bp_group(
         let ci = jj / rs;
         b_nonzero[ci] += l_nz * kept.rows[jj];
         let ks = set_bits(w.bits.row(jj));
-        effective[ci] += match keep_in {
+        effective[ci] += match keep {
             None => ks.map(|k| per_tap[jj % rs * kg + k]).sum::<u64>(),
-            Some(_) => ks.map(|k| and_popcount(kept.bits.row(jj), dy.row(k))).sum(),
+            Some(_) => ks.map(|k| meet(jj, k)).sum(),
         };
     }
-    let all_taps: u64 = dy_taps.iter().sum();
     for ci in 0..cg {
-        let a_nonzero = match keep_in {
-            None => all_taps,
-            Some(m) => m[ci * plane..][..plane]
-                .iter()
-                .zip(&dy_taps)
-                .map(|(&k, &v)| if k { v } else { 0 })
-                .sum(),
-        };
         let kept_ci = kept.per_channel[ci];
-        census.units[unit0 + ci] += UnitWork {
+        census.units[g * cg + ci] += UnitWork {
             slots: kg as u64 * kept_ci,
             effective: effective[ci],
-            a_nonzero,
+            a_nonzero: a_nonzero[ci],
             b_nonzero: b_nonzero[ci],
-            masked: kg as u64 * (rs as u64 * p as u64 - kept_ci),
+            masked: kg as u64 * (rs as u64 * dy.len - kept_ci),
         };
+    }
+}
+
+/// BP slots of one (image, group) whose output gradient is non-zero, per input channel: the
+/// non-zeros of `dy` (Kg×P) at every output position, summed onto the kept inputs (`keep`,
+/// `None`: all) their taps read.
+fn bp_a_nonzero(s: &ConvShape, dy: &[f32], keep: Option<&[bool]>) -> Vec<u64> {
+    let mut per_q = vec![0u64; s.p()];
+    for row in dy.chunks_exact(s.p()) {
+        per_q
+            .iter_mut()
+            .zip(row)
+            .for_each(|(c, &v)| *c += u64::from(v != 0.0));
+    }
+    let dy_taps = s.tap_sums(Some(&per_q));
+    match keep {
+        None => vec![dy_taps.iter().sum(); s.cg()],
+        Some(m) => m
+            .chunks_exact(s.h * s.w)
+            .map(|mc| {
+                mc.iter()
+                    .zip(&dy_taps)
+                    .map(|(&k, &v)| if k { v } else { 0 })
+                    .sum()
+            })
+            .collect(),
     }
 }
 
@@ -332,6 +414,24 @@ mod tests {
                 stride: (3, 2),
                 ..base
             },
+            // Batches whose rows span words unevenly (N·P = 297, 80, 63).
+            ConvShape {
+                n: 3,
+                c: 6,
+                h: 11,
+                w: 9,
+                groups: 3,
+                ..base
+            },
+            ConvShape::simple(5, 3, 4, 5, 1, 1, 0),
+            ConvShape {
+                n: 3,
+                h: 13,
+                w: 5,
+                k: 9,
+                stride: (2, 2),
+                ..base
+            },
         ];
         let mut state = 7u64;
         let mut next = move || {
@@ -343,18 +443,23 @@ mod tests {
         // One cache over every case: entries of other shapes and contents must never be reused.
         let mut views = ConvViews::default();
         for s in shapes {
-            for _ in 0..2 {
+            // Rounds: random operands; output-gradient channels empty, random or full in every
+            // image; dense output gradients and an FF mask keeping everything.
+            for round in 0..3 {
                 let mut vals = |n: usize, pct: u32| -> Vec<f32> {
                     (0..n)
                         .map(|_| if next() % 100 < pct { 1.0 } else { 0.0 })
                         .collect()
                 };
-                let (x, w, dy) = (
-                    vals(s.input_len(), 60),
-                    vals(s.weight_len(), 20),
-                    vals(s.output_len(), 50),
-                );
-                let keep_y: Vec<bool> = vals(s.output_len(), 70).iter().map(|&v| v != 0.0).collect();
+                let (x, w) = (vals(s.input_len(), 60), vals(s.weight_len(), 20));
+                let dy_pct = |k: usize| [50, [0, 50, 100][k % 3], 100][round];
+                let dy: Vec<f32> = (0..s.n * s.k)
+                    .flat_map(|nk| vals(s.p(), dy_pct(nk % s.k)))
+                    .collect();
+                let keep_y: Vec<bool> = vals(s.output_len(), [70, 70, 100][round])
+                    .iter()
+                    .map(|&v| v != 0.0)
+                    .collect();
                 let keep_x: Vec<bool> = vals(s.input_len(), 70).iter().map(|&v| v != 0.0).collect();
                 let keep_w: Vec<bool> = vals(s.weight_len(), 30).iter().map(|&v| v != 0.0).collect();
                 for (mode, a, b, keep) in [

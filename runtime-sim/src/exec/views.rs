@@ -14,7 +14,7 @@
 //! kernel and the census running side by side can both read one entry.
 
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{bool_bitmap, nonzero_bitmap, BitMatrix};
+use crate::kernels::density::{nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
 use std::sync::{Arc, OnceLock};
 use trainer_isa::DType;
@@ -161,7 +161,7 @@ pub struct DecodedValues {
 pub struct InputViews {
     row_counts: OnceLock<Vec<Vec<u64>>>,
     tap_counts: OnceLock<Vec<Vec<u64>>>,
-    cols: OnceLock<Vec<ColBits>>,
+    cols: OnceLock<Vec<BitMatrix>>,
     im2col: OnceLock<Vec<Vec<f32>>>,
     e5m2: OnceLock<Box<Rounded>>,
 }
@@ -173,17 +173,6 @@ pub struct Rounded {
     pub x: Vec<f32>,
     /// Their views.
     pub views: InputViews,
-}
-
-/// One (image, group) of an FF input in im2col form.
-#[derive(Debug, Clone)]
-pub struct ColBits {
-    /// Non-zero taps of the im2col matrix (J×P).
-    pub bits: BitMatrix,
-    /// Non-zero taps per output position (column counts of `bits`).
-    pub per_q: Vec<u64>,
-    /// Non-zero taps per im2col row (row counts of `bits`).
-    pub per_j: Vec<u64>,
 }
 
 impl InputViews {
@@ -202,28 +191,23 @@ impl InputViews {
         })
     }
 
-    /// Per (image, group), in that order: the non-zero taps of every output position (the
-    /// column counts of the im2col matrix, without building it).
+    /// Per group: the non-zero taps of every output position (the column counts of the im2col
+    /// matrix, without building it), the images one after another (N·P counts).
     pub fn tap_counts(&self, s: &ConvShape, x: &[f32]) -> &[Vec<u64>] {
         self.tap_counts.get_or_init(|| {
-            x.chunks_exact(s.cg() * s.h * s.w)
-                .map(|xg| s.tap_counts(xg))
+            per_group(s, x, |xg| s.tap_counts(xg))
+                .iter()
+                .map(|c| c.concat())
                 .collect()
         })
     }
 
-    /// Per (image, group), in that order: the im2col bits and per-position tap counts.
-    pub fn cols(&self, s: &ConvShape, x: &[f32]) -> &[ColBits] {
+    /// Per group: the im2col bits of every image side by side (J×(N·P)).
+    pub fn cols(&self, s: &ConvShape, x: &[f32]) -> &[BitMatrix] {
         self.cols.get_or_init(|| {
-            x.chunks_exact(s.cg() * s.h * s.w)
-                .map(|xg| {
-                    let bits = s.tap_bits(&nonzero_bitmap(xg));
-                    ColBits {
-                        per_j: (0..bits.rows()).map(|j| bits.row_count(j)).collect(),
-                        per_q: s.tap_counts(xg),
-                        bits,
-                    }
-                })
+            per_group(s, x, |xg| s.tap_bits(&nonzero_bitmap(xg)))
+                .iter()
+                .map(BitMatrix::concat_cols)
                 .collect()
         })
     }
@@ -248,54 +232,80 @@ impl InputViews {
     }
 }
 
-/// Data derived from a BP keep-mask over the input gradient, per (image, group).
+/// `f` of every (image, group) part of an N×C×H×W tensor, collected per group in image order.
+fn per_group<E, T>(s: &ConvShape, x: &[E], f: impl Fn(&[E]) -> T) -> Vec<Vec<T>> {
+    let part = s.cg() * s.h * s.w;
+    (0..s.groups)
+        .map(|g| {
+            (0..s.n)
+                .map(|n| f(&x[(n * s.groups + g) * part..][..part]))
+                .collect()
+        })
+        .collect()
+}
+
+/// Data derived from a BP keep-mask over the input gradient, per group.
 #[derive(Debug, Clone, Default)]
 pub struct KeepViews {
     groups: OnceLock<Vec<KeptTaps>>,
 }
 
-/// The kept taps of one (image, group) of a BP input gradient.
+/// The kept taps of one group of a BP input gradient, the images side by side.
 #[derive(Debug, Clone)]
 pub struct KeptTaps {
-    /// In-bounds taps whose input is kept, as the im2col bit matrix (J×P).
+    /// In-bounds taps whose input is kept, as the im2col bit matrix (J×(N·P)).
     pub bits: BitMatrix,
     /// Kept taps per im2col row (row counts of `bits`).
     pub rows: Vec<u64>,
-    /// Kept taps per input channel of the group.
+    /// Kept taps per input channel of the group, summed over the images.
     pub per_channel: Vec<u64>,
 }
 
 impl KeepViews {
-    /// Per (image, group), in that order; `taps` are the in-bounds taps reading each input
-    /// position of a channel ([`ConvShape::tap_sums`] of `None`).
+    /// Per group; `taps` are the in-bounds taps reading each input position of a channel
+    /// ([`ConvShape::tap_sums`] of `None`).
     pub fn groups(&self, s: &ConvShape, keep: Option<&[bool]>, taps: &[u64]) -> &[KeptTaps] {
         self.groups.get_or_init(|| {
-            let (in_plane, plane) = (s.cg() * s.h * s.w, s.h * s.w);
-            let all = vec![u64::MAX; in_plane.div_ceil(64)];
-            (0..s.n * s.groups)
-                .map(|i| {
-                    let m = keep.map(|m| &m[i * in_plane..][..in_plane]);
-                    let bits = s.tap_bits(&m.map_or_else(|| all.clone(), bool_bitmap));
-                    let rows = (0..bits.rows()).map(|j| bits.row_count(j)).collect();
-                    let per_channel = (0..s.cg())
-                        .map(|ci| match m {
-                            None => taps.iter().sum(),
-                            Some(m) => m[ci * plane..][..plane]
-                                .iter()
-                                .zip(taps)
-                                .filter(|(&k, _)| k)
-                                .map(|(_, &t)| t)
-                                .sum(),
-                        })
-                        .collect();
-                    KeptTaps {
-                        bits,
-                        rows,
-                        per_channel,
-                    }
-                })
-                .collect()
+            let per_group = match keep {
+                Some(keep) => per_group(s, keep, |m| KeptTaps::of_image(s, Some(m), taps)),
+                None => vec![vec![KeptTaps::of_image(s, None, taps); s.n]; s.groups],
+            };
+            per_group.iter().map(|images| KeptTaps::batch(images)).collect()
         })
+    }
+}
+
+impl KeptTaps {
+    /// The kept-tap bits (J×P) and kept taps per channel of one (image, group) with keep-mask
+    /// `keep` (`None`: all kept).
+    fn of_image(s: &ConvShape, keep: Option<&[bool]>, taps: &[u64]) -> (BitMatrix, Vec<u64>) {
+        let plane = s.h * s.w;
+        let per_channel = (0..s.cg())
+            .map(|ci| match keep {
+                None => taps.iter().sum(),
+                Some(m) => m[ci * plane..][..plane]
+                    .iter()
+                    .zip(taps)
+                    .filter(|(&k, _)| k)
+                    .map(|(_, &t)| t)
+                    .sum(),
+            })
+            .collect();
+        (s.kept_taps(keep), per_channel)
+    }
+
+    /// The kept taps of a group's images ([`KeptTaps::of_image`] each) side by side.
+    fn batch(images: &[(BitMatrix, Vec<u64>)]) -> Self {
+        let bits = BitMatrix::concat_cols(images.iter().map(|(b, _)| b));
+        let mut per_channel = vec![0; images.first().map_or(0, |(_, c)| c.len())];
+        for (_, counts) in images {
+            per_channel.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+        }
+        Self {
+            rows: (0..bits.rows()).map(|j| bits.row_count(j)).collect(),
+            bits,
+            per_channel,
+        }
     }
 }
 

@@ -49,6 +49,44 @@ impl BitMatrix {
         m
     }
 
+    /// `pred` of `rows` rows made of `parts` runs of `len` values each (`part(r, i)` is run `i` of
+    /// row `r`, at columns `i·len..(i + 1)·len`), packed 64 values at a time.
+    pub fn from_parts<'a, T: 'a>(
+        rows: usize,
+        parts: usize,
+        len: usize,
+        part: impl Fn(usize, usize) -> &'a [T],
+        pred: impl Fn(&T) -> bool,
+    ) -> Self {
+        let mut m = Self::zeros(rows, parts * len);
+        for r in 0..rows {
+            for i in 0..parts {
+                for (c, chunk) in part(r, i)[..len].chunks(64).enumerate() {
+                    m.or_bits(r, i * len + c * 64, pack_word(chunk, &pred), chunk.len());
+                }
+            }
+        }
+        m
+    }
+
+    /// The bit matrices `parts` (all with the same number of rows) side by side.
+    pub fn concat_cols<'a>(parts: impl IntoIterator<Item = &'a BitMatrix>) -> Self {
+        let parts: Vec<&BitMatrix> = parts.into_iter().collect();
+        let rows = parts.first().map_or(0, |p| p.rows);
+        let mut m = Self::zeros(rows, parts.iter().map(|p| p.cols).sum());
+        let mut c0 = 0;
+        for p in parts {
+            assert_eq!(p.rows, rows, "concatenated bit matrices differ in rows");
+            for r in 0..rows {
+                for (w, &word) in p.row(r).iter().enumerate() {
+                    m.or_bits(r, c0 + w * 64, word, (p.cols - w * 64).min(64));
+                }
+            }
+            c0 += p.cols;
+        }
+        m
+    }
+
     /// The non-zero indicator of a strided f32 matrix: `bit(r, c) = data[r*rs + c*cs] != 0`.
     pub fn nonzero(data: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
         Self::from_fn(rows, cols, |r, c| data[r * rs + c * cs] != 0.0)
@@ -144,18 +182,24 @@ pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
 /// Packs `pred` of every element of `src` into `words` (bit `i % 64` of word `i / 64`).
 fn pack_into<T>(words: &mut [u64], src: &[T], pred: impl Fn(&T) -> bool) {
     for (w, chunk) in words.iter_mut().zip(src.chunks(64)) {
-        // A byte per value first (this vectorises), then eight 0/1 bytes to eight bits by one
-        // multiply: byte `i` lands on bit `56 + i`, no other product reaches the top byte.
-        let mut bytes = [[0u8; 8]; 8];
-        bytes
-            .as_flattened_mut()
-            .iter_mut()
-            .zip(chunk)
-            .for_each(|(b, x)| *b = u8::from(pred(x)));
-        *w = bytes.iter().rev().fold(0, |acc, &b| {
-            acc << 8 | u64::from_le_bytes(b).wrapping_mul(0x0102_0408_1020_4080) >> 56
-        });
+        *w = pack_word(chunk, &pred);
     }
+}
+
+/// `pred` of the `<= 64` elements of `chunk` as the low bits of a word (element `i` on bit `i`).
+#[inline]
+fn pack_word<T>(chunk: &[T], pred: impl Fn(&T) -> bool) -> u64 {
+    // A byte per value first (this vectorises), then eight 0/1 bytes to eight bits by one
+    // multiply: byte `i` lands on bit `56 + i`, no other product reaches the top byte.
+    let mut bytes = [[0u8; 8]; 8];
+    bytes
+        .as_flattened_mut()
+        .iter_mut()
+        .zip(chunk)
+        .for_each(|(b, x)| *b = u8::from(pred(x)));
+    bytes.iter().rev().fold(0, |acc, &b| {
+        acc << 8 | u64::from_le_bytes(b).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    })
 }
 
 /// Packs a boolean mask into 64-bit words (bit `i % 64` of word `i / 64`).
@@ -333,6 +377,14 @@ mod tests {
         let m = BitMatrix::from_bools(&bools[..130], 2, 65);
         assert_eq!(m, BitMatrix::from_fn(2, 65, |r, c| bools[r * 65 + c]));
         assert_eq!(m.transpose(), BitMatrix::from_fn(65, 2, |r, c| bools[c * 65 + r]));
+        // Three runs of 30 values a row (not word-aligned), and the same matrix put together.
+        let parts = BitMatrix::from_parts(2, 3, 30, |r, i| &bools[(i * 2 + r) * 30..], |&k| k);
+        let want = BitMatrix::from_fn(2, 90, |r, c| bools[(c / 30 * 2 + r) * 30 + c % 30]);
+        assert_eq!(parts, want);
+        let split: Vec<BitMatrix> = [0..37, 37..90]
+            .map(|cs| BitMatrix::from_fn(2, cs.len(), |r, c| want.get(r, cs.start + c)))
+            .into();
+        assert_eq!(BitMatrix::concat_cols(&split), want);
         let mut o = BitMatrix::zeros(1, 130);
         o.or_bits(0, 60, 0b1011, 4);
         o.or_bits(0, 66, u64::MAX, 64);
