@@ -255,23 +255,21 @@ impl ConvShape {
     pub(crate) fn tap_row_counts(&self, set: impl Fn(usize) -> bool) -> Vec<u64> {
         let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
-        // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw).
+        // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw): the
+        // prefix of row i along its lattice plus sums[i − sh][k].
         let mut sums = vec![0u32; self.cg() * h * w];
-        for plane in (0..self.cg()).map(|ci| ci * h * w) {
+        for (ci, plane) in sums.chunks_exact_mut(h * w).enumerate() {
             for i in 0..h {
+                let (above, row) = plane.split_at_mut(i * w);
+                let row = &mut row[..w];
+                let at = ci * h * w + i * w;
                 for k in 0..w {
-                    let at = plane + i * w + k;
-                    let mut v = u32::from(set(at));
-                    if i >= sh {
-                        v += sums[at - sh * w];
-                    }
-                    if k >= sw {
-                        v += sums[at - sw];
-                        if i >= sh {
-                            v -= sums[at - sh * w - sw];
-                        }
-                    }
-                    sums[at] = v;
+                    row[k] = u32::from(set(at + k)) + if k >= sw { row[k - sw] } else { 0 };
+                }
+                if i >= sh {
+                    row.iter_mut()
+                        .zip(&above[(i - sh) * w..][..w])
+                        .for_each(|(v, &a)| *v += a);
                 }
             }
         }
