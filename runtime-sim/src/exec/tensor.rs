@@ -283,13 +283,14 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     } else {
         None
     };
+    // The decoder allows `s3` only in FF mode.
     let s3_on = !c.s3.is_none() && ctx.features.speculation && ctx.state.spec_enabled(3);
-    let s3 = match t.mode {
-        Mode::Ff | Mode::Wg if s3_on => Some(S3 {
+    let s3 = match s3_on {
+        true => Some(S3 {
             blk: read_block(ctx, "s3", c.s3, s.k)?,
             thr: ctx.state.f(CfgF32::S3Threshold),
         }),
-        _ => None,
+        false => None,
     };
     let bp_stats = match t.mode {
         Mode::Bp if !c.bns.is_none() => {
