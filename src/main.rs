@@ -13,8 +13,9 @@ mod cmd;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` of mimalloc 2's `mi_option_t` (`mimalloc.h`), which the bindings do not
-/// name: how long freed memory stays committed before it goes back to the system.
+/// `mi_option_purge_delay` of mimalloc's `mi_option_t` (15 in both the v2 and the v3
+/// `mimalloc.h`), which the bindings do not name: how long freed memory stays committed before it
+/// goes back to the system.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory committed for the whole run (a simulation reuses the same buffer sizes

@@ -8,7 +8,7 @@
 //! the run loop retires that one (and those before it) first. Instructions whose footprint is
 //! not known here retire every pending one.
 
-use crate::decode::{ConvOp, DmaOp, Op};
+use crate::decode::{ConvOp, DmaOp, Nchw, Op};
 use crate::state::State;
 use trainer_isa::names::Mode;
 use trainer_isa::{Operand, Space};
@@ -51,31 +51,34 @@ pub fn overlap(a: &[Region], b: &[Region]) -> bool {
 /// is not known here. Element-wise and BN instructions touch their operands' elements (a
 /// statistics or sums operand `[2, C]`, a BN block `[4, C]`).
 pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
-    let operands: Vec<(Operand, usize)> = match *op {
+    Some(match *op {
         Op::Dma(ref d) if d.deferrable() => Vec::new(),
         Op::Dma(ref d) => return Some(dma(d, dram_base(d, state))),
         Op::Conv(ref c) => return Some(conv_issue(c)),
-        Op::Fill { n, out, .. } => vec![(out, n)],
-        Op::Density { n, src, .. } => vec![(src, n)],
-        Op::Convert { n, src, out } => vec![(src, n), (out, n)],
-        Op::Add { n, a, b, out } => vec![(a, n), (b, n), (out, n)],
-        Op::Axpy { n, x, y, out, .. } => vec![(x, n), (y, n), (out, n)],
-        Op::MaskApply { n, src, mask, out } => vec![(src, n), (mask, n), (out, n)],
+        Op::Fill { n, out, .. } => each(n, &[out]),
+        Op::Density { n, src, .. } => each(n, &[src]),
+        Op::Convert { n, src, out } => each(n, &[src, out]),
+        Op::Add { n, a, b, out } => each(n, &[a, b, out]),
+        Op::Axpy { n, x, y, out, .. } => each(n, &[x, y, out]),
+        Op::MaskApply { n, src, mask, out }
+        | Op::ReluBwd {
+            n,
+            dy: src,
+            mask,
+            out,
+        } => each(n, &[src, mask, out]),
         Op::Relu { n, src, out, mask }
         | Op::Clip {
             n, src, out, mask, ..
-        } => {
-            vec![(src, n), (out, n), (mask, n)]
-        }
-        Op::ReluBwd { n, dy, mask, out } => vec![(dy, n), (mask, n), (out, n)],
-        Op::BnStats { s, src, stats, .. } => vec![(src, s.len()), (stats, 2 * s.c)],
+        } => each(n, &[src, out, mask]),
+        Op::BnStats { s, src, stats, .. } => bn(s, &[src], Operand::NONE, &[stats]),
         Op::BnFinalize {
             c,
             stats,
             block,
             running,
             ..
-        } => vec![(stats, 2 * c), (block, 4 * c), (running, 2 * c)],
+        } => [each(2 * c, &[stats, running]), each(4 * c, &[block])].concat(),
         Op::BnApply {
             s,
             src,
@@ -83,7 +86,7 @@ pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
             out,
             mask,
             ..
-        } => vec![(src, s.len()), (block, 4 * s.c), (out, s.len()), (mask, s.len())],
+        } => bn(s, &[src, out, mask], block, &[]),
         Op::BnBwdReduce {
             s,
             dy,
@@ -92,13 +95,7 @@ pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
             mask,
             sums,
             ..
-        } => vec![
-            (dy, s.len()),
-            (x, s.len()),
-            (block, 4 * s.c),
-            (mask, s.len()),
-            (sums, 2 * s.c),
-        ],
+        } => bn(s, &[dy, x, mask], block, &[sums]),
         Op::BnBwd {
             s,
             dy,
@@ -107,22 +104,25 @@ pub fn issue_footprint(op: &Op, state: &State) -> Option<Vec<Region>> {
             sums,
             mask,
             dx,
-        } => vec![
-            (dy, s.len()),
-            (x, s.len()),
-            (block, 4 * s.c),
-            (sums, 2 * s.c),
-            (mask, s.len()),
-            (dx, s.len()),
-        ],
+        } => bn(s, &[dy, x, mask, dx], block, &[sums]),
         _ => return None,
-    };
-    Some(
-        operands
-            .into_iter()
-            .filter_map(|(op, n)| Region::of(op, n))
-            .collect(),
-    )
+    })
+}
+
+/// The regions of `n` elements of each operand in `ops`.
+fn each(n: usize, ops: &[Operand]) -> Vec<Region> {
+    ops.iter().filter_map(|&op| Region::of(op, n)).collect()
+}
+
+/// The regions of a BN instruction over `s`: its element-wise operands, its BN block and its
+/// statistics or sums operands.
+fn bn(s: Nchw, elements: &[Operand], block: Operand, stats: &[Operand]) -> Vec<Region> {
+    [
+        each(s.len(), elements),
+        each(4 * s.c, &[block]),
+        each(2 * s.c, stats),
+    ]
+    .concat()
 }
 
 /// What a background conv writes (and reads back) when it retires: its output and statistics.

@@ -256,6 +256,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     check_precision(ctx.state.prec, t)?;
     let (in_len, w_len) = (s.input_len(), s.weight_len());
     let (a_len, b_len, o_len) = c.operand_lens();
+    // `a` is read below, after its BN block; its bounds are checked first (faults in operand order).
     ctx.mem.operand_bytes("a", t.a, a_len)?;
     let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
     ctx.check("out", t.out, o_len)?;
