@@ -206,7 +206,7 @@ impl Memory {
         let r = self.op_range(field, op, data.len() as u64)?;
         let raw = &mut self.space_mut(op.space).expect("checked")[r];
         match op.dtype {
-            DType::B1 => pack_bits(raw, data.iter().map(|&x| x != 0.0)),
+            DType::B1 => pack_bits(raw, data.len(), |i| data[i] != 0.0),
             DType::I32 => {
                 for (c, &x) in raw.chunks_exact_mut(4).zip(data) {
                     c.copy_from_slice(&(x as i32).to_le_bytes());
@@ -221,6 +221,31 @@ impl Memory {
                 .expect("float dtype")
                 .encode_slice(data, raw)
                 .expect("range sized from data"),
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to `op` as [`Memory::write_f32`] does and leaves in `data` the values as
+    /// stored (rounded to a float dtype).
+    pub fn store_f32(&mut self, field: &'static str, op: Operand, data: &mut [f32]) -> Result<(), FaultKind> {
+        let Some(f) = float_format(op.dtype) else {
+            return self.write_f32(field, op, data);
+        };
+        let r = self.op_range(field, op, data.len() as u64)?;
+        let raw = &mut self.space_mut(op.space).expect("checked")[r];
+        f.store_slice(data, raw).expect("range sized from data");
+        Ok(())
+    }
+
+    /// Adds the `y.len()` elements of `op` to `y`.
+    pub fn add_to(&self, field: &'static str, op: Operand, y: &mut [f32]) -> Result<(), FaultKind> {
+        let raw = self.operand_bytes(field, op, y.len())?;
+        match float_format(op.dtype) {
+            Some(f) => f.add_decoded(raw, y).expect("bytes sized from y"),
+            None => {
+                let old = decode_f32(op.dtype, raw, y.len());
+                y.iter_mut().zip(old).for_each(|(v, o)| *v += o);
+            }
         }
         Ok(())
     }
@@ -245,7 +270,8 @@ impl Memory {
             let r = self.op_range(field, op, mask.len() as u64)?;
             pack_bits(
                 &mut self.space_mut(op.space).expect("checked")[r],
-                mask.iter().copied(),
+                mask.len(),
+                |i| mask[i],
             );
             return Ok(());
         }
@@ -327,30 +353,32 @@ fn fill_mask<const W: usize>(raw: &mut [u8], mask: &[bool], zero: &[u8], one: &[
 }
 
 /// Fills `out` with `f` of the first `out.len()` bits of the LSB-first bitmap `raw`, a byte at
-/// a time.
+/// a time (eight elements per whole byte, so the loop unrolls).
 fn unpack_bits<T>(raw: &[u8], out: &mut [T], f: impl Fn(bool) -> T) {
-    for (chunk, &byte) in out.chunks_mut(8).zip(raw) {
+    let whole = out.len() / 8;
+    let mut chunks = out.chunks_exact_mut(8);
+    for (chunk, &byte) in chunks.by_ref().zip(raw) {
         for (i, x) in chunk.iter_mut().enumerate() {
+            *x = f(byte >> i & 1 == 1);
+        }
+    }
+    if let (tail @ [_, ..], Some(&byte)) = (chunks.into_remainder(), raw.get(whole)) {
+        for (i, x) in tail.iter_mut().enumerate() {
             *x = f(byte >> i & 1 == 1);
         }
     }
 }
 
-/// Stores `values` as the first bits of an LSB-first bitmap, a byte at a time; the bits of a
-/// last partial byte beyond them keep their values.
-fn pack_bits(raw: &mut [u8], values: impl Iterator<Item = bool>) {
-    let mut values = values.fuse();
-    for byte in raw.iter_mut() {
-        let (mut v, mut len) = (0u8, 0);
-        for b in values.by_ref().take(8) {
-            v |= u8::from(b) << len;
-            len += 1;
-        }
-        if len == 0 {
-            break;
-        }
-        let kept = if len == 8 { 0 } else { !0u8 << len };
-        *byte = (*byte & kept) | v;
+/// Stores `bit(i)` for `i < n` as the first bits of an LSB-first bitmap, a byte at a time; the
+/// bits of a last partial byte beyond them keep their values.
+fn pack_bits(raw: &mut [u8], n: usize, bit: impl Fn(usize) -> bool) {
+    let byte_of = |start: usize, len: usize| (0..len).fold(0u8, |v, i| v | u8::from(bit(start + i)) << i);
+    for (b, byte) in raw.iter_mut().take(n / 8).enumerate() {
+        *byte = byte_of(8 * b, 8);
+    }
+    if let Some(byte) = raw.get_mut(n / 8).filter(|_| !n.is_multiple_of(8)) {
+        let len = n % 8;
+        *byte = (*byte & !0u8 << len) | byte_of(n - len, len);
     }
 }
 

@@ -101,8 +101,7 @@ pub fn conv_census(
             let taps = s.tap_sums(None);
             let kept = views.keep().groups(s, keep, &taps);
             for (g, kept) in kept.iter().enumerate() {
-                let wt = Transposed::new(&weights(g));
-                bp_group(&mut census, s, &wt, a, keep, kept, g);
+                bp_group(&mut census, s, &weights(g), a, keep, kept, g);
             }
         }
         Mode::Wg => {
@@ -125,6 +124,23 @@ pub fn conv_census(
         }
     }
     census
+}
+
+/// The effective MACs of an FF conv of input `x` and weights `w` with every output computed
+/// (S3's exact product): each non-zero weight meets the non-zero taps of its im2col row. The
+/// total of [`conv_census`] without a keep-mask, without building its bitmaps.
+pub fn ff_effective(s: &ConvShape, x: &[f32], w: &[f32], input: &InputViews) -> u64 {
+    let j = s.j();
+    let groups = input.row_counts(s, x).iter().zip(w.chunks_exact(s.kg() * j));
+    groups
+        .flat_map(|(counts, wg)| wg.chunks_exact(j).map(move |row| (counts, row)))
+        .map(|(counts, row)| {
+            row.iter()
+                .zip(counts)
+                .map(|(&v, &c)| u64::from(v != 0.0) * c)
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// The bits of group `g`'s channels of an N×K×P tensor (outputs, output gradients or an output
@@ -249,32 +265,15 @@ fn ff_masked(
     }
 }
 
-/// A transposed weight bitmap (`Wᵀ`, J×Kg) with its non-empty rows.
-struct Transposed {
-    bits: BitMatrix,
-    /// `(j, non-zeros)` of every row of `bits` with any, in order.
-    rows: Vec<(usize, u64)>,
-}
-
-impl Transposed {
-    fn new(w: &BitMatrix) -> Self {
-        let bits = w.transpose();
-        let rows = (0..bits.rows())
-            .map(|jj| (jj, bits.row_count(jj)))
-            .filter(|&(_, c)| c > 0)
-            .collect();
-        Self { bits, rows }
-    }
-}
-
-/// BP census of group `g` over the batch, per input channel (unit `g·Cg + ci`): `w` is Wᵀ's
-/// bitmap, `dy` the output gradient (N×K×P), `keep` the kept input gradients (N×C×H×W) and
-/// `kept` the group's taps onto them. Products onto padding or dropped inputs are masked. Only
-/// rows of non-zero weights are counted tap by tap.
+/// BP census of group `g` over the batch, per input channel (unit `g·Cg + ci`): `w` is the
+/// group's weight bitmap (Kg×J), `dy` the output gradient (N×K×P), `keep` the kept input
+/// gradients (N×C×H×W) and `kept` the group's taps onto them. Products onto padding or dropped
+/// inputs are masked. Only non-zero weights are counted tap by tap: weight `(k, j)` pairs row `k`
+/// of dy with the kept taps of im2col row `j` (input channel `j / (R·S)`).
 fn bp_group(
     census: &mut Census,
     s: &ConvShape,
-    w: &Transposed,
+    w: &BitMatrix,
     dy: &[f32],
     keep: Option<&[bool]>,
     kept: &KeptTaps,
@@ -301,14 +300,15 @@ fn bp_group(
         Some(_) => Vec::new(),
     };
     let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
-    for &(jj, l_nz) in &w.rows {
-        let ci = jj / rs;
-        b_nonzero[ci] += l_nz * kept.rows[jj];
-        let ks = set_bits(w.bits.row(jj));
-        effective[ci] += match keep {
-            None => ks.map(|k| per_tap[jj % rs * kg + k]).sum::<u64>(),
-            Some(_) => ks.map(|k| meet(jj, k)).sum(),
-        };
+    for k in 0..kg {
+        for jj in set_bits(w.row(k)) {
+            let ci = jj / rs;
+            b_nonzero[ci] += kept.rows[jj];
+            effective[ci] += match keep {
+                None => per_tap[jj % rs * kg + k],
+                Some(_) => meet(jj, k),
+            };
+        }
     }
     for ci in 0..cg {
         let kept_ci = kept.per_channel[ci];
@@ -473,6 +473,13 @@ mod tests {
                     (Mode::Bp, &dy, &w, Some(&keep_x)),
                 ] {
                     let keep = keep.map(|k| k.as_slice());
+                    if mode == Mode::Ff && keep.is_none() {
+                        assert_eq!(
+                            ff_effective(&s, a, b, &views.input(&s, a)),
+                            reference(&s, mode, a, b, None).total().effective,
+                            "{s:?}"
+                        );
+                    }
                     assert_eq!(
                         conv_census(
                             &s,

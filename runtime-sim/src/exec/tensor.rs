@@ -6,7 +6,7 @@
 
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
-use super::conv_census::{conv_census, CensusViews};
+use super::conv_census::{conv_census, ff_effective, CensusViews};
 use super::views::{Decoded, DecodedValues, InputViews};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
@@ -21,7 +21,7 @@ use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
 use crate::ledger::Event;
-use crate::memory::{decode_f32, float_format};
+use crate::memory::decode_f32;
 use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
@@ -87,11 +87,12 @@ fn read_operand(
     let entry = ctx.views.operand(s, op.dtype, head, raw);
     entry.values.get_or_init(|| {
         let mut x = decode_f32(op.dtype, raw, n);
-        let bn = bn.map(|(blk, relu)| {
-            let mask = bn_on_read(&mut x, blk, s.c, s.h * s.w, relu);
-            (mask, count_nonzero(&x))
-        });
-        DecodedValues { x, bn }
+        let relu_mask = bn.map(|(blk, relu)| bn_on_read(&mut x, blk, s.c, s.h * s.w, relu));
+        DecodedValues {
+            nonzero: count_nonzero(&x),
+            x,
+            relu_mask,
+        }
     });
     Ok(entry)
 }
@@ -112,20 +113,16 @@ struct Epilogue<'a> {
     keep: Option<&'a [bool]>,
 }
 
-/// Writes `y` to `out` with `omask`/`acc`/`relu` semantics; returns the values as stored.
+/// Writes `y` to `out` with `omask`/`acc`/`relu` semantics; leaves in `y` the values as stored.
 fn write_output(ctx: &mut Ctx, e: &Epilogue, y: &mut [f32]) -> Result<(), FaultKind> {
     apply_mask(y, e.keep);
     if e.acc {
-        let old = ctx.mem.read_f32("out", e.out, y.len())?;
-        y.iter_mut().zip(&old).for_each(|(v, o)| *v += o);
+        ctx.mem.add_to("out", e.out, y)?;
     }
     if e.relu {
         y.iter_mut().for_each(|v| *v = v.max(0.0));
     }
-    if let Some(f) = float_format(e.out.dtype) {
-        f.quantize_slice(y);
-    }
-    ctx.mem.write_f32("out", e.out, y)
+    ctx.mem.store_f32("out", e.out, y)
 }
 
 /// Adds f64 sums to `[2, C]` f32 statistics at `op`.
@@ -159,22 +156,29 @@ fn resolve_dataflow(ctx: &Ctx, t: &TensorOp, a_len: usize, b_len: usize) -> Data
     }
 }
 
-fn operand_use(op: Operand, data: &[f32]) -> OperandUse {
+/// How the dataflow model sees operand `op`: `elems` elements of which `nonzero` are non-zero.
+fn operand_use(op: Operand, elems: usize, nonzero: u64) -> OperandUse {
     OperandUse {
         space: op.space,
-        elems: data.len() as u64,
-        nonzero: count_nonzero(data),
+        elems: elems as u64,
+        nonzero,
         elem_bits: op.dtype.bits(1),
     }
 }
 
-/// The operands of `t` as the dataflow model sees them, from their values as used.
-fn pe_operands(t: &TensorOp, df: Dataflow, a: &[f32], b: &[f32], out: &[f32]) -> PeOperands {
+/// [`operand_use`] of values as used.
+fn values_use(op: Operand, data: &[f32]) -> OperandUse {
+    operand_use(op, data.len(), count_nonzero(data))
+}
+
+/// The operands of `t` as the dataflow model sees them, from their values as used (`a` with its
+/// non-zeros counted).
+fn pe_operands(t: &TensorOp, df: Dataflow, a: (&[f32], u64), b: &[f32], out: &[f32]) -> PeOperands {
     PeOperands {
         df,
-        a: operand_use(t.a, a),
-        b: operand_use(t.b, b),
-        out: operand_use(t.out, out),
+        a: operand_use(t.a, a.0.len(), a.1),
+        b: values_use(t.b, b),
+        out: values_use(t.out, out),
         acc: t.acc,
         skip: t.skip,
     }
@@ -270,10 +274,10 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         false => None,
     };
     let a = read_operand(ctx, s, "a", t.a, a_len, bna.as_ref().map(|blk| (blk, t.bnrelu)))?;
-    if let Some((relu_mask, nonzero)) = &a.values().bn {
+    if let Some(relu_mask) = &a.values().relu_mask {
         ctx.ev(Event::BnOp, in_len as u64);
         // The BN-on-read unit's zero detector counts the operand as the array will see it.
-        ctx.state.add_dc(t.dci, *nonzero);
+        ctx.state.add_dc(t.dci, a.values().nonzero);
         if t.mode == Mode::Ff && t.bnrelu && !c.aux.is_none() {
             ctx.write_mask("aux", c.aux, relu_mask)?;
         }
@@ -465,9 +469,9 @@ impl ConvJob {
         }
         let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
         ctx.deferred = Some(Deferred(Box::new(move || {
-            let a = &a.values().x;
-            let census = conv_census(&s, t.mode, a, &b, census_keep.as_deref(), &census_views);
-            let operands = pe_operands(&t, df, a, &b, &y);
+            let a = a.values();
+            let census = conv_census(&s, t.mode, &a.x, &b, census_keep.as_deref(), &census_views);
+            let operands = pe_operands(&t, df, (&a.x, a.nonzero), &b, &y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
         Ok(())
@@ -487,11 +491,7 @@ fn s3_predict(
     let mut pred = vec![0.0f32; s.output_len()];
     let q = input.e5m2(a);
     conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), &qb, &mut pred)?;
-    let views = CensusViews::Input(Arc::clone(input));
-    Ok((
-        pred,
-        conv_census(s, Mode::Ff, a, b, None, &views).total().effective,
-    ))
+    Ok((pred, ff_effective(s, a, b, input)))
 }
 
 impl S3 {
@@ -617,7 +617,7 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         },
         &mut out,
     )?;
-    let operands = pe_operands(t, df, &a, &b, &out);
+    let operands = pe_operands(t, df, (&a, count_nonzero(&a)), &b, &out);
     let pe = PeMode::of(ctx);
     account(&mut ctx.act, &census, operands, pe);
     Ok(())

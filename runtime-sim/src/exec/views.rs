@@ -152,8 +152,10 @@ impl Decoded {
 pub struct DecodedValues {
     /// Decoded (and normalised by BN on read, if any).
     pub x: Vec<f32>,
-    /// With BN on read: the ReLU mask (`x > 0` after BN) and the non-zeros of `x`.
-    pub bn: Option<(Vec<bool>, u64)>,
+    /// The non-zeros of `x`.
+    pub nonzero: u64,
+    /// With BN on read: the ReLU mask (`x > 0` after BN).
+    pub relu_mask: Option<Vec<bool>>,
 }
 
 /// Data derived from an FF input `x` (N×C×H×W), computed on first use.

@@ -255,6 +255,60 @@ impl Format {
         Ok(())
     }
 
+    /// Rounds `data` to this format in place (as [`Format::quantize_slice`]) and encodes the
+    /// rounded values into `dst` (as [`Format::encode_slice`]); f16 converts each value once.
+    pub fn store_slice(self, data: &mut [f32], dst: &mut [u8]) -> Result<()> {
+        check_len("encoded buffer", dst, data.len() * self.bytes())?;
+        if self != Format::F16 {
+            self.quantize_slice(data);
+            return self.encode_slice(data, dst);
+        }
+        let mut halves = [f16::ZERO; 256];
+        for (s, d) in data.chunks_mut(256).zip(dst.chunks_mut(512)) {
+            let h = &mut halves[..s.len()];
+            h.convert_from_f32_slice(s);
+            h.convert_to_f32_slice(s);
+            for (d, h) in d.chunks_exact_mut(2).zip(h.iter()) {
+                d.copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the values encoded in `src` to `dst` element by element (decoded a block at a time,
+    /// without a decoded copy); `src` must hold `dst.len() * self.bytes()` bytes.
+    pub fn add_decoded(self, src: &[u8], dst: &mut [f32]) -> Result<()> {
+        check_len("encoded buffer", src, dst.len() * self.bytes())?;
+        let mut floats = [0.0f32; 256];
+        for (s, d) in src.chunks(256 * self.bytes()).zip(dst.chunks_mut(256)) {
+            let f = &mut floats[..d.len()];
+            match self {
+                Format::F32 => f
+                    .iter_mut()
+                    .zip(s.as_chunks::<4>().0)
+                    .for_each(|(f, &c)| *f = f32::from_le_bytes(c)),
+                Format::F16 => {
+                    let mut halves = [f16::ZERO; 256];
+                    let h = &mut halves[..d.len()];
+                    h.iter_mut()
+                        .zip(s.as_chunks::<2>().0)
+                        .for_each(|(h, &c)| *h = f16::from_le_bytes(c));
+                    h.convert_to_f32_slice(f);
+                }
+                Format::E4M3 => f
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(f, &c)| *f = E4M3_TABLE[usize::from(c)]),
+                Format::E5M2 => f
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(f, &c)| *f = E5M2_TABLE[usize::from(c)]),
+            }
+            d.iter_mut().zip(f.iter()).for_each(|(d, &v)| *d += v);
+        }
+        Ok(())
+    }
+
     /// Encodes `src` into a new byte vector.
     pub fn to_bytes(self, src: &[f32]) -> Vec<u8> {
         let mut out = vec![0; src.len() * self.bytes()];
@@ -427,6 +481,40 @@ mod tests {
                     "{f:?} {x:e}: {want:e} vs {y:e}"
                 );
             }
+        }
+    }
+
+    /// `store_slice` leaves what `quantize_slice` does and writes what `encode_slice` does;
+    /// `add_decoded` adds what `from_bytes` decodes (every format, NaN and infinities, a length
+    /// past the block size).
+    #[test]
+    fn fused_store_and_add_match_the_separate_steps() {
+        let values: Vec<f32> = (0..=u32::MAX)
+            .step_by(4_000_037)
+            .map(f32::from_bits)
+            .chain([0.0, -0.0, 65520.0, f32::INFINITY, f32::NAN])
+            .collect();
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
+        for f in [Format::F32, Format::F16, Format::E4M3, Format::E5M2] {
+            let (mut stored, mut want) = (values.clone(), values.clone());
+            let mut bytes = vec![0u8; values.len() * f.bytes()];
+            f.store_slice(&mut stored, &mut bytes).unwrap();
+            f.quantize_slice(&mut want);
+            assert!(same(&stored, &want), "{f:?}");
+            assert_eq!(bytes, f.to_bytes(&want), "{f:?}");
+            let mut sum: Vec<f32> = (0..values.len()).map(|i| i as f32 - 300.0).collect();
+            let want: Vec<f32> = sum
+                .iter()
+                .zip(f.from_bytes(&bytes).unwrap())
+                .map(|(a, b)| a + b)
+                .collect();
+            f.add_decoded(&bytes, &mut sum).unwrap();
+            assert!(same(&sum, &want), "{f:?}");
+            assert!(f.add_decoded(&bytes[1..], &mut sum).is_err());
         }
     }
 
