@@ -397,17 +397,46 @@ impl ConvShape {
     /// Writes the in-bounds taps of one group of one image into `col` (J rows of stride `rs`,
     /// from column 0); padding taps are left as they are.
     fn im2col_taps(&self, xg: &[f32], col: &mut [f32], rs: usize) {
-        let sw = self.stride.1;
-        self.for_each_span(|t| {
-            let dst = &mut col[t.j * rs + t.q..][..t.len];
-            if sw == 1 {
-                dst.copy_from_slice(&xg[t.src..t.src + t.len]);
+        self.for_each_span(|t| self.copy_span(xg, t, &mut col[t.j * rs + t.q..][..t.len]));
+    }
+
+    /// Row `j` of [`ConvShape::im2col_batch`] of group `g` (N·P values) into `row`. When the input
+    /// rows of consecutive output rows are as far apart as the output rows (stride 1 along a row,
+    /// `OW = stride_h·W`), an image's taps are one run of the input with the padding taps in it:
+    /// copied in one go, then the padding columns zeroed (one long copy instead of a short one
+    /// per output row).
+    fn im2col_batch_row(&self, taps: &TapTable, x: &[f32], g: usize, j: usize, row: &mut [f32]) {
+        let (in_plane, ow, rs) = (self.cg() * self.h * self.w, taps.ow, taps.kernel.len());
+        row.fill(0.0);
+        let Some((ys, xs)) = taps.kernel[j % rs] else {
+            return;
+        };
+        let one_run = self.stride.1 == 1 && ow == self.stride.0 * self.w;
+        for (n, part) in row.chunks_exact_mut(self.p()).enumerate() {
+            let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
+            if one_run {
+                let (q0, q1) = (ys.lo * ow + xs.lo, (ys.hi - 1) * ow + xs.hi);
+                let src = j / rs * self.h * self.w + ys.first * self.w + xs.first;
+                part[q0..q1].copy_from_slice(&xg[src..src + q1 - q0]);
+                for c in (0..xs.lo).chain(xs.hi..ow) {
+                    (ys.lo..ys.hi).for_each(|y| part[y * ow + c] = 0.0);
+                }
             } else {
-                dst.iter_mut()
-                    .enumerate()
-                    .for_each(|(k, d)| *d = xg[t.src + k * sw]);
+                taps.spans(j, |t| self.copy_span(xg, t, &mut part[t.q..][..t.len]));
             }
-        });
+        }
+    }
+
+    /// Copies the inputs of the taps of span `t` from one group of one image `xg` into `dst`.
+    fn copy_span(&self, xg: &[f32], t: TapSpan, dst: &mut [f32]) {
+        let sw = self.stride.1;
+        if sw == 1 {
+            dst.copy_from_slice(&xg[t.src..t.src + t.len]);
+        } else {
+            dst.iter_mut()
+                .enumerate()
+                .for_each(|(k, d)| *d = xg[t.src + k * sw]);
+        }
     }
 }
 
@@ -605,11 +634,45 @@ fn wg_rows(kg: usize) -> usize {
     kg.div_ceil(rayon::current_num_threads().max(1))
 }
 
+/// dy of group `g` with the images side by side (Kg×N·P), borrowed when there is one image.
+fn wg_dy<'a>(shape: &ConvShape, dy: &'a [f32], g: usize) -> Cow<'a, [f32]> {
+    let (kg, p) = (shape.kg(), shape.p());
+    if shape.n == 1 {
+        return Cow::Borrowed(&dy[g * kg * p..][..kg * p]);
+    }
+    let mut dyg = Vec::with_capacity(kg * shape.n * p);
+    for r in 0..kg {
+        for n in 0..shape.n {
+            dyg.extend_from_slice(&dy[(n * shape.k + g * kg + r) * p..][..p]);
+        }
+    }
+    Cow::Owned(dyg)
+}
+
+/// Multiply-adds of sparse WG below which one block (one thread) computes a whole group: the
+/// simulator already runs several tiles side by side, and splitting a small tile's work costs
+/// more than it saves.
+const SDDMM_PARALLEL_WORK: usize = 1 << 21;
+
+/// Output-channel rows per parallel block of sparse WG (`kept` outputs of the group, reduction
+/// length `np`): the whole group when the kept products are few, else as many as [`wg_rows`]. Every
+/// output is one dot product of one block, so results do not depend on the split.
+fn sddmm_rows(kg: usize, kept: u64, np: usize) -> usize {
+    if kept as usize * np < SDDMM_PARALLEL_WORK {
+        kg
+    } else {
+        wg_rows(kg)
+    }
+}
+
 /// Weight gradient: `dW = Σ_n dy[n] ⋆ x[n]`, per group one product over the whole batch:
 /// `dW_g (Kg×J) = dy_g (Kg×N·P) · col_gᵀ (N·P×J)` with the images side by side
 /// ([`ConvShape::im2col_batch`]), in parallel over blocks of output channels.
 ///
-/// With a keep-mask (speculation S2 / sparse WG) only the selected weight gradients are computed.
+/// With a keep-mask (speculation S2 / sparse WG) only the selected weight gradients are computed;
+/// at most [`gemm::SDDMM_DENSITY`] dense, each is [`gemm::sddmm`]'s sum of the dy row and the
+/// im2col row, the im2col rows made one at a time as needed (no whole im2col matrix), in one block
+/// when the work is small ([`sddmm_rows`]).
 pub fn conv_wg(
     shape: &ConvShape,
     x: &[f32],
@@ -638,41 +701,52 @@ pub fn conv_wg(
         exact: true,
         ..Default::default()
     };
+    let taps = shape.tap_table();
     for (g, acc_g) in total.chunks_exact_mut(kg * j).enumerate() {
-        let col = shape.im2col_batch(x, g);
-        // dy of the group with the images side by side: Kg×N·P.
-        let mut dyg = vec![0.0; kg * np];
-        for (r, row) in dyg.chunks_exact_mut(np).enumerate() {
-            for (n, part) in row.chunks_exact_mut(p).enumerate() {
-                part.copy_from_slice(&dy[(n * shape.k + g * kg + r) * p..][..p]);
+        let dyg = wg_dy(shape, dy, g);
+        let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
+        let exact = opts.counting == Counting::Exact;
+        let col = (!sparse_keep || exact).then(|| shape.im2col_batch(x, g));
+        let keep_bits = keep.map(|m| BitMatrix::from_bools(m, kg, j));
+        match keep_bits.as_ref().filter(|_| sparse_keep) {
+            Some(keep) => {
+                let rows = sddmm_rows(kg, keep.count(), np);
+                acc_g
+                    .par_chunks_mut(rows * j)
+                    .zip(dyg.par_chunks(rows * np))
+                    .enumerate()
+                    .for_each(|(b, (acc, dyb))| {
+                        let first = b * rows;
+                        let block = first..first + dyb.len() / np;
+                        gemm::sddmm_with(dyb, np, keep, block, acc, |jj, row| {
+                            shape.im2col_batch_row(&taps, x, g, jj, row)
+                        })
+                    });
+            }
+            None => {
+                let col = col.as_deref().unwrap_or_default();
+                let rows = wg_rows(kg);
+                acc_g
+                    .par_chunks_mut(rows * j)
+                    .zip(dyg.par_chunks(rows * np))
+                    .try_for_each(|(acc, dyb)| {
+                        gemm::gemm(
+                            MatRef::row_major(dyb, dyb.len() / np, np)?,
+                            MatRef::row_major(col, j, np)?.t(),
+                            acc,
+                            j,
+                            false,
+                        )
+                    })?;
             }
         }
-        let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
-        let rows = wg_rows(kg);
-        acc_g
-            .par_chunks_mut(rows * j)
-            .zip(dyg.par_chunks(rows * np))
-            .enumerate()
-            .try_for_each(|(b, (acc, dyb))| match keep {
-                Some(keep) if sparse_keep => {
-                    gemm::sddmm(dyb, &col, np, &keep[b * rows * j..][..acc.len()], acc)
-                }
-                _ => gemm::gemm(
-                    MatRef::row_major(dyb, dyb.len() / np, np)?,
-                    MatRef::row_major(&col, j, np)?.t(),
-                    acc,
-                    j,
-                    false,
-                ),
-            })?;
-        let keep_bits = keep.map(|m| BitMatrix::from_bools(m, kg, j));
-        let effective = match opts.counting {
-            Counting::Exact => Some(gemm::count_effective(
+        let effective = match (&col, exact) {
+            (Some(col), true) => Some(gemm::count_effective(
                 MatRef::row_major(&dyg, kg, np)?,
-                MatRef::row_major(&col, j, np)?.t(),
+                MatRef::row_major(col, j, np)?.t(),
                 keep_bits.as_ref(),
             )),
-            Counting::SlotsOnly => None,
+            _ => None,
         };
         counts += product_counts([kg, np, j], keep_bits.as_ref(), None, effective);
     }

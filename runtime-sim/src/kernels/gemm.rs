@@ -22,6 +22,7 @@
 use super::density::{and_popcount, BitMatrix};
 use super::{invalid, Result};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// A read-only strided view of an f32 matrix: element `(r, c)` is `data[r*rs + c*cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -391,6 +392,9 @@ fn spmm_rows(
 
 /// Sampled dense × denseᵀ: `C[i, j] += Σ_p A[i, p]·B[j, p]` only where `keep` (i×j, row-major) is
 /// set; A (m×p) and B (n×p) row-major, C row-major m×n. Work is `kept·p` instead of `m·n·p`.
+/// Every kept sum has one fixed order, whatever the shapes and whichever entries are kept: the
+/// products of elements `p' < p − p % 8` go to eight lanes by `p' % 8`, each lane adding them in
+/// order from +0; then the lanes are added in order, plus the sum of the remaining products.
 pub fn sddmm(a: &[f32], b: &[f32], p: usize, keep: &[bool], c: &mut [f32]) -> Result<()> {
     let Some(n) = b.len().checked_div(p) else {
         return Err(invalid("sddmm", "empty reduction"));
@@ -399,30 +403,144 @@ pub fn sddmm(a: &[f32], b: &[f32], p: usize, keep: &[bool], c: &mut [f32]) -> Re
     {
         return Err(invalid("sddmm", "operand lengths disagree"));
     }
-    for ((i, j), o) in (0..c.len()).map(|x| (x / n, x % n)).zip(c.iter_mut()) {
-        if keep[i * n + j] {
-            *o += dot(&a[i * p..(i + 1) * p], &b[j * p..(j + 1) * p]);
-        }
-    }
+    let m = a.len() / p;
+    let keep = BitMatrix::from_bools(keep, m, n);
+    sddmm_with(a, p, &keep, 0..m, c, |j, row| {
+        row.copy_from_slice(&b[j * p..(j + 1) * p])
+    });
     Ok(())
 }
 
-/// Dot product with eight independent f32 accumulators (vectorisable; fixed summation order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+/// Rows `rows` of [`sddmm`] (`p > 0`) with the keep-mask as bits and B's rows made on demand:
+/// `a` holds A's rows `rows` and `c` C's, `b_row(j, row)` writes row `j` of B into `row` (p
+/// values). Each column of C with kept entries asks for its B row once and takes the dot
+/// products with the kept A rows four at a time (independent sums side by side hide the addition
+/// latency); every sum is [`dots`]', in [`sddmm`]'s order.
+pub(crate) fn sddmm_with(
+    a: &[f32],
+    p: usize,
+    keep: &BitMatrix,
+    rows: Range<usize>,
+    c: &mut [f32],
+    mut b_row: impl FnMut(usize, &mut [f32]),
+) {
+    let n = keep.cols();
+    let a_row = |i: usize| &a[i * p..(i + 1) * p];
+    // The kept rows of every column (relative to `rows.start`), by counting sort.
+    let mut start = vec![0; n + 1];
+    rows.clone()
+        .for_each(|i| for_each_one(keep.row(i), |j| start[j + 1] += 1));
+    for j in 0..n {
+        start[j + 1] += start[j];
+    }
+    let (mut next, mut kept) = (start.clone(), vec![0; start[n]]);
+    for i in rows.clone() {
+        for_each_one(keep.row(i), |j| {
+            kept[next[j]] = i - rows.start;
+            next[j] += 1;
+        });
+    }
+    let mut bj = vec![0.0; p];
+    for j in 0..n {
+        let column = &kept[start[j]..start[j + 1]];
+        if column.is_empty() {
+            continue;
+        }
+        b_row(j, &mut bj);
+        for group in column.chunks(4) {
+            // A short group repeats its last row; the extra sums cost no time (they run beside
+            // the others) and are dropped.
+            let ids: [usize; 4] = std::array::from_fn(|q| group[q.min(group.len() - 1)]);
+            for (&i, s) in group.iter().zip(dots(ids.map(a_row), &bj)) {
+                c[i * n + j] += s;
+            }
         }
     }
-    acc.iter().sum::<f32>() + tail
+}
+
+/// Calls `f` with the index of every set bit of `words`, in increasing order.
+fn for_each_one(words: &[u64], mut f: impl FnMut(usize)) {
+    for (w, &word) in words.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            f(w * 64 + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
+}
+
+/// The dot products of every `a[r]` with `b` (over `b`'s length), side by side, each with eight
+/// f32 accumulators (vectorisable): element `e < len − len % 8` is added into lane `e % 8` in
+/// order, then the lanes in order, plus the sum of the remaining products.
+fn dots<const M: usize>(a: [&[f32]; M], b: &[f32]) -> [f32; M] {
+    let (chunks, tail) = b.as_chunks::<8>();
+    let whole = chunks.len() * 8;
+    let heads = a.map(|r| r[..whole].as_chunks::<8>().0);
+    let mut acc = [Lanes::zero(); M];
+    for (q, y) in chunks.iter().enumerate() {
+        for (acc, head) in acc.iter_mut().zip(&heads) {
+            *acc = acc.add_product(&head[q], y);
+        }
+    }
+    std::array::from_fn(|r| {
+        let rest: f32 = a[r][whole..].iter().zip(tail).map(|(x, y)| x * y).sum();
+        acc[r].to_array().iter().sum::<f32>() + rest
+    })
+}
+
+/// Eight f32 lanes, each a separate sum: one AVX register where the target has AVX (written out,
+/// as the compiler's own vectorisation of several arrays of eight side by side mixes the lanes of
+/// different sums into slow shuffles).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+#[derive(Clone, Copy)]
+struct Lanes(std::arch::x86_64::__m256);
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+impl Lanes {
+    fn zero() -> Self {
+        // SAFETY: the build targets AVX (the `cfg` of this impl).
+        Self(unsafe { std::arch::x86_64::_mm256_setzero_ps() })
+    }
+
+    /// `self + x·y` lane by lane: the product rounded, then the sum (no fused multiply-add).
+    fn add_product(self, x: &[f32; 8], y: &[f32; 8]) -> Self {
+        use std::arch::x86_64::{_mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps};
+        // SAFETY: the build targets AVX; `x` and `y` are eight f32 each, and the loads need no
+        // alignment.
+        unsafe {
+            let (x, y) = (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr()));
+            Self(_mm256_add_ps(self.0, _mm256_mul_ps(x, y)))
+        }
+    }
+
+    fn to_array(self) -> [f32; 8] {
+        let mut out = [0.0; 8];
+        // SAFETY: the build targets AVX; `out` has room for eight f32, and the store needs no
+        // alignment.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(out.as_mut_ptr(), self.0) };
+        out
+    }
+}
+
+/// Eight f32 lanes, each a separate sum.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
+#[derive(Clone, Copy)]
+struct Lanes([f32; 8]);
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
+impl Lanes {
+    fn zero() -> Self {
+        Self([0.0; 8])
+    }
+
+    /// `self + x·y` lane by lane: the product rounded, then the sum.
+    fn add_product(self, x: &[f32; 8], y: &[f32; 8]) -> Self {
+        Self(std::array::from_fn(|i| self.0[i] + x[i] * y[i]))
+    }
+
+    fn to_array(self) -> [f32; 8] {
+        self.0
+    }
 }
 
 /// Number of MACs of `A·B` with both operands non-zero, restricted to outputs kept by `keep`
@@ -489,7 +607,7 @@ fn count_by_pairs(a: MatRef, b: MatRef, keep: &BitMatrix) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{sparse_vec, Rng};
+    use crate::kernels::testutil::{lane_dot, sparse_vec, Rng};
 
     #[test]
     fn gemm_and_counts_match_naive() {
@@ -533,6 +651,29 @@ mod tests {
             let view = MatRef::row_major(&w, k, j).unwrap().t();
             let copy = MatRef::row_major(&wt, j, k).unwrap();
             assert_eq!(Csr::from_view(view), Csr::from_view(copy));
+        }
+    }
+
+    #[test]
+    fn sddmm_sums_in_the_documented_order() {
+        let mut rng = Rng::new(11);
+        for &(m, n, p) in &[(1, 1, 1), (3, 5, 7), (6, 4, 8), (9, 13, 37), (17, 70, 128)] {
+            for density in [0.0, 0.14, 0.5, 1.0] {
+                let a = sparse_vec(&mut rng, m * p, 0.7);
+                let b = sparse_vec(&mut rng, n * p, 0.5);
+                let keep: Vec<bool> = (0..m * n).map(|_| rng.uniform() < density).collect();
+                let c0: Vec<f32> = (0..m * n).map(|_| rng.signed()).collect();
+                let mut c = c0.clone();
+                sddmm(&a, &b, p, &keep, &mut c).unwrap();
+                for (e, (&got, &k)) in c.iter().zip(&keep).enumerate() {
+                    let (i, j) = (e / n, e % n);
+                    let want = match k {
+                        true => c0[e] + lane_dot(&a[i * p..(i + 1) * p], &b[j * p..(j + 1) * p]),
+                        false => c0[e],
+                    };
+                    assert_eq!(got.to_bits(), want.to_bits(), "{m}x{n}x{p} at ({i}, {j})");
+                }
+            }
         }
     }
 

@@ -51,3 +51,16 @@ pub fn assert_close(got: &[f32], want: &[f64], tol: f64) {
         );
     }
 }
+
+/// The dot product in [`super::gemm::sddmm`]'s documented order, one product at a time: element
+/// `e < len − len % 8` into lane `e % 8` (lanes from +0), then the lanes in order, plus the sum of
+/// the remaining products.
+pub fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let whole = a.len() - a.len() % 8;
+    let mut lanes = [0.0f32; 8];
+    for e in 0..whole {
+        lanes[e % 8] += a[e] * b[e];
+    }
+    let rest: f32 = (whole..a.len()).map(|e| a[e] * b[e]).sum();
+    lanes.iter().sum::<f32>() + rest
+}

@@ -2,7 +2,7 @@
 //! differences.
 
 use super::*;
-use crate::kernels::testutil::{assert_close, sparse_vec, Rng};
+use crate::kernels::testutil::{assert_close, lane_dot, sparse_vec, Rng};
 
 /// Results of the naive reference: outputs with keep-masks applied and effective MACs (FF, BP, WG).
 struct Reference {
@@ -361,6 +361,66 @@ fn ff_from_columns_is_bit_identical_to_ff() {
 /// Lopsided BP shapes (k ≪ c, small planes, groups, dilation, asymmetric padding, `col_dy`
 /// batches of part of an image or of several images), and whether they take the forward-convolution
 /// formulation: not at stride 2, nor where k ≳ c or a 1×1 kernel makes col2im the cheaper one.
+/// Sparse WG against its contract, bit for bit: every kept gradient is +0 plus the dot product of
+/// the output channel's dy row and the im2col row (images side by side, padding taps as zeros) in
+/// [`gemm::sddmm`]'s order, then stored as the keep-mask says.
+#[test]
+fn sparse_wg_is_bit_identical_to_its_contract() {
+    let mut rng = Rng::new(3);
+    let big = ConvShape::simple(8, 16, 16, 64, 3, 1, 1); // More kept work than one block does.
+    let mut cases: Vec<_> = shapes().into_iter().chain([big]).collect();
+    cases.extend([
+        ConvShape::simple(3, 5, 5, 12, 3, 2, 1),
+        ConvShape::simple(1, 3, 9, 16, 3, 1, 0),
+    ]);
+    for sh in cases {
+        for (density, non_finite) in [(0.0, false), (0.05, false), (0.14, false), (0.14, true)] {
+            let x = sparse_vec(&mut rng, sh.input_len(), 0.5);
+            let mut dy = sparse_vec(&mut rng, sh.output_len(), 0.9);
+            if non_finite {
+                dy[sh.output_len() / 2] = f32::INFINITY;
+            }
+            // Exactly `density` of the gradients kept (at most `SDDMM_DENSITY`: sparse WG).
+            let (len, kept) = (sh.weight_len(), (density * sh.weight_len() as f64) as usize);
+            let (mut keep, mut order) = (vec![false; len], (0..len).collect::<Vec<_>>());
+            for t in 0..kept {
+                order.swap(t, t + rng.next_u64() as usize % (len - t));
+                keep[order[t]] = true;
+            }
+            let (kg, j, p) = (sh.kg(), sh.j(), sh.p());
+            let mut want = vec![0.0f32; sh.weight_len()];
+            for g in 0..sh.groups {
+                let col = sh.im2col_batch(&x, g);
+                for (r, row) in want[g * kg * j..][..kg * j].chunks_exact_mut(j).enumerate() {
+                    let dy_row: Vec<f32> = (0..sh.n)
+                        .flat_map(|n| &dy[(n * sh.k + g * kg + r) * p..][..p])
+                        .copied()
+                        .collect();
+                    for (jj, w) in row.iter_mut().enumerate() {
+                        *w = 0.0 + lane_dot(&dy_row, &col[jj * sh.n * p..][..sh.n * p]);
+                    }
+                }
+            }
+            for (accumulate, counting) in [(false, Counting::SlotsOnly), (true, Counting::Exact)] {
+                let dw0: Vec<f32> = (0..sh.weight_len()).map(|_| rng.signed()).collect();
+                let mut dw = dw0.clone();
+                let opts = ConvOpts {
+                    keep: Some(&keep),
+                    accumulate,
+                    counting,
+                    ..Default::default()
+                };
+                conv_wg(&sh, &x, &dy, &mut dw, &opts).unwrap();
+                for (i, &got) in dw.iter().enumerate() {
+                    let v = if keep[i] { want[i] } else { 0.0 };
+                    let expect = if accumulate { dw0[i] + v } else { v };
+                    assert_eq!(got.to_bits(), expect.to_bits(), "{sh:?} {density} dw[{i}]");
+                }
+            }
+        }
+    }
+}
+
 fn bp_shapes() -> Vec<(ConvShape, bool)> {
     let base = ConvShape::simple(4, 64, 4, 2, 3, 1, 1);
     let odd = Padding {
