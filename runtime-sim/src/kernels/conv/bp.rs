@@ -16,8 +16,8 @@
 //! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
 //! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
-use super::{masked_weights, product_counts, sparse_rows, sum_counts, ConvOpts, ConvShape, InBounds};
-use crate::kernels::density::{BitMatrix, Counting, WorkCounts};
+use super::{masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds};
+use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
 use crate::kernels::{check_len, Result};
@@ -68,23 +68,56 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
     if shape.stride != (1, 1) || (kg * rs + cg) * hw >= cg * rs * shape.p() {
         return None;
     }
-    let mut wt = vec![0.0; cg * kg * rs];
     let csrs: Vec<Csr> = w
         .chunks_exact(kg * cg * rs)
-        .map(|wg| {
-            for (k, wk) in wg.chunks_exact(cg * rs).enumerate() {
-                for (c, taps) in wk.chunks_exact(rs).enumerate() {
-                    for (t, &v) in taps.iter().enumerate() {
-                        wt[(c * rs + t) * kg + k] = v;
-                    }
-                }
-            }
-            MatRef::row_major(&wt, cg, kg * rs).ok().map(Csr::from_view)
-        })
+        .map(|wg| transposed_csr(wg, cg * rs, rs))
         .collect::<Option<_>>()?;
-    csrs.iter()
-        .all(|csr| csr.density() <= gemm::SPARSE_DENSITY && csr.all_finite())
-        .then_some(csrs)
+    csrs.iter().all(Csr::all_finite).then_some(csrs)
+}
+
+/// One group's weights `wg` (Kg × J) transposed into CSR if they are sparse enough for
+/// [`gemm::spmm`], `taps` rows of `W_gᵀ` (J × Kg) joined into one (row `j` at columns
+/// `(j % taps)·Kg + k`): `W_gᵀ` itself with `taps` = 1 (col2im), `W'_g` with `taps` = R·S.
+/// Built from the non-zeros (found 64 at a time), through the indicator of `W_gᵀ`; work ∝ J·⌈Kg/64⌉
+/// + non-zeros besides finding them.
+pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
+    let kg = wg.len() / j;
+    let words = kg.div_ceil(64);
+    // Bit `k % 64` of word `k / 64` of row `jj`: whether `W[k, jj]` is non-zero.
+    let (mut bits, mut nnz) = (vec![0u64; j * words], 0);
+    for (k, wk) in wg.chunks_exact(j).enumerate() {
+        for (i, &word) in nonzero_bitmap(wk).iter().enumerate() {
+            nnz += word.count_ones() as usize;
+            for_each_bit(word, |b| bits[(i * 64 + b) * words + k / 64] |= 1 << (k % 64));
+        }
+    }
+    if nnz as f64 > gemm::SPARSE_DENSITY * wg.len() as f64 {
+        return None;
+    }
+    let mut row_ptr = Vec::with_capacity(j / taps + 1);
+    row_ptr.push(0);
+    let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for (row, (rb, t)) in bits.chunks_exact(words).zip((0..taps).cycle()).enumerate() {
+        for (i, &word) in rb.iter().enumerate() {
+            for_each_bit(word, |b| {
+                let k = i * 64 + b;
+                cols.push((t * kg + k) as u32);
+                vals.push(wg[k * j + row]);
+            });
+        }
+        if t + 1 == taps {
+            row_ptr.push(cols.len());
+        }
+    }
+    Some(Csr::from_parts(row_ptr, cols, vals, kg * taps))
+}
+
+/// Calls `f` with the index of every set bit of `word`, in increasing order.
+fn for_each_bit(mut word: u64, mut f: impl FnMut(usize)) {
+    while word != 0 {
+        f(word.trailing_zeros() as usize);
+        word &= word - 1;
+    }
 }
 
 /// dx by the forward-convolution formulation (see the module documentation), on batches of input
@@ -180,21 +213,37 @@ impl ConvShape {
             let (r, s) = (t / self.s, t % self.s);
             let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
             let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
+            dst.fill(0.0);
             let (Some(ys), Some(xs)) = (ys, xs) else {
-                dst.fill(0.0);
                 continue;
             };
-            for (line, out) in lines.clone().zip(dst.chunks_exact_mut(self.w)) {
-                let (n, ih) = (line / self.h, line % self.h);
-                if !(ys.lo..ys.hi).contains(&ih) {
-                    out.fill(0.0);
+            // The lines image by image; each image's lines inside dy (`lo..hi`) are copied.
+            let mut at = 0;
+            for n in lines.start / self.h..lines.end.div_ceil(self.h) {
+                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
+                let run =
+                    lines.start.max(n * self.h) - n * self.h..lines.end.min((n + 1) * self.h) - n * self.h;
+                let (lo, hi) = (run.start.max(ys.lo), run.end.min(ys.hi));
+                let first = at + (lo - run.start) * self.w;
+                at += run.len() * self.w;
+                if lo >= hi {
                     continue;
                 }
-                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
-                let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
-                out[..xs.lo].fill(0.0);
-                out[xs.lo..xs.hi].copy_from_slice(src);
-                out[xs.hi..].fill(0.0);
+                let out = &mut dst[first..];
+                let src = (ys.first + lo - ys.lo) * ow + xs.first;
+                if ow == self.w {
+                    // Rows of dy and of col_dy have the same pitch: one copy, which also copies
+                    // the columns outside `xs` between the lines' runs (cleared below).
+                    let len = (hi - lo - 1) * ow + xs.hi - xs.lo;
+                    out[xs.lo..][..len].copy_from_slice(&plane[src..][..len]);
+                }
+                for (i, line) in out.chunks_exact_mut(self.w).take(hi - lo).enumerate() {
+                    if ow != self.w {
+                        line[xs.lo..xs.hi].copy_from_slice(&plane[src + i * ow..][..xs.hi - xs.lo]);
+                    }
+                    line[..xs.lo].fill(0.0);
+                    line[xs.hi..].fill(0.0);
+                }
             }
         }
     }
@@ -212,9 +261,10 @@ pub(super) fn by_col2im(
     let in_plane = shape.cg() * shape.h * shape.w;
     let weights =
         |g: usize| -> Result<MatRef> { Ok(MatRef::row_major(&w[g * kg * j..][..kg * j], kg, j)?.t()) };
-    let sparse: Vec<Option<Csr>> = (0..shape.groups)
-        .map(|g| Ok(sparse_rows(weights(g)?)))
-        .collect::<Result<_>>()?;
+    let sparse: Vec<Option<Csr>> = w
+        .chunks_exact(kg * j)
+        .map(|wg| transposed_csr(wg, j, 1))
+        .collect();
     let table = shape.tap_table();
     let sw = shape.stride.1;
     dx.par_chunks_mut(shape.c * shape.h * shape.w)
