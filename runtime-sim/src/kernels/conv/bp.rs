@@ -2,7 +2,8 @@
 //!
 //! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
 //!   the image's dx (padding taps dropped), a row of `dcol` at a time (sparse weights: the rows with
-//!   a non-zero weight). Its cost is ∝ `J·P` per image however few weights are non-zero.
+//!   a non-zero weight, each for all the images of the call at once, in `by_col2im_batch`). Its
+//!   cost is ∝ `J·P` per image however few weights are non-zero.
 //! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
 //!   col_dy` with `W'[c, (r, s, k)] = W[k, c, r, s]` in CSR and `col_dy` (R·S·Kg × N·H·W) the
 //!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
@@ -16,7 +17,7 @@
 //! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
 //! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
-use super::{masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds};
+use super::{masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan};
 use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
@@ -49,9 +50,12 @@ pub fn conv_bp(
     check_len("conv input gradient", dx, shape.input_len())?;
     super::check_keep(opts.keep, shape.input_len())?;
     let w = masked_weights(shape, w, opts.weight_mask)?;
-    match forward_weights(shape, &w) {
-        Some(csrs) => by_forward_conv(shape, &csrs, dy, dx, opts),
-        None => by_col2im(shape, &w, dy, dx, opts)?,
+    if let Some(csrs) = forward_weights(shape, &w) {
+        by_forward_conv(shape, &csrs, dy, dx, opts);
+    } else if let Some(csrs) = sparse_weights(shape, &w) {
+        by_col2im_batch(shape, &csrs, dy, dx, opts);
+    } else {
+        by_col2im(shape, &w, dy, dx, opts)?;
     }
     count(shape, &w, dy, opts)
 }
@@ -249,6 +253,64 @@ impl ConvShape {
     }
 }
 
+/// Every group's `W_gᵀ` (J × Kg) in CSR if all are sparse enough for [`gemm::spmm`].
+pub(super) fn sparse_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+    let j = shape.j();
+    w.chunks_exact(shape.kg() * j)
+        .map(|wg| transposed_csr(wg, j, 1))
+        .collect()
+}
+
+/// dx by col2im with sparse weights (`csrs`, every group's `W_gᵀ`) and the images side by side,
+/// in one thread: per group, every row of `dcol` of all the images at once
+/// (`W_gᵀ · [dy[0,g] … dy[N-1,g]]`, each column as [`by_col2im`] computes it), scattered into
+/// each image along a list of its kernel position's taps. Every element of dx adds the same
+/// `dcol` elements in the same (row) order as [`by_col2im`]: same bits.
+fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
+    let (kg, p, rs) = (shape.kg(), shape.p(), shape.r * shape.s);
+    let (plane, np) = (shape.h * shape.w, shape.n * p);
+    let in_plane = shape.cg() * plane;
+    let table = shape.tap_table();
+    // Per kernel position, its spans of in-bounds taps (input offsets within the channel).
+    let taps: Vec<Vec<TapSpan>> = (0..rs)
+        .map(|t| {
+            let mut spans = Vec::new();
+            table.spans(t, |span| spans.push(span));
+            spans
+        })
+        .collect();
+    let (mut dyg, mut drow) = (vec![0.0; kg * np], vec![0.0; np]);
+    let mut tmp = vec![0.0; shape.n * in_plane];
+    for (g, csr) in csrs.iter().enumerate() {
+        for (k, row) in dyg.chunks_exact_mut(np).enumerate() {
+            for (n, part) in row.chunks_exact_mut(p).enumerate() {
+                part.copy_from_slice(&dy[(n * shape.k + g * kg + k) * p..][..p]);
+            }
+        }
+        tmp.fill(0.0);
+        for (jj, (c, t)) in (0..shape.cg())
+            .flat_map(|c| (0..rs).map(move |t| (c, t)))
+            .enumerate()
+        {
+            if csr.row_is_empty(jj) {
+                continue;
+            }
+            gemm::spmm_row(csr, jj, &dyg, np, &mut drow);
+            for (tn, dn) in tmp.chunks_exact_mut(in_plane).zip(drow.chunks_exact(p)) {
+                let tc = &mut tn[c * plane..][..plane];
+                taps[t]
+                    .iter()
+                    .for_each(|&span| add_span(tc, span, dn, shape.stride.1));
+            }
+        }
+        for (n, src) in tmp.chunks_exact(in_plane).enumerate() {
+            let at = (n * shape.groups + g) * in_plane;
+            let keep = opts.keep.map(|m| &m[at..][..in_plane]);
+            store(&mut dx[at..][..in_plane], src, keep, opts.accumulate);
+        }
+    }
+}
+
 /// dx by col2im (see the module documentation), images in parallel.
 pub(super) fn by_col2im(
     shape: &ConvShape,
@@ -276,17 +338,8 @@ pub(super) fn by_col2im(
                 let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
                 tmp.fill(0.0);
                 // Adds row `jj` of dcol into `tmp` along its taps.
-                let mut scatter = |jj: usize, row: &[f32]| {
-                    table.spans(jj, |t| {
-                        let src = &row[t.q..][..t.len];
-                        if sw == 1 {
-                            let dst = &mut tmp[t.src..t.src + t.len];
-                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                        } else {
-                            src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
-                        }
-                    })
-                };
+                let mut scatter =
+                    |jj: usize, row: &[f32]| table.spans(jj, |t| add_span(&mut tmp, t, row, sw));
                 match &sparse[g] {
                     // One row of dcol at a time; rows of structurally zero weights are +0 and
                     // leave `tmp` unchanged.
@@ -316,6 +369,20 @@ pub(super) fn by_col2im(
             }
             Ok(())
         })
+}
+
+/// Adds the taps of `span` of a `dcol` row (`row`, output positions) into `tmp` (input positions
+/// `span.src`, `span.src + sw`, …).
+fn add_span(tmp: &mut [f32], span: TapSpan, row: &[f32], sw: usize) {
+    let src = &row[span.q..][..span.len];
+    if sw == 1 {
+        let dst = &mut tmp[span.src..span.src + span.len];
+        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+    } else {
+        src.iter()
+            .enumerate()
+            .for_each(|(k, v)| tmp[span.src + k * sw] += v);
+    }
 }
 
 /// The work counters of BP: slots, outputs, and (exact counting) effective MACs, per image and

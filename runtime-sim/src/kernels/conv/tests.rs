@@ -440,12 +440,20 @@ fn bp_as_a_forward_conv_of_dy_matches_the_reference() {
     }
 }
 
-/// The forward-convolution formulation adds col2im's products in col2im's order: same bits.
+/// The forward-convolution formulation and col2im with the images side by side add col2im's
+/// products in col2im's order: same bits (any stride, groups, dilation, padding, odd sizes).
 #[test]
 fn bp_formulations_are_bit_identical() {
     let mut rng = Rng::new(23);
-    for (sh, _) in bp_shapes().into_iter().filter(|&(_, forward)| forward) {
-        let w = sparse_vec(&mut rng, sh.weight_len(), 0.2);
+    let strided = ConvShape::simple(4, 32, 8, 16, 3, 2, 1);
+    let shapes = bp_shapes()
+        .into_iter()
+        .map(|(s, _)| s)
+        .chain(shapes())
+        .chain([strided]);
+    for sh in shapes {
+        let w = sparse_vec(&mut rng, sh.weight_len(), 0.1);
+        assert!(bp::sparse_weights(&sh, &w).is_some(), "{sh:?}");
         let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
         let keep: Vec<bool> = (0..sh.input_len()).map(|_| rng.uniform() < 0.7).collect();
         let start = sparse_vec(&mut rng, sh.input_len(), 0.5);
