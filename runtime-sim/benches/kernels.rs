@@ -150,40 +150,72 @@ fn wg_slots_only(b: Bencher, sparsity: f64) {
         .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
 }
 
-/// A BP tile of a ResNet-18 CIFAR-10 layer as the simulator runs it: `n` images, `c` input
-/// channels of `hw`×`hw`, `k` output-gradient channels, 3×3, stride 1, pad 1.
+/// A tile of a ResNet-18 CIFAR-10 layer as the simulator runs it: `n` images, `c` input channels
+/// of `hw`×`hw`, `k` output(-gradient) channels, 3×3, pad 1, stride `stride`.
 #[derive(Clone, Copy)]
 struct Tile {
     n: usize,
     c: usize,
     hw: usize,
     k: usize,
+    stride: usize,
+}
+
+impl Tile {
+    fn shape(&self) -> ConvShape {
+        ConvShape::simple(self.n, self.c, self.hw, self.k, 3, self.stride, 1)
+    }
 }
 
 impl fmt::Display for Tile {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let Tile { n, c, hw, k } = self;
-        write!(f, "n{n}_c{c}_{hw}x{hw}_k{k}")
+        let Tile { n, c, hw, k, stride } = self;
+        write!(f, "n{n}_c{c}_{hw}x{hw}_k{k}")?;
+        match stride {
+            1 => Ok(()),
+            _ => write!(f, "_s{stride}"),
+        }
     }
 }
 
 const fn tile(n: usize, c: usize, hw: usize, k: usize) -> Tile {
-    Tile { n, c, hw, k }
+    Tile {
+        n,
+        c,
+        hw,
+        k,
+        stride: 1,
+    }
 }
 
-const TILES: [Tile; 5] = [
+const fn strided(n: usize, c: usize, hw: usize, k: usize) -> Tile {
+    Tile {
+        n,
+        c,
+        hw,
+        k,
+        stride: 2,
+    }
+}
+
+/// The simulator's most frequent BP tiles in a training step.
+const TILES: [Tile; 9] = [
     tile(4, 512, 4, 4),
     tile(2, 256, 8, 8),
     tile(16, 64, 4, 32),
     tile(1, 32, 32, 32),
     tile(1, 16, 16, 64),
+    tile(4, 32, 8, 64),
+    tile(1, 128, 16, 16),
+    strided(4, 128, 8, 16),
+    strided(2, 64, 16, 32),
 ];
 
 /// BP of one simulator tile as the simulator calls it: 90% of the weights already zero (the mask
 /// applied outside), no options but slots-only counting.
 #[divan::bench(args = TILES, sample_count = 100)]
 fn bp_tile(b: Bencher, tile: Tile) {
-    let d = data_for(ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1), 0.9);
+    let d = data_for(tile.shape(), 0.9);
     let w: Vec<f32> =
         d.w.iter()
             .zip(&d.mask)

@@ -267,6 +267,19 @@ impl Csr {
         }
     }
 
+    /// A CSR from its parts: row `r`'s non-zeros are `cols[row_ptr[r]..row_ptr[r + 1]]` (in
+    /// increasing order, each below `ncols`) with values `vals[…]`.
+    pub(crate) fn from_parts(row_ptr: Vec<usize>, cols: Vec<u32>, vals: Vec<f32>, ncols: usize) -> Self {
+        debug_assert!(row_ptr.last() == Some(&cols.len()) && cols.len() == vals.len());
+        debug_assert!(cols.iter().all(|&c| (c as usize) < ncols));
+        Csr {
+            row_ptr,
+            cols,
+            vals,
+            ncols,
+        }
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.row_ptr.len() - 1

@@ -2,7 +2,8 @@
 //!
 //! - col2im (any stride): per image and group, `dcol (J×P) = W_gᵀ · dy[n,g]`, scattered back into
 //!   the image's dx (padding taps dropped), a row of `dcol` at a time (sparse weights: the rows with
-//!   a non-zero weight). Its cost is ∝ `J·P` per image however few weights are non-zero.
+//!   a non-zero weight, each for all the images of the call at once, in `by_col2im_batch`). Its
+//!   cost is ∝ `J·P` per image however few weights are non-zero.
 //! - forward convolution of dy (stride 1, sparse finite weights): `dx_g (Cg × N·H·W) = W'_g ·
 //!   col_dy` with `W'[c, (r, s, k)] = W[k, c, r, s]` in CSR and `col_dy` (R·S·Kg × N·H·W) the
 //!   im2col of dy read from the input positions (`dy[k, ih + pad_top − r·dh, iw + pad_left −
@@ -16,8 +17,8 @@
 //! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
 //! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
-use super::{masked_weights, product_counts, sparse_rows, sum_counts, ConvOpts, ConvShape, InBounds};
-use crate::kernels::density::{BitMatrix, Counting, WorkCounts};
+use super::{masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan};
+use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
 use crate::kernels::{check_len, Result};
@@ -49,9 +50,12 @@ pub fn conv_bp(
     check_len("conv input gradient", dx, shape.input_len())?;
     super::check_keep(opts.keep, shape.input_len())?;
     let w = masked_weights(shape, w, opts.weight_mask)?;
-    match forward_weights(shape, &w) {
-        Some(csrs) => by_forward_conv(shape, &csrs, dy, dx, opts),
-        None => by_col2im(shape, &w, dy, dx, opts)?,
+    if let Some(csrs) = forward_weights(shape, &w) {
+        by_forward_conv(shape, &csrs, dy, dx, opts);
+    } else if let Some(csrs) = sparse_weights(shape, &w) {
+        by_col2im_batch(shape, &csrs, dy, dx, opts);
+    } else {
+        by_col2im(shape, &w, dy, dx, opts)?;
     }
     count(shape, &w, dy, opts)
 }
@@ -68,23 +72,56 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
     if shape.stride != (1, 1) || (kg * rs + cg) * hw >= cg * rs * shape.p() {
         return None;
     }
-    let mut wt = vec![0.0; cg * kg * rs];
     let csrs: Vec<Csr> = w
         .chunks_exact(kg * cg * rs)
-        .map(|wg| {
-            for (k, wk) in wg.chunks_exact(cg * rs).enumerate() {
-                for (c, taps) in wk.chunks_exact(rs).enumerate() {
-                    for (t, &v) in taps.iter().enumerate() {
-                        wt[(c * rs + t) * kg + k] = v;
-                    }
-                }
-            }
-            MatRef::row_major(&wt, cg, kg * rs).ok().map(Csr::from_view)
-        })
+        .map(|wg| transposed_csr(wg, cg * rs, rs))
         .collect::<Option<_>>()?;
-    csrs.iter()
-        .all(|csr| csr.density() <= gemm::SPARSE_DENSITY && csr.all_finite())
-        .then_some(csrs)
+    csrs.iter().all(Csr::all_finite).then_some(csrs)
+}
+
+/// One group's weights `wg` (Kg × J) transposed into CSR if they are sparse enough for
+/// [`gemm::spmm`], `taps` rows of `W_gᵀ` (J × Kg) joined into one (row `j` at columns
+/// `(j % taps)·Kg + k`): `W_gᵀ` itself with `taps` = 1 (col2im), `W'_g` with `taps` = R·S.
+/// Built from the non-zeros (found 64 at a time), through the indicator of `W_gᵀ`; work ∝ J·⌈Kg/64⌉
+/// + non-zeros besides finding them.
+pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
+    let kg = wg.len() / j;
+    let words = kg.div_ceil(64);
+    // Bit `k % 64` of word `k / 64` of row `jj`: whether `W[k, jj]` is non-zero.
+    let (mut bits, mut nnz) = (vec![0u64; j * words], 0);
+    for (k, wk) in wg.chunks_exact(j).enumerate() {
+        for (i, &word) in nonzero_bitmap(wk).iter().enumerate() {
+            nnz += word.count_ones() as usize;
+            for_each_bit(word, |b| bits[(i * 64 + b) * words + k / 64] |= 1 << (k % 64));
+        }
+    }
+    if nnz as f64 > gemm::SPARSE_DENSITY * wg.len() as f64 {
+        return None;
+    }
+    let mut row_ptr = Vec::with_capacity(j / taps + 1);
+    row_ptr.push(0);
+    let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for (row, (rb, t)) in bits.chunks_exact(words).zip((0..taps).cycle()).enumerate() {
+        for (i, &word) in rb.iter().enumerate() {
+            for_each_bit(word, |b| {
+                let k = i * 64 + b;
+                cols.push((t * kg + k) as u32);
+                vals.push(wg[k * j + row]);
+            });
+        }
+        if t + 1 == taps {
+            row_ptr.push(cols.len());
+        }
+    }
+    Some(Csr::from_parts(row_ptr, cols, vals, kg * taps))
+}
+
+/// Calls `f` with the index of every set bit of `word`, in increasing order.
+fn for_each_bit(mut word: u64, mut f: impl FnMut(usize)) {
+    while word != 0 {
+        f(word.trailing_zeros() as usize);
+        word &= word - 1;
+    }
 }
 
 /// dx by the forward-convolution formulation (see the module documentation), on batches of input
@@ -180,22 +217,96 @@ impl ConvShape {
             let (r, s) = (t / self.s, t % self.s);
             let ys = InBounds::new(self.pad.top, r * self.dilation.0, 1, self.out_h(), self.h);
             let xs = InBounds::new(self.pad.left, s * self.dilation.1, 1, ow, self.w);
+            dst.fill(0.0);
             let (Some(ys), Some(xs)) = (ys, xs) else {
-                dst.fill(0.0);
                 continue;
             };
-            for (line, out) in lines.clone().zip(dst.chunks_exact_mut(self.w)) {
-                let (n, ih) = (line / self.h, line % self.h);
-                if !(ys.lo..ys.hi).contains(&ih) {
-                    out.fill(0.0);
+            // The lines image by image; each image's lines inside dy (`lo..hi`) are copied.
+            let mut at = 0;
+            for n in lines.start / self.h..lines.end.div_ceil(self.h) {
+                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
+                let run =
+                    lines.start.max(n * self.h) - n * self.h..lines.end.min((n + 1) * self.h) - n * self.h;
+                let (lo, hi) = (run.start.max(ys.lo), run.end.min(ys.hi));
+                let first = at + (lo - run.start) * self.w;
+                at += run.len() * self.w;
+                if lo >= hi {
                     continue;
                 }
-                let plane = &dy[(n * self.k + g * self.kg() + k) * p..][..p];
-                let src = &plane[(ys.first + ih - ys.lo) * ow + xs.first..][..xs.hi - xs.lo];
-                out[..xs.lo].fill(0.0);
-                out[xs.lo..xs.hi].copy_from_slice(src);
-                out[xs.hi..].fill(0.0);
+                let out = &mut dst[first..];
+                let src = (ys.first + lo - ys.lo) * ow + xs.first;
+                if ow == self.w {
+                    // Rows of dy and of col_dy have the same pitch: one copy, which also copies
+                    // the columns outside `xs` between the lines' runs (cleared below).
+                    let len = (hi - lo - 1) * ow + xs.hi - xs.lo;
+                    out[xs.lo..][..len].copy_from_slice(&plane[src..][..len]);
+                }
+                for (i, line) in out.chunks_exact_mut(self.w).take(hi - lo).enumerate() {
+                    if ow != self.w {
+                        line[xs.lo..xs.hi].copy_from_slice(&plane[src + i * ow..][..xs.hi - xs.lo]);
+                    }
+                    line[..xs.lo].fill(0.0);
+                    line[xs.hi..].fill(0.0);
+                }
             }
+        }
+    }
+}
+
+/// Every group's `W_gᵀ` (J × Kg) in CSR if all are sparse enough for [`gemm::spmm`].
+pub(super) fn sparse_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+    let j = shape.j();
+    w.chunks_exact(shape.kg() * j)
+        .map(|wg| transposed_csr(wg, j, 1))
+        .collect()
+}
+
+/// dx by col2im with sparse weights (`csrs`, every group's `W_gᵀ`) and the images side by side,
+/// in one thread: per group, every row of `dcol` of all the images at once
+/// (`W_gᵀ · [dy[0,g] … dy[N-1,g]]`, each column as [`by_col2im`] computes it), scattered into
+/// each image along a list of its kernel position's taps. Every element of dx adds the same
+/// `dcol` elements in the same (row) order as [`by_col2im`]: same bits.
+fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
+    let (kg, p, rs) = (shape.kg(), shape.p(), shape.r * shape.s);
+    let (plane, np) = (shape.h * shape.w, shape.n * p);
+    let in_plane = shape.cg() * plane;
+    let table = shape.tap_table();
+    // Per kernel position, its spans of in-bounds taps (input offsets within the channel).
+    let taps: Vec<Vec<TapSpan>> = (0..rs)
+        .map(|t| {
+            let mut spans = Vec::new();
+            table.spans(t, |span| spans.push(span));
+            spans
+        })
+        .collect();
+    let (mut dyg, mut drow) = (vec![0.0; kg * np], vec![0.0; np]);
+    let mut tmp = vec![0.0; shape.n * in_plane];
+    for (g, csr) in csrs.iter().enumerate() {
+        for (k, row) in dyg.chunks_exact_mut(np).enumerate() {
+            for (n, part) in row.chunks_exact_mut(p).enumerate() {
+                part.copy_from_slice(&dy[(n * shape.k + g * kg + k) * p..][..p]);
+            }
+        }
+        tmp.fill(0.0);
+        for (jj, (c, t)) in (0..shape.cg())
+            .flat_map(|c| (0..rs).map(move |t| (c, t)))
+            .enumerate()
+        {
+            if csr.row_is_empty(jj) {
+                continue;
+            }
+            gemm::spmm_row(csr, jj, &dyg, np, &mut drow);
+            for (tn, dn) in tmp.chunks_exact_mut(in_plane).zip(drow.chunks_exact(p)) {
+                let tc = &mut tn[c * plane..][..plane];
+                taps[t]
+                    .iter()
+                    .for_each(|&span| add_span(tc, span, dn, shape.stride.1));
+            }
+        }
+        for (n, src) in tmp.chunks_exact(in_plane).enumerate() {
+            let at = (n * shape.groups + g) * in_plane;
+            let keep = opts.keep.map(|m| &m[at..][..in_plane]);
+            store(&mut dx[at..][..in_plane], src, keep, opts.accumulate);
         }
     }
 }
@@ -212,9 +323,10 @@ pub(super) fn by_col2im(
     let in_plane = shape.cg() * shape.h * shape.w;
     let weights =
         |g: usize| -> Result<MatRef> { Ok(MatRef::row_major(&w[g * kg * j..][..kg * j], kg, j)?.t()) };
-    let sparse: Vec<Option<Csr>> = (0..shape.groups)
-        .map(|g| Ok(sparse_rows(weights(g)?)))
-        .collect::<Result<_>>()?;
+    let sparse: Vec<Option<Csr>> = w
+        .chunks_exact(kg * j)
+        .map(|wg| transposed_csr(wg, j, 1))
+        .collect();
     let table = shape.tap_table();
     let sw = shape.stride.1;
     dx.par_chunks_mut(shape.c * shape.h * shape.w)
@@ -226,17 +338,8 @@ pub(super) fn by_col2im(
                 let dyg = &dy[(n * shape.k + g * kg) * p..][..kg * p];
                 tmp.fill(0.0);
                 // Adds row `jj` of dcol into `tmp` along its taps.
-                let mut scatter = |jj: usize, row: &[f32]| {
-                    table.spans(jj, |t| {
-                        let src = &row[t.q..][..t.len];
-                        if sw == 1 {
-                            let dst = &mut tmp[t.src..t.src + t.len];
-                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                        } else {
-                            src.iter().enumerate().for_each(|(k, v)| tmp[t.src + k * sw] += v);
-                        }
-                    })
-                };
+                let mut scatter =
+                    |jj: usize, row: &[f32]| table.spans(jj, |t| add_span(&mut tmp, t, row, sw));
                 match &sparse[g] {
                     // One row of dcol at a time; rows of structurally zero weights are +0 and
                     // leave `tmp` unchanged.
@@ -266,6 +369,20 @@ pub(super) fn by_col2im(
             }
             Ok(())
         })
+}
+
+/// Adds the taps of `span` of a `dcol` row (`row`, output positions) into `tmp` (input positions
+/// `span.src`, `span.src + sw`, …).
+fn add_span(tmp: &mut [f32], span: TapSpan, row: &[f32], sw: usize) {
+    let src = &row[span.q..][..span.len];
+    if sw == 1 {
+        let dst = &mut tmp[span.src..span.src + span.len];
+        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+    } else {
+        src.iter()
+            .enumerate()
+            .for_each(|(k, v)| tmp[span.src + k * sw] += v);
+    }
 }
 
 /// The work counters of BP: slots, outputs, and (exact counting) effective MACs, per image and

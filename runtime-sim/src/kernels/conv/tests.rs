@@ -446,6 +446,8 @@ fn bp_shapes() -> Vec<(ConvShape, bool)> {
             ..base
         },
         ConvShape::simple(2, 32, 32, 8, 3, 1, 1),
+        // Output rows narrower than the input's (no padding).
+        ConvShape::simple(3, 64, 6, 2, 3, 1, 0),
         ConvShape::simple(5, 64, 16, 8, 3, 1, 1),
     ];
     let col2im = [
@@ -498,12 +500,20 @@ fn bp_as_a_forward_conv_of_dy_matches_the_reference() {
     }
 }
 
-/// The forward-convolution formulation adds col2im's products in col2im's order: same bits.
+/// The forward-convolution formulation and col2im with the images side by side add col2im's
+/// products in col2im's order: same bits (any stride, groups, dilation, padding, odd sizes).
 #[test]
 fn bp_formulations_are_bit_identical() {
     let mut rng = Rng::new(23);
-    for (sh, _) in bp_shapes().into_iter().filter(|&(_, forward)| forward) {
-        let w = sparse_vec(&mut rng, sh.weight_len(), 0.2);
+    let strided = ConvShape::simple(4, 32, 8, 16, 3, 2, 1);
+    let shapes = bp_shapes()
+        .into_iter()
+        .map(|(s, _)| s)
+        .chain(shapes())
+        .chain([strided]);
+    for sh in shapes {
+        let w = sparse_vec(&mut rng, sh.weight_len(), 0.1);
+        assert!(bp::sparse_weights(&sh, &w).is_some(), "{sh:?}");
         let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
         let keep: Vec<bool> = (0..sh.input_len()).map(|_| rng.uniform() < 0.7).collect();
         let start = sparse_vec(&mut rng, sh.input_len(), 0.5);
@@ -565,5 +575,33 @@ fn bp_with_non_finite_weights_ignores_padding_taps() {
     for (i, &v) in dx.iter().enumerate() {
         let inside = i < 16 && i / 4 < 3 && i % 4 < 3;
         assert_eq!(v, if inside { f32::INFINITY } else { 0.0 }, "dx[{i}]");
+    }
+}
+
+/// BP's weight CSRs, built from the non-zeros, are those of the dense matrices' scans: `W_gᵀ`
+/// (col2im) and `W'_g` (forward convolution), or none for weights too dense for the sparse kernel.
+#[test]
+fn bp_weight_csrs_match_dense_scans() {
+    let mut rng = Rng::new(24);
+    // More than 64 output channels: two words of the indicator per row.
+    let wide = ConvShape::simple(1, 3, 4, 130, 3, 1, 1);
+    for sh in bp_shapes().into_iter().map(|(s, _)| s).chain([wide]) {
+        let (cg, kg, rs) = (sh.cg(), sh.kg(), sh.r * sh.s);
+        for density in [0.05, 0.2, 0.5] {
+            let w = sparse_vec(&mut rng, sh.weight_len(), density);
+            for wg in w.chunks_exact(kg * cg * rs) {
+                let wt = MatRef::row_major(wg, kg, cg * rs).unwrap().t();
+                assert_eq!(bp::transposed_csr(wg, cg * rs, 1), sparse_rows(wt), "{sh:?}");
+                let dense: Vec<f32> = (0..cg * rs)
+                    .flat_map(|ct| (0..kg).map(move |k| wg[k * cg * rs + ct]))
+                    .collect();
+                let forward = MatRef::row_major(&dense, cg, kg * rs).unwrap();
+                assert_eq!(
+                    bp::transposed_csr(wg, cg * rs, rs),
+                    sparse_rows(forward),
+                    "{sh:?}"
+                );
+            }
+        }
     }
 }
