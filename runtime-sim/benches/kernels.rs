@@ -198,7 +198,8 @@ const fn strided(n: usize, c: usize, hw: usize, k: usize) -> Tile {
     }
 }
 
-/// The simulator's most frequent BP tiles in a training step.
+/// The simulator's most frequent BP tiles in a training step (`n` images, `c` input channels,
+/// `k` output-gradient channels; 3×3, pad 1).
 const TILES: [Tile; 9] = [
     tile(4, 512, 4, 4),
     tile(2, 256, 8, 8),
@@ -230,36 +231,15 @@ fn bp_tile(b: Bencher, tile: Tile) {
         .bench_local(|| conv_bp(&d.shape, black_box(&d.dy), &w, &mut dx, &opts));
 }
 
-/// A WG tile of a ResNet-18 CIFAR-10 layer as the simulator runs it: a [`Tile`] (3×3, pad 1) at
-/// `stride`.
-#[derive(Clone, Copy)]
-struct WgTile {
-    tile: Tile,
-    stride: usize,
-}
-
-impl fmt::Display for WgTile {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}_s{}", self.tile, self.stride)
-    }
-}
-
-const fn wg_tile_of(n: usize, c: usize, hw: usize, k: usize, stride: usize) -> WgTile {
-    WgTile {
-        tile: tile(n, c, hw, k),
-        stride,
-    }
-}
-
 /// The most frequent WG tiles of a simulated ResNet-18 CIFAR-10 training step (`n` images, `c`
 /// input channels, `k` output-gradient channels).
-const WG_TILES: [WgTile; 6] = [
-    wg_tile_of(2, 8, 8, 128, 1),
-    wg_tile_of(16, 8, 4, 128, 1),
-    wg_tile_of(1, 8, 16, 128, 1),
-    wg_tile_of(4, 8, 8, 128, 2),
-    wg_tile_of(1, 32, 32, 32, 1),
-    wg_tile_of(2, 8, 16, 128, 2),
+const WG_TILES: [Tile; 6] = [
+    tile(2, 8, 8, 128),
+    tile(16, 8, 4, 128),
+    tile(1, 8, 16, 128),
+    strided(4, 8, 8, 128),
+    tile(1, 32, 32, 32),
+    strided(2, 8, 16, 128),
 ];
 
 /// Weight sparsity of the simulator's WG keep-mask (speculation S2 keeps the gradients of about
@@ -269,9 +249,8 @@ const WG_KEEP_SPARSITY: f64 = 0.86;
 /// WG of one simulator tile as the simulator calls it: the keep-mask of the unpruned weights
 /// (the largest 14%), slots-only counting.
 #[divan::bench(args = WG_TILES, sample_count = 100)]
-fn wg_tile(b: Bencher, wt: WgTile) {
-    let Tile { n, c, hw, k } = wt.tile;
-    let d = data_for(ConvShape::simple(n, c, hw, k, 3, wt.stride, 1), WG_KEEP_SPARSITY);
+fn wg_tile(b: Bencher, tile: Tile) {
+    let d = data_for(tile.shape(), WG_KEEP_SPARSITY);
     let mut dw = vec![0.0; d.shape.weight_len()];
     let opts = ConvOpts {
         keep: Some(&d.mask),

@@ -634,8 +634,9 @@ fn wg_rows(kg: usize) -> usize {
     kg.div_ceil(rayon::current_num_threads().max(1))
 }
 
-/// dy of group `g` with the images side by side (Kg×N·P), borrowed when there is one image.
-fn wg_dy<'a>(shape: &ConvShape, dy: &'a [f32], g: usize) -> Cow<'a, [f32]> {
+/// dy of group `g` with the images side by side (Kg×N·P, as WG and BP's batched col2im multiply
+/// it), borrowed when there is one image.
+fn dy_side_by_side<'a>(shape: &ConvShape, dy: &'a [f32], g: usize) -> Cow<'a, [f32]> {
     let (kg, p) = (shape.kg(), shape.p());
     if shape.n == 1 {
         return Cow::Borrowed(&dy[g * kg * p..][..kg * p]);
@@ -703,7 +704,7 @@ pub fn conv_wg(
     };
     let taps = shape.tap_table();
     for (g, acc_g) in total.chunks_exact_mut(kg * j).enumerate() {
-        let dyg = wg_dy(shape, dy, g);
+        let dyg = dy_side_by_side(shape, dy, g);
         let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
         let exact = opts.counting == Counting::Exact;
         let col = (!sparse_keep || exact).then(|| shape.im2col_batch(x, g));
@@ -724,7 +725,9 @@ pub fn conv_wg(
                     });
             }
             None => {
-                let col = col.as_deref().unwrap_or_default();
+                let col = col
+                    .as_deref()
+                    .expect("the dense product builds the im2col matrix");
                 let rows = wg_rows(kg);
                 acc_g
                     .par_chunks_mut(rows * j)

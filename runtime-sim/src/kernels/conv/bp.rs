@@ -17,7 +17,9 @@
 //! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
 //! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
-use super::{masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan};
+use super::{
+    dy_side_by_side, masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan,
+};
 use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
@@ -267,7 +269,7 @@ pub(super) fn sparse_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
 /// each image along a list of its kernel position's taps. Every element of dx adds the same
 /// `dcol` elements in the same (row) order as [`by_col2im`]: same bits.
 fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
-    let (kg, p, rs) = (shape.kg(), shape.p(), shape.r * shape.s);
+    let (p, rs) = (shape.p(), shape.r * shape.s);
     let (plane, np) = (shape.h * shape.w, shape.n * p);
     let in_plane = shape.cg() * plane;
     let table = shape.tap_table();
@@ -279,14 +281,10 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
             spans
         })
         .collect();
-    let (mut dyg, mut drow) = (vec![0.0; kg * np], vec![0.0; np]);
+    let mut drow = vec![0.0; np];
     let mut tmp = vec![0.0; shape.n * in_plane];
     for (g, csr) in csrs.iter().enumerate() {
-        for (k, row) in dyg.chunks_exact_mut(np).enumerate() {
-            for (n, part) in row.chunks_exact_mut(p).enumerate() {
-                part.copy_from_slice(&dy[(n * shape.k + g * kg + k) * p..][..p]);
-            }
-        }
+        let dyg = dy_side_by_side(shape, dy, g);
         tmp.fill(0.0);
         for (jj, (c, t)) in (0..shape.cg())
             .flat_map(|c| (0..rs).map(move |t| (c, t)))
