@@ -16,6 +16,7 @@
 //! (aggressive), `margin = 1` never predicts (exact, no saving).
 
 use super::{invalid, Result};
+use rayon::prelude::*;
 
 /// A top-k magnitude mask.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,23 +57,55 @@ pub fn top_k(w: &[f32], k: usize) -> TopK {
         };
     }
     let t = kth_largest_rank(w, k);
-    // Ranks above `t` are all kept; the rest of `k` are the first weights of rank exactly `t`.
-    let mut ties = k - w.iter().filter(|&&x| rank(x) > t).count();
-    let mask = w
+    // Ranks above `t` are all kept; the rest of `k` are the first weights of rank exactly `t`,
+    // counted chunk by chunk so that chunks can be marked side by side.
+    let chunk = chunk_len(w.len());
+    let ties_before: Vec<usize> = w
+        .par_chunks(chunk)
+        .map(|part| part.iter().filter(|&&x| rank(x) == t).count())
+        .collect::<Vec<_>>()
         .iter()
-        .map(|&x| match rank(x) {
-            r if r > t => true,
-            r if r == t && ties > 0 => {
-                ties -= 1;
-                true
-            }
-            _ => false,
+        .scan(0, |before, &n| {
+            let at = *before;
+            *before += n;
+            Some(at)
         })
         .collect();
+    let above: usize = w
+        .par_chunks(chunk)
+        .map(|part| part.iter().filter(|&&x| rank(x) > t).count())
+        .sum();
+    let mut mask = vec![false; w.len()];
+    mask.par_chunks_mut(chunk)
+        .zip(w.par_chunks(chunk))
+        .zip(ties_before)
+        .for_each(|((m, part), before)| {
+            let mut ties = (k - above).saturating_sub(before);
+            for (m, &x) in m.iter_mut().zip(part) {
+                *m = match rank(x) {
+                    r if r > t => true,
+                    r if r == t && ties > 0 => {
+                        ties -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+            }
+        });
     TopK {
         mask,
         kept: k,
         threshold: magnitude_of_rank(t),
+    }
+}
+
+/// Weights per parallel part of a selection: one part per thread, or all of them when there are
+/// too few to be worth splitting. Every count is exact, so results do not depend on the split.
+fn chunk_len(n: usize) -> usize {
+    const PARALLEL_MIN: usize = 1 << 16;
+    match n < PARALLEL_MIN {
+        true => n.max(1),
+        false => n.div_ceil(rayon::current_num_threads().max(1)),
     }
 }
 
@@ -113,15 +146,29 @@ fn rank(x: f32) -> u32 {
 /// ranks' high 16 bits finds the bucket that holds it, one of the low 16 bits inside that bucket
 /// the rank itself.
 fn kth_largest_rank(w: &[f32], k: usize) -> u32 {
-    let mut hist = vec![0usize; 1 << 16];
-    w.iter().for_each(|&x| hist[(rank(x) >> 16) as usize] += 1);
+    let hist = histogram(w, |r| Some(r >> 16));
     let (high, above) = from_top(&hist, k);
-    hist.fill(0);
-    w.iter()
-        .map(|&x| rank(x))
-        .filter(|r| r >> 16 == high)
-        .for_each(|r| hist[(r & 0xffff) as usize] += 1);
+    let hist = histogram(w, |r| (r >> 16 == high).then_some(r & 0xffff));
     high << 16 | from_top(&hist, k - above).0
+}
+
+/// The histogram of `bucket` (below 2¹⁶, `None`: not counted) of the ranks of `w`, its parts
+/// counted side by side ([`chunk_len`]).
+fn histogram(w: &[f32], bucket: impl Fn(u32) -> Option<u32> + Sync) -> Vec<usize> {
+    let count = |part: &[f32]| {
+        let mut hist = vec![0usize; 1 << 16];
+        part.iter()
+            .filter_map(|&x| bucket(rank(x)))
+            .for_each(|b| hist[b as usize] += 1);
+        hist
+    };
+    w.par_chunks(chunk_len(w.len()))
+        .map(count)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(s, n)| *s += n);
+            a
+        })
+        .unwrap_or_else(|| vec![0; 1 << 16])
 }
 
 /// The bucket of a histogram that holds its `k`-th largest element, and how many elements lie
@@ -235,6 +282,22 @@ mod tests {
                 assert_eq!(got.threshold, smallest, "len {len} k {k}");
                 assert_eq!(top_k_threshold(&w, k), smallest, "len {len} k {k}");
             }
+        }
+    }
+
+    /// Long enough to be selected in parallel parts (one per thread), with many ties across them.
+    #[test]
+    fn parallel_selection_matches_a_full_sort() {
+        let mut rng = Rng::new(5);
+        let n = (1 << 18) + 7;
+        let w: Vec<f32> = sparse_vec(&mut rng, n, 0.7)
+            .iter()
+            .map(|v| (v * 8.0).round())
+            .collect();
+        for k in [1, n / 10, n / 2, n - 1, n] {
+            let got = top_k(&w, k);
+            assert_eq!(got.mask, reference(&w, k), "k {k}");
+            assert_eq!(top_k_threshold(&w, k), got.threshold, "k {k}");
         }
     }
 
