@@ -11,7 +11,7 @@
 //! (without a keep-mask the popcounts are row counts of `R`, computed once). Counts are exact
 //! integers from the real operands; the arithmetic itself is done by [`crate::kernels`].
 
-use crate::kernels::density::{and_popcount, BitMatrix};
+use crate::kernels::density::{and_popcount, set_bits, BitMatrix};
 
 /// MAC counts of one output unit (or a total).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -176,20 +176,6 @@ impl RowCounts {
             masked: self.j_len * (self.p - self.kept),
         }
     }
-}
-
-/// Indices of the set bits of a bitmap row, in increasing order.
-pub fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(|(w, &word)| {
-        let mut bits = word;
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                i
-            })
-        })
-    })
 }
 
 #[cfg(test)]

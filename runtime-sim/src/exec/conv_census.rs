@@ -4,10 +4,10 @@
 //! [`ConvViews`], so the tile instructions of one layer compute it once; the per-instruction work
 //! is proportional to the tile's non-zero weights.
 
-use super::census::{set_bits, Census, RowCounts, UnitWork};
+use super::census::{Census, RowCounts, UnitWork};
 use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{and_popcount, count_nonzero, BitMatrix};
+use crate::kernels::density::{and_popcount, count_nonzero, set_bits, BitMatrix};
 use std::cell::OnceCell;
 use std::sync::Arc;
 use trainer_isa::names::Mode;

@@ -338,6 +338,20 @@ pub enum Counting {
     SlotsOnly,
 }
 
+/// Indices of the set bits of a bitmap row, in increasing order.
+pub fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                i
+            })
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

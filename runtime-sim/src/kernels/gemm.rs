@@ -19,7 +19,7 @@
 //!
 //! Both are exact integer counts; no branch per MAC in the arithmetic kernel.
 
-use super::density::{and_popcount, BitMatrix};
+use super::density::{and_popcount, set_bits, BitMatrix};
 use super::{invalid, Result};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -442,13 +442,13 @@ pub(crate) fn sddmm_with(
     // The kept rows of every column (relative to `rows.start`), by counting sort.
     let mut start = vec![0; n + 1];
     rows.clone()
-        .for_each(|i| for_each_one(keep.row(i), |j| start[j + 1] += 1));
+        .for_each(|i| set_bits(keep.row(i)).for_each(|j| start[j + 1] += 1));
     for j in 0..n {
         start[j + 1] += start[j];
     }
     let (mut next, mut kept) = (start.clone(), vec![0; start[n]]);
     for i in rows.clone() {
-        for_each_one(keep.row(i), |j| {
+        set_bits(keep.row(i)).for_each(|j| {
             kept[next[j]] = i - rows.start;
             next[j] += 1;
         });
@@ -467,17 +467,6 @@ pub(crate) fn sddmm_with(
             for (&i, s) in group.iter().zip(dots(ids.map(a_row), &bj)) {
                 c[i * n + j] += s;
             }
-        }
-    }
-}
-
-/// Calls `f` with the index of every set bit of `words`, in increasing order.
-fn for_each_one(words: &[u64], mut f: impl FnMut(usize)) {
-    for (w, &word) in words.iter().enumerate() {
-        let mut bits = word;
-        while bits != 0 {
-            f(w * 64 + bits.trailing_zeros() as usize);
-            bits &= bits - 1;
         }
     }
 }

@@ -20,7 +20,7 @@
 use super::{
     dy_side_by_side, masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan,
 };
-use crate::kernels::density::{nonzero_bitmap, BitMatrix, Counting, WorkCounts};
+use crate::kernels::density::{nonzero_bitmap, set_bits, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
 use crate::kernels::{check_len, Result};
@@ -94,7 +94,7 @@ pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
     for (k, wk) in wg.chunks_exact(j).enumerate() {
         for (i, &word) in nonzero_bitmap(wk).iter().enumerate() {
             nnz += word.count_ones() as usize;
-            for_each_bit(word, |b| bits[(i * 64 + b) * words + k / 64] |= 1 << (k % 64));
+            set_bits(&[word]).for_each(|b| bits[(i * 64 + b) * words + k / 64] |= 1 << (k % 64));
         }
     }
     if nnz as f64 > gemm::SPARSE_DENSITY * wg.len() as f64 {
@@ -105,7 +105,7 @@ pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
     let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
     for (row, (rb, t)) in bits.chunks_exact(words).zip((0..taps).cycle()).enumerate() {
         for (i, &word) in rb.iter().enumerate() {
-            for_each_bit(word, |b| {
+            set_bits(&[word]).for_each(|b| {
                 let k = i * 64 + b;
                 cols.push((t * kg + k) as u32);
                 vals.push(wg[k * j + row]);
@@ -116,14 +116,6 @@ pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
         }
     }
     Some(Csr::from_parts(row_ptr, cols, vals, kg * taps))
-}
-
-/// Calls `f` with the index of every set bit of `word`, in increasing order.
-fn for_each_bit(mut word: u64, mut f: impl FnMut(usize)) {
-    while word != 0 {
-        f(word.trailing_zeros() as usize);
-        word &= word - 1;
-    }
 }
 
 /// dx by the forward-convolution formulation (see the module documentation), on batches of input
