@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, ff_effective, CensusViews};
-use super::views::{Decoded, DecodedValues, InputViews};
+use super::views::{Decoded, DecodedValues, InputViews, OnRead};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
@@ -83,16 +83,40 @@ fn read_operand(
     bn: Option<(&Block, bool)>,
 ) -> Result<Arc<Decoded>, FaultKind> {
     let raw = ctx.mem.operand_bytes(field, op, n)?;
-    let head = bn.map(|(blk, relu)| (block_bits(blk), relu));
-    let entry = ctx.views.operand(s, op.dtype, head, raw);
+    let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
+    let entry = ctx.views.operand(s, op.dtype, how, raw);
     entry.values.get_or_init(|| {
         let mut x = decode_f32(op.dtype, raw, n);
         let relu_mask = bn.map(|(blk, relu)| bn_on_read(&mut x, blk, s.c, s.h * s.w, relu));
-        DecodedValues {
-            nonzero: count_nonzero(&x),
-            x,
-            relu_mask,
+        DecodedValues::new(x, relu_mask)
+    });
+    Ok(entry)
+}
+
+/// Reads the `n` elements of conv operand `b` as the PE array uses them: decoded and, in FF and
+/// BP, multiplied by the weight mask `wmask` if there is one (its read is charged). Shared like
+/// [`read_operand`]: the image tiles that reuse an output-channel tile's weights decode and mask
+/// them once.
+fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<Arc<Decoded>, FaultKind> {
+    let mask = (t.mode != Mode::Wg && !t.wmask.is_none()).then_some(t.wmask);
+    let how = match mask {
+        Some(m) => {
+            let bytes = ctx.mem.operand_bytes("wmask", m, n)?.to_vec();
+            ctx.charge_read(m, n);
+            OnRead::Mask(m.dtype, bytes)
         }
+        None => OnRead::AsIs,
+    };
+    let mem = &*ctx.mem;
+    let raw = mem.operand_bytes("b", t.b, n)?;
+    let entry = ctx.views.weights(s, t.b.dtype, how, raw);
+    entry.values.get_or_init(|| {
+        let mut x = decode_f32(t.b.dtype, raw, n);
+        if let Some(m) = mask {
+            let keep = mem.read_mask("wmask", m, n).expect("its bytes were read above");
+            apply_mask(&mut x, Some(&keep));
+        }
+        DecodedValues::new(x, None)
     });
     Ok(entry)
 }
@@ -171,13 +195,13 @@ fn values_use(op: Operand, data: &[f32]) -> OperandUse {
     operand_use(op, data.len(), count_nonzero(data))
 }
 
-/// The operands of `t` as the dataflow model sees them, from their values as used (`a` with its
-/// non-zeros counted).
-fn pe_operands(t: &TensorOp, df: Dataflow, a: (&[f32], u64), b: &[f32], out: &[f32]) -> PeOperands {
+/// The operands of `t` as the dataflow model sees them, from their values as used (`a` and `b`
+/// with their non-zeros counted).
+fn pe_operands(t: &TensorOp, df: Dataflow, a: (&[f32], u64), b: (&[f32], u64), out: &[f32]) -> PeOperands {
     PeOperands {
         df,
         a: operand_use(t.a, a.0.len(), a.1),
-        b: values_use(t.b, b),
+        b: operand_use(t.b, b.0.len(), b.1),
         out: values_use(t.out, out),
         acc: t.acc,
         skip: t.skip,
@@ -258,16 +282,13 @@ fn spec_event(mode: Mode) -> Option<Event> {
 pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let (s, t) = (&c.shape, &c.t);
     check_precision(ctx.state.prec, t)?;
-    let (in_len, w_len) = (s.input_len(), s.weight_len());
+    let in_len = s.input_len();
     let (a_len, b_len, o_len) = c.operand_lens();
     // `a` is read below, after its BN block; its bounds are checked first (faults in operand order).
     ctx.mem.operand_bytes("a", t.a, a_len)?;
-    let mut b = ctx.mem.read_f32("b", t.b, b_len)?;
+    ctx.mem.operand_bytes("b", t.b, b_len)?;
     ctx.check("out", t.out, o_len)?;
-    if t.mode != Mode::Wg {
-        let wm = ctx.read_mask("wmask", t.wmask, w_len)?;
-        apply_mask(&mut b, wm.as_deref());
-    }
+    let b = read_weights(ctx, s, t, b_len)?;
     // Decoupled BN on read.
     let bna = match !c.bna.is_none() && t.mode != Mode::Bp {
         true => Some(read_block(ctx, "bna", c.bna, s.c)?),
@@ -345,7 +366,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
 struct ConvJob {
     c: ConvOp,
     a: Arc<Decoded>,
-    b: Vec<f32>,
+    b: Arc<Decoded>,
     /// The output keep-mask in effect (S1, S2).
     keep: Option<Vec<bool>>,
     /// The views of the FF/WG input.
@@ -382,7 +403,7 @@ impl ConvJob {
     /// The kernel, with S3's prediction beside it (both only read the operands): the output
     /// before the epilogue.
     fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
-        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, &self.b);
+        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, &self.b.values().x);
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()
@@ -469,9 +490,9 @@ impl ConvJob {
         }
         let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
         ctx.deferred = Some(Deferred(Box::new(move || {
-            let a = a.values();
-            let census = conv_census(&s, t.mode, &a.x, &b, census_keep.as_deref(), &census_views);
-            let operands = pe_operands(&t, df, (&a.x, a.nonzero), &b, &y);
+            let (a, b) = (a.values(), b.values());
+            let census = conv_census(&s, t.mode, &a.x, &b.x, census_keep.as_deref(), &census_views);
+            let operands = pe_operands(&t, df, (&a.x, a.nonzero), (&b.x, b.nonzero), &y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
         Ok(())
@@ -617,7 +638,7 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         },
         &mut out,
     )?;
-    let operands = pe_operands(t, df, (&a, count_nonzero(&a)), &b, &out);
+    let operands = pe_operands(t, df, (&a, count_nonzero(&a)), (&b, count_nonzero(&b)), &out);
     let pe = PeMode::of(ctx);
     account(&mut ctx.act, &census, operands, pe);
     Ok(())

@@ -6,15 +6,17 @@
 //! only on its contents and the conv geometry, so it is computed once and looked up by both. A
 //! lookup compares the full contents (bit for bit) and the shape: a hit is always exact.
 //!
-//! The operand itself is shared the same way: keyed by its bytes in memory, its dtype and the BN
-//! block it is normalised with on read, so the tiles of a layer decode (and normalise) their
-//! common input once. Comparing the stored bytes is much cheaper than decoding them again.
+//! The operands themselves are shared the same way: keyed by their bytes in memory, their dtype
+//! and what the PE array does to them on read (the BN block an input is normalised with, the
+//! mask applied to the weights), so the tiles of a layer decode (and normalise) their common
+//! input once, and the image tiles that reuse an output-channel tile's weights decode and mask
+//! them once. Comparing the stored bytes is much cheaper than decoding them again.
 //!
 //! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
 //! kernel and the census running side by side can both read one entry.
 
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{nonzero_bitmap, BitMatrix};
+use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
 use std::sync::{Arc, OnceLock};
 use trainer_isa::DType;
@@ -77,6 +79,7 @@ fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
 #[derive(Debug, Clone)]
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
+    weights: Memo<OperandHead, u8, Decoded>,
     inputs: Memo<ConvShape, u32, InputViews>,
     keeps: Memo<ConvShape, u32, KeepViews>,
 }
@@ -85,6 +88,7 @@ impl Default for ConvViews {
     fn default() -> Self {
         Self {
             operands: Memo::new(),
+            weights: Memo::new(),
             inputs: Memo::new(),
             keeps: Memo::new(),
         }
@@ -92,22 +96,28 @@ impl Default for ConvViews {
 }
 
 impl ConvViews {
-    /// The entry of an operand of `shape` whose bytes in memory are `raw`, read as `dtype` and
-    /// transformed as `bn` says (the BN-on-read block's values as f32 bits and whether ReLU
-    /// follows; `None`: used as read). Filled by the caller on first use.
-    pub fn operand(
-        &mut self,
-        shape: &ConvShape,
-        dtype: DType,
-        bn: Option<(Vec<u32>, bool)>,
-        raw: &[u8],
-    ) -> Arc<Decoded> {
+    /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
+    /// memory are `raw`, read as `dtype` and transformed on read as `how` says. Filled by the
+    /// caller on first use.
+    pub fn operand(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
         let head = OperandHead {
             shape: *shape,
             dtype,
-            bn,
+            how,
         };
         self.operands.get(head, raw, |&b| b)
+    }
+
+    /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
+    /// [`ConvViews::operand`] (its own entries: the image tiles of a layer reuse the weights of
+    /// an output-channel tile while its input changes).
+    pub fn weights(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
+        let head = OperandHead {
+            shape: *shape,
+            dtype,
+            how,
+        };
+        self.weights.get(head, raw, |&b| b)
     }
 
     /// The views of FF input `x` (after BN on read) of `shape`.
@@ -127,7 +137,18 @@ impl ConvViews {
 struct OperandHead {
     shape: ConvShape,
     dtype: DType,
-    bn: Option<(Vec<u32>, bool)>,
+    how: OnRead,
+}
+
+/// What the PE array does to an operand's decoded values on read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnRead {
+    /// Nothing: used as decoded.
+    AsIs,
+    /// BN on read: the block's values as f32 bits, and whether ReLU follows.
+    Bn(Vec<u32>, bool),
+    /// Multiplied by a mask: its dtype and bytes.
+    Mask(DType, Vec<u8>),
 }
 
 /// A conv operand as the PE array uses it, shared by the tile instructions that read the same
@@ -156,6 +177,17 @@ pub struct DecodedValues {
     pub nonzero: u64,
     /// With BN on read: the ReLU mask (`x > 0` after BN).
     pub relu_mask: Option<Vec<bool>>,
+}
+
+impl DecodedValues {
+    /// The values `x` as used, with their non-zeros counted.
+    pub fn new(x: Vec<f32>, relu_mask: Option<Vec<bool>>) -> Self {
+        Self {
+            nonzero: count_nonzero(&x),
+            x,
+            relu_mask,
+        }
+    }
 }
 
 /// Data derived from an FF input `x` (N×C×H×W), computed on first use.
@@ -339,21 +371,43 @@ mod tests {
         let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
         let mut v = ConvViews::default();
         let raw = [0u8, 60, 0, 188];
-        let bn = || Some((vec![1, 2, 3, 4], true));
+        let bn = || OnRead::Bn(vec![1, 2, 3, 4], true);
         let first = v.operand(&s, DType::F16, bn(), &raw);
         assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
-        // Other bytes, dtype, BN block, ReLU flag or shape: other entries.
+        // Other bytes, dtype, BN block, ReLU flag, transform or shape: other entries.
         let others = [
             v.operand(&s, DType::F16, bn(), &[0, 60, 0, 60]),
             v.operand(&s, DType::I32, bn(), &raw),
-            v.operand(&s, DType::F16, Some((vec![1, 2, 3, 5], true)), &raw),
-            v.operand(&s, DType::F16, Some((vec![1, 2, 3, 4], false)), &raw),
-            v.operand(&s, DType::F16, None, &raw),
+            v.operand(&s, DType::F16, OnRead::Bn(vec![1, 2, 3, 5], true), &raw),
+            v.operand(&s, DType::F16, OnRead::Bn(vec![1, 2, 3, 4], false), &raw),
+            v.operand(&s, DType::F16, OnRead::AsIs, &raw),
+            v.operand(&s, DType::F16, OnRead::Mask(DType::B1, vec![1]), &raw),
             v.operand(&ConvShape { k: 2, ..s }, DType::F16, bn(), &raw),
         ];
         for o in &others {
             assert!(!Arc::ptr_eq(&first, o));
         }
         assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
+    }
+
+    #[test]
+    fn weights_have_their_own_entries() {
+        let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
+        let mut v = ConvViews::default();
+        let raw = [0u8, 60, 0, 188];
+        let mask = || OnRead::Mask(DType::B1, vec![2]);
+        let first = v.weights(&s, DType::F16, mask(), &raw);
+        assert!(Arc::ptr_eq(&first, &v.weights(&s, DType::F16, mask(), &raw)));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &v.weights(&s, DType::F16, OnRead::Mask(DType::B1, vec![3]), &raw)
+        ));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &v.weights(&s, DType::F16, OnRead::AsIs, &raw)
+        ));
+        // The same key among the data operands is another entry.
+        assert!(!Arc::ptr_eq(&first, &v.operand(&s, DType::F16, mask(), &raw)));
+        assert!(Arc::ptr_eq(&first, &v.weights(&s, DType::F16, mask(), &raw)));
     }
 }
