@@ -328,19 +328,14 @@ impl Format {
                 .iter()
                 .map(|&c| f32::from_le_bytes(c))
                 .collect(),
-            Format::F16 => {
-                // A block at a time through small stack buffers (converted with F16C when the CPU
-                // has it).
-                let mut out = Vec::with_capacity(n);
-                let (mut halves, mut floats) = ([f16::ZERO; 256], [0.0f32; 256]);
-                for s in src.as_chunks::<2>().0.chunks(256) {
-                    let (h, f) = (&mut halves[..s.len()], &mut floats[..s.len()]);
-                    h.iter_mut().zip(s).for_each(|(h, &s)| *h = f16::from_le_bytes(s));
-                    h.convert_to_f32_slice(f);
-                    out.extend_from_slice(f);
-                }
-                out
-            }
+            // Element by element straight into the vector (F16C when the CPU has it): about twice
+            // as fast as converting blocks through a stack buffer and copying them out.
+            Format::F16 => src
+                .as_chunks::<2>()
+                .0
+                .iter()
+                .map(|&c| f16::from_le_bytes(c).to_f32())
+                .collect(),
             Format::E4M3 => decode_with(&E4M3_TABLE, src),
             Format::E5M2 => decode_with(&E5M2_TABLE, src),
         })
