@@ -11,7 +11,7 @@ use divan::Bencher;
 use std::fmt;
 use std::hint::black_box;
 use trainer_sim::exec::ConvViews;
-use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
+use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape, OperandB};
 use trainer_sim::kernels::density::Counting;
 use trainer_sim::kernels::prune::topk_mask;
 
@@ -104,15 +104,17 @@ fn ff_slots_only(b: Bencher, sparsity: f64) {
 fn bp(b: Bencher, sparsity: f64) {
     let d = data(sparsity);
     let mut dx = vec![0.0; d.shape.input_len()];
-    b.counter(flops(&d)).bench_local(|| {
-        conv_bp(
-            &d.shape,
-            black_box(&d.dy),
-            &d.w,
-            &mut dx,
-            &opts(&d, sparsity, Counting::Exact),
-        )
-    });
+    b.counter(flops(&d))
+        .with_inputs(|| OperandB::from(&d.w[..]))
+        .bench_local_refs(|w| {
+            conv_bp(
+                &d.shape,
+                black_box(&d.dy),
+                w,
+                &mut dx,
+                &opts(&d, sparsity, Counting::Exact),
+            )
+        });
 }
 
 /// WG (weight gradient) with exact counting; at 90% the keep-mask selects the unpruned gradients.
@@ -121,18 +123,20 @@ fn wg(b: Bencher, sparsity: f64) {
     let d = data(sparsity);
     let mut dw = vec![0.0; d.shape.weight_len()];
     let keep = (sparsity > 0.0).then_some(&d.mask[..]);
-    b.counter(flops(&d)).bench_local(|| {
-        conv_wg(
-            &d.shape,
-            black_box(&d.x),
-            &d.dy,
-            &mut dw,
-            &ConvOpts {
-                keep,
-                ..Default::default()
-            },
-        )
-    });
+    b.counter(flops(&d))
+        .with_inputs(|| OperandB::from(&d.dy[..]))
+        .bench_local_refs(|dy| {
+            conv_wg(
+                &d.shape,
+                black_box(&d.x),
+                dy,
+                &mut dw,
+                &ConvOpts {
+                    keep,
+                    ..Default::default()
+                },
+            )
+        });
 }
 
 /// WG without exact counting: the cost of the arithmetic alone (dense GEMM, or sddmm at 90%).
@@ -147,7 +151,8 @@ fn wg_slots_only(b: Bencher, sparsity: f64) {
         ..Default::default()
     };
     b.counter(flops(&d))
-        .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
+        .with_inputs(|| OperandB::from(&d.dy[..]))
+        .bench_local_refs(|dy| conv_wg(&d.shape, black_box(&d.x), dy, &mut dw, &opts));
 }
 
 /// A tile of a ResNet-18 CIFAR-10 layer as the simulator runs it: `n` images, `c` input channels
@@ -213,7 +218,8 @@ const TILES: [Tile; 9] = [
 ];
 
 /// BP of one simulator tile as the simulator calls it: 90% of the weights already zero (the mask
-/// applied outside), no options but slots-only counting.
+/// applied outside), no options but slots-only counting; a fresh [`OperandB`] per call, so its
+/// weight CSRs are built in every call (as by the first tile that reads the weights).
 #[divan::bench(args = TILES, sample_count = 100)]
 fn bp_tile(b: Bencher, tile: Tile) {
     let d = data_for(tile.shape(), 0.9);
@@ -228,7 +234,8 @@ fn bp_tile(b: Bencher, tile: Tile) {
         ..Default::default()
     };
     b.counter(flops(&d))
-        .bench_local(|| conv_bp(&d.shape, black_box(&d.dy), &w, &mut dx, &opts));
+        .with_inputs(|| OperandB::from(&w[..]))
+        .bench_local_refs(|w| conv_bp(&d.shape, black_box(&d.dy), w, &mut dx, &opts));
 }
 
 /// The most frequent WG tiles of a simulated ResNet-18 CIFAR-10 training step (`n` images, `c`
@@ -247,7 +254,8 @@ const WG_TILES: [Tile; 6] = [
 const WG_KEEP_SPARSITY: f64 = 0.86;
 
 /// WG of one simulator tile as the simulator calls it: the keep-mask of the unpruned weights
-/// (the largest 14%), slots-only counting.
+/// (the largest 14%), slots-only counting; a fresh [`OperandB`] per call (dy side by side built in
+/// every call).
 #[divan::bench(args = WG_TILES, sample_count = 100)]
 fn wg_tile(b: Bencher, tile: Tile) {
     let d = data_for(tile.shape(), WG_KEEP_SPARSITY);
@@ -258,13 +266,15 @@ fn wg_tile(b: Bencher, tile: Tile) {
         ..Default::default()
     };
     b.counter(flops(&d))
-        .bench_local(|| conv_wg(&d.shape, black_box(&d.x), &d.dy, &mut dw, &opts));
+        .with_inputs(|| OperandB::from(&d.dy[..]))
+        .bench_local_refs(|dy| conv_wg(&d.shape, black_box(&d.x), dy, &mut dw, &opts));
 }
 
 /// FF of the simulator's output-channel tiles of one layer (`tile.k` channels each, of a layer
 /// with as many output channels as input channels), as the simulator calls it: from the layer's
 /// shared im2col matrices, one tile per call, cycling through the layer's tiles (so the weights
-/// and the parts of the im2col matrix a call reads are as cold as in the simulator).
+/// and the parts of the im2col matrix a call reads are as cold as in the simulator), a fresh
+/// [`OperandB`] each (its CSRs built in every call).
 #[divan::bench(args = [TILES[0], TILES[1]], sample_count = 100)]
 fn ff_tile(b: Bencher, tile: Tile) {
     let shape = ConvShape::simple(tile.n, tile.c, tile.hw, tile.k, 3, 1, 1);
@@ -280,8 +290,7 @@ fn ff_tile(b: Bencher, tile: Tile) {
     let cols = input.im2col(&shape, &layer.x);
     let mut y = vec![0.0; shape.output_len()];
     let mut tiles = w.chunks_exact(shape.weight_len()).cycle();
-    b.counter(ItemsCount::new(2 * shape.macs())).bench_local(|| {
-        let wt = tiles.next().expect("a cycle never ends");
-        conv_ff_cols(&shape, black_box(&layer.x), cols, wt, &mut y)
-    });
+    b.counter(ItemsCount::new(2 * shape.macs()))
+        .with_inputs(|| OperandB::from(tiles.next().expect("a cycle never ends")))
+        .bench_local_refs(|wt| conv_ff_cols(&shape, black_box(&layer.x), cols, wt, &mut y));
 }

@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, ff_effective, CensusViews};
-use super::views::{Decoded, DecodedValues, InputViews, OnRead};
+use super::views::{Decoded, DecodedValues, InputViews, OnRead, WeightValues, Weights};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
@@ -18,7 +18,6 @@ use crate::hazard;
 use crate::kernels::conv::{conv_bp, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
 use crate::kernels::density::{count_nonzero, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
-use crate::kernels::numeric::Format;
 use crate::kernels::KernelError;
 use crate::ledger::Event;
 use crate::memory::decode_f32;
@@ -97,7 +96,7 @@ fn read_operand(
 /// BP, multiplied by the weight mask `wmask` if there is one (its read is charged). Shared like
 /// [`read_operand`]: the image tiles that reuse an output-channel tile's weights decode and mask
 /// them once.
-fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<Arc<Decoded>, FaultKind> {
+fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<Arc<Weights>, FaultKind> {
     let mask = (t.mode != Mode::Wg && !t.wmask.is_none()).then_some(t.wmask);
     let how = match mask {
         Some(m) => {
@@ -116,7 +115,7 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
             let keep = mem.read_mask("wmask", m, n).expect("its bytes were read above");
             apply_mask(&mut x, Some(&keep));
         }
-        DecodedValues::new(x, None)
+        WeightValues::new(x)
     });
     Ok(entry)
 }
@@ -366,7 +365,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
 struct ConvJob {
     c: ConvOp,
     a: Arc<Decoded>,
-    b: Arc<Decoded>,
+    b: Arc<Weights>,
     /// The output keep-mask in effect (S1, S2).
     keep: Option<Vec<bool>>,
     /// The views of the FF/WG input.
@@ -403,7 +402,7 @@ impl ConvJob {
     /// The kernel, with S3's prediction beside it (both only read the operands): the output
     /// before the epilogue.
     fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
-        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, &self.b.values().x);
+        let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, self.b.values());
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()
@@ -417,10 +416,10 @@ impl ConvJob {
         let kernel = |y: &mut [f32]| match t.mode {
             Mode::Ff => {
                 let cols = self.input.as_ref().map_or(&[][..], |i| i.im2col(s, a));
-                conv_ff_cols(s, a, cols, b, y)
+                conv_ff_cols(s, a, cols, &b.op, y)
             }
-            Mode::Bp => conv_bp(s, a, b, y, &opts).map(|_| ()),
-            Mode::Wg => conv_wg(s, a, b, y, &wg_opts).map(|_| ()),
+            Mode::Bp => conv_bp(s, a, &b.op, y, &opts).map(|_| ()),
+            Mode::Wg => conv_wg(s, a, &b.op, y, &wg_opts).map(|_| ()),
         };
         let mut y = vec![0.0f32; self.c.operand_lens().2];
         let spec = match (&self.input, &self.s3) {
@@ -491,8 +490,15 @@ impl ConvJob {
         let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
         ctx.deferred = Some(Deferred(Box::new(move || {
             let (a, b) = (a.values(), b.values());
-            let census = conv_census(&s, t.mode, &a.x, &b.x, census_keep.as_deref(), &census_views);
-            let operands = pe_operands(&t, df, (&a.x, a.nonzero), (&b.x, b.nonzero), &y);
+            let census = conv_census(
+                &s,
+                t.mode,
+                &a.x,
+                b.op.values(),
+                census_keep.as_deref(),
+                &census_views,
+            );
+            let operands = pe_operands(&t, df, (&a.x, a.nonzero), (b.op.values(), b.nonzero), &y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
         Ok(())
@@ -504,15 +510,13 @@ impl ConvJob {
 fn s3_predict(
     s: &ConvShape,
     a: &[f32],
-    b: &[f32],
+    b: &WeightValues,
     input: &Arc<InputViews>,
 ) -> Result<(Vec<f32>, u64), KernelError> {
-    let mut qb = b.to_vec();
-    Format::E5M2.quantize_slice(&mut qb);
     let mut pred = vec![0.0f32; s.output_len()];
     let q = input.e5m2(a);
-    conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), &qb, &mut pred)?;
-    Ok((pred, ff_effective(s, a, b, input)))
+    conv_ff_cols(s, &q.x, q.views.im2col(s, &q.x), b.e5m2(), &mut pred)?;
+    Ok((pred, ff_effective(s, a, b.op.values(), input)))
 }
 
 impl S3 {

@@ -15,7 +15,7 @@
 //! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
 //! kernel and the census running side by side can both read one entry.
 
-use crate::kernels::conv::ConvShape;
+use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
 use std::sync::{Arc, OnceLock};
@@ -27,9 +27,18 @@ const SLOTS: usize = 64;
 
 /// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
 /// words.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Memo<H, K, V> {
     slots: Vec<(H, Vec<K>, Arc<V>)>,
+}
+
+/// A copy shares the entries (they are never changed once filled).
+impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+        }
+    }
 }
 
 impl<H: PartialEq, K: Word, V: Default> Memo<H, K, V> {
@@ -79,7 +88,7 @@ fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
 #[derive(Debug, Clone)]
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
-    weights: Memo<OperandHead, u8, Decoded>,
+    weights: Memo<OperandHead, u8, Weights>,
     inputs: Memo<ConvShape, u32, InputViews>,
     keeps: Memo<ConvShape, u32, KeepViews>,
 }
@@ -111,7 +120,7 @@ impl ConvViews {
     /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
     /// [`ConvViews::operand`] (its own entries: the image tiles of a layer reuse the weights of
     /// an output-channel tile while its input changes).
-    pub fn weights(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
+    pub fn weights(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Weights> {
         let head = OperandHead {
             shape: *shape,
             dtype,
@@ -165,6 +174,52 @@ impl Decoded {
     /// The values (filled by the reader that created the entry).
     pub fn values(&self) -> &DecodedValues {
         self.values.get().expect("an operand entry is filled when read")
+    }
+}
+
+/// A conv's `b` operand as the PE array uses it, shared by the tile instructions that read the
+/// same bytes the same way (see [`ConvViews::weights`]); filled on first use.
+#[derive(Debug, Default)]
+pub struct Weights {
+    /// The values.
+    pub values: OnceLock<WeightValues>,
+}
+
+impl Weights {
+    /// The values (filled by the reader that created the entry).
+    pub fn values(&self) -> &WeightValues {
+        self.values.get().expect("a weights entry is filled when read")
+    }
+}
+
+/// The values of a [`Weights`] entry.
+#[derive(Debug)]
+pub struct WeightValues {
+    /// The values as used, with the kernels' forms of them.
+    pub op: OperandB,
+    /// The non-zeros of the values.
+    pub nonzero: u64,
+    /// The values rounded to e5m2 (S3's prediction), on first use.
+    e5m2: OnceLock<OperandB>,
+}
+
+impl WeightValues {
+    /// Values `x` as used.
+    pub fn new(x: Vec<f32>) -> Self {
+        WeightValues {
+            nonzero: count_nonzero(&x),
+            op: OperandB::from(x),
+            e5m2: OnceLock::new(),
+        }
+    }
+
+    /// The values rounded to e5m2.
+    pub fn e5m2(&self) -> &OperandB {
+        self.e5m2.get_or_init(|| {
+            let mut q = self.op.values().to_vec();
+            Format::E5M2.quantize_slice(&mut q);
+            OperandB::from(q)
+        })
     }
 }
 
@@ -406,8 +461,6 @@ mod tests {
             &first,
             &v.weights(&s, DType::F16, OnRead::AsIs, &raw)
         ));
-        // The same key among the data operands is another entry.
-        assert!(!Arc::ptr_eq(&first, &v.operand(&s, DType::F16, mask(), &raw)));
         assert!(Arc::ptr_eq(&first, &v.weights(&s, DType::F16, mask(), &raw)));
     }
 }

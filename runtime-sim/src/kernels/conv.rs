@@ -29,7 +29,9 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 
 mod bp;
+mod operand;
 pub use bp::conv_bp;
+pub use operand::OperandB;
 
 /// Zero padding on each side of the input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -589,26 +591,29 @@ pub fn conv_ff(
 /// sparse weights go through [`gemm::spmm`], whose padding taps add `w·0 = ±0` to sums that start
 /// at +0 (no change, for finite weights; other weights take [`conv_ff`] itself), dense weights
 /// through the same GEMM.
-pub fn conv_ff_cols(shape: &ConvShape, x: &[f32], cols: &[Vec<f32>], w: &[f32], y: &mut [f32]) -> Result<()> {
+pub fn conv_ff_cols(
+    shape: &ConvShape,
+    x: &[f32],
+    cols: &[Vec<f32>],
+    w: &OperandB,
+    y: &mut [f32],
+) -> Result<()> {
     shape.validate()?;
     check_len("conv input", x, shape.input_len())?;
     check_len("conv output", y, shape.output_len())?;
-    check_len("conv weights", w, shape.weight_len())?;
+    let sparse = w.ff(shape)?;
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
     let np = shape.n * p;
     if cols.len() != shape.groups || cols.iter().any(|c| c.len() != j * np) {
         return Err(invalid("conv columns", "one J×(N·P) matrix per group expected"));
     }
-    let weights = |g: usize| MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j);
-    let sparse: Vec<Option<Csr>> = (0..shape.groups)
-        .map(|g| Ok(sparse_rows(weights(g)?)))
-        .collect::<Result<_>>()?;
+    let weights = |g: usize| MatRef::row_major(&w.values()[g * kg * j..(g + 1) * kg * j], kg, j);
     if sparse.iter().flatten().any(|csr| !csr.all_finite()) {
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()
         };
-        return conv_ff(shape, x, w, y, &opts).map(|_| ());
+        return conv_ff(shape, x, w.values(), y, &opts).map(|_| ());
     }
     let mut out = vec![0.0; kg * np];
     for (g, col) in cols.iter().enumerate() {
@@ -677,13 +682,13 @@ fn sddmm_rows(kg: usize, kept: u64, np: usize) -> usize {
 pub fn conv_wg(
     shape: &ConvShape,
     x: &[f32],
-    dy: &[f32],
+    dy: &OperandB,
     dw: &mut [f32],
     opts: &ConvOpts,
 ) -> Result<WorkCounts> {
     shape.validate()?;
     check_len("conv input", x, shape.input_len())?;
-    check_len("conv output gradient", dy, shape.output_len())?;
+    check_len("conv output gradient", dy.values(), shape.output_len())?;
     check_len("conv weight gradient", dw, shape.weight_len())?;
     check_keep(opts.keep, shape.weight_len())?;
     if opts.weight_mask.is_some() {
@@ -704,7 +709,7 @@ pub fn conv_wg(
     };
     let taps = shape.tap_table();
     for (g, acc_g) in total.chunks_exact_mut(kg * j).enumerate() {
-        let dyg = dy_side_by_side(shape, dy, g);
+        let dyg = dy.side_by_side(shape, g)?;
         let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
         let exact = opts.counting == Counting::Exact;
         let col = (!sparse_keep || exact).then(|| shape.im2col_batch(x, g));
@@ -745,7 +750,7 @@ pub fn conv_wg(
         }
         let effective = match (&col, exact) {
             (Some(col), true) => Some(gemm::count_effective(
-                MatRef::row_major(&dyg, kg, np)?,
+                MatRef::row_major(dyg, kg, np)?,
                 MatRef::row_major(col, j, np)?.t(),
                 keep_bits.as_ref(),
             )),

@@ -17,8 +17,10 @@
 //! single product may be added without its `0 +`, and taps outside dy add `w·0 = ±0`: no change
 //! for finite weights (a non-finite weight takes col2im, which never multiplies them).
 
+use super::operand::BpWeights;
 use super::{
-    dy_side_by_side, masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, TapSpan,
+    dy_side_by_side, masked_weights, product_counts, sum_counts, ConvOpts, ConvShape, InBounds, OperandB,
+    TapSpan,
 };
 use crate::kernels::density::{nonzero_bitmap, set_bits, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
@@ -43,7 +45,7 @@ const TASK_MACS: usize = 1 << 16;
 pub fn conv_bp(
     shape: &ConvShape,
     dy: &[f32],
-    w: &[f32],
+    w: &OperandB,
     dx: &mut [f32],
     opts: &ConvOpts,
 ) -> Result<WorkCounts> {
@@ -51,15 +53,20 @@ pub fn conv_bp(
     check_len("conv output gradient", dy, shape.output_len())?;
     check_len("conv input gradient", dx, shape.input_len())?;
     super::check_keep(opts.keep, shape.input_len())?;
-    let w = masked_weights(shape, w, opts.weight_mask)?;
-    if let Some(csrs) = forward_weights(shape, &w) {
-        by_forward_conv(shape, &csrs, dy, dx, opts);
-    } else if let Some(csrs) = sparse_weights(shape, &w) {
-        by_col2im_batch(shape, &csrs, dy, dx, opts);
-    } else {
-        by_col2im(shape, &w, dy, dx, opts)?;
+    if opts.weight_mask.is_some() {
+        let masked = OperandB::from(masked_weights(shape, w.values(), opts.weight_mask)?.into_owned());
+        let opts = ConvOpts {
+            weight_mask: None,
+            ..*opts
+        };
+        return conv_bp(shape, dy, &masked, dx, &opts);
     }
-    count(shape, &w, dy, opts)
+    match w.bp(shape)? {
+        BpWeights::Forward(csrs) => by_forward_conv(shape, csrs, dy, dx, opts),
+        BpWeights::Col2im(csrs) => by_col2im_batch(shape, csrs, dy, dx, opts),
+        BpWeights::Dense => by_col2im(shape, w.values(), dy, dx, opts)?,
+    }
+    count(shape, w.values(), dy, opts)
 }
 
 /// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation

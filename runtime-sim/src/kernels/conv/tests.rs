@@ -173,7 +173,7 @@ fn conv_matches_naive_reference_with_masks_and_counts() {
                 ..ff_opts
             };
             let mut dx = vec![0.0; sh.input_len()];
-            let c = conv_bp(&sh, &dy, &w, &mut dx, &bp_opts).unwrap();
+            let c = conv_bp(&sh, &dy, &OperandB::from(&w[..]), &mut dx, &bp_opts).unwrap();
             assert_close(&dx, &r.dx, 1e-5);
             assert_eq!(c.effective, r.eff[1], "{sh:?} BP effective");
             assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
@@ -184,7 +184,7 @@ fn conv_matches_naive_reference_with_masks_and_counts() {
                 ..Default::default()
             };
             let mut dw = vec![0.0; sh.weight_len()];
-            let c = conv_wg(&sh, &x, &dy, &mut dw, &wg_opts).unwrap();
+            let c = conv_wg(&sh, &x, &OperandB::from(&dy[..]), &mut dw, &wg_opts).unwrap();
             assert_close(&dw, &r.dw, 1e-5);
             assert_eq!(c.effective, r.eff[2], "{sh:?} WG effective");
             assert_eq!(c.mac_slots, c.effective + c.zero_operand + c.masked_out);
@@ -234,9 +234,9 @@ fn bp_and_wg_match_finite_differences_of_ff() {
         y.iter().zip(&g).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
     };
     let mut dx = vec![0.0; sh.input_len()];
-    conv_bp(&sh, &g, &w, &mut dx, &ConvOpts::default()).unwrap();
+    conv_bp(&sh, &g, &OperandB::from(&w[..]), &mut dx, &ConvOpts::default()).unwrap();
     let mut dw = vec![0.0; sh.weight_len()];
-    conv_wg(&sh, &x, &g, &mut dw, &ConvOpts::default()).unwrap();
+    conv_wg(&sh, &x, &OperandB::from(&g[..]), &mut dw, &ConvOpts::default()).unwrap();
     let eps = 1e-2;
     let base = loss(&x, &w);
     for i in (0..sh.input_len()).step_by(7) {
@@ -297,7 +297,7 @@ fn bad_arguments_are_errors() {
         weight_mask: Some(&wmask),
         ..Default::default()
     };
-    assert!(conv_wg(&sh, &x, &y.clone(), &mut dw, &opts).is_err());
+    assert!(conv_wg(&sh, &x, &OperandB::from(&y[..]), &mut dw, &opts).is_err());
 }
 
 #[test]
@@ -349,12 +349,12 @@ fn ff_from_columns_is_bit_identical_to_ff() {
         ] {
             let (mut want, mut got) = (vec![0.0; sh.output_len()], vec![1.0; sh.output_len()]);
             conv_ff(&sh, &x, &w, &mut want, &opts).unwrap();
-            conv_ff_cols(&sh, &x, &cols, &w, &mut got).unwrap();
+            conv_ff_cols(&sh, &x, &cols, &OperandB::from(&w[..]), &mut got).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{sh:?}");
         }
         let (w, mut y) = (vec![0.0; sh.weight_len()], vec![0.0; sh.output_len()]);
-        assert!(conv_ff_cols(&sh, &x, &cols[1..], &w, &mut y).is_err());
+        assert!(conv_ff_cols(&sh, &x, &cols[1..], &OperandB::from(&w[..]), &mut y).is_err());
     }
 }
 
@@ -410,7 +410,7 @@ fn sparse_wg_is_bit_identical_to_its_contract() {
                     counting,
                     ..Default::default()
                 };
-                conv_wg(&sh, &x, &dy, &mut dw, &opts).unwrap();
+                conv_wg(&sh, &x, &OperandB::from(&dy[..]), &mut dw, &opts).unwrap();
                 for (i, &got) in dw.iter().enumerate() {
                     let v = if keep[i] { want[i] } else { 0.0 };
                     let expect = if accumulate { dw0[i] + v } else { v };
@@ -489,7 +489,7 @@ fn bp_as_a_forward_conv_of_dy_matches_the_reference() {
                 counting: Counting::Exact,
             };
             let mut dx = vec![1.0; sh.input_len()];
-            let c = conv_bp(&sh, &dy, &w, &mut dx, &opts).unwrap();
+            let c = conv_bp(&sh, &dy, &OperandB::from(&w[..]), &mut dx, &opts).unwrap();
             dx.iter_mut().for_each(|v| *v -= 1.0);
             assert_close(&dx, &r.dx, 1e-5);
             assert_eq!(c.effective, r.eff[1], "{sh:?} effective");
@@ -526,7 +526,7 @@ fn bp_formulations_are_bit_identical() {
             },
         ] {
             let (mut got, mut want) = (start.clone(), start.clone());
-            conv_bp(&sh, &dy, &w, &mut got, &opts).unwrap();
+            conv_bp(&sh, &dy, &OperandB::from(&w[..]), &mut got, &opts).unwrap();
             bp::by_col2im(&sh, &w, &dy, &mut want, &opts).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{sh:?}");
@@ -548,7 +548,7 @@ fn bp_zero_results_are_positive_zero() {
         let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
         for (w, dy) in [(&neg, &minus_zero_dy), (&vec![-0.0; sh.weight_len()], &dy)] {
             let mut dx = vec![-0.0; sh.input_len()];
-            conv_bp(&sh, dy, w, &mut dx, &ConvOpts::default()).unwrap();
+            conv_bp(&sh, dy, &OperandB::from(&w[..]), &mut dx, &ConvOpts::default()).unwrap();
             assert!(dx.iter().all(|v| v.to_bits() == 0), "{sh:?}");
         }
     }
@@ -566,7 +566,7 @@ fn bp_with_non_finite_weights_ignores_padding_taps() {
     conv_bp(
         &sh,
         &vec![1.0; sh.output_len()],
-        &w,
+        &OperandB::from(w),
         &mut dx,
         &ConvOpts::default(),
     )
@@ -604,4 +604,27 @@ fn bp_weight_csrs_match_dense_scans() {
             }
         }
     }
+}
+
+/// An operand's derived forms are built once and serve later calls of the same shape (the same
+/// results as a fresh operand's); another shape is an error, not a stale form.
+#[test]
+fn operand_forms_are_reused_for_one_shape_only() {
+    let mut rng = Rng::new(25);
+    let sh = ConvShape::simple(2, 8, 6, 4, 3, 1, 1);
+    let w = OperandB::from(sparse_vec(&mut rng, sh.weight_len(), 0.1));
+    let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
+    let bp = |w: &OperandB| {
+        let mut dx = vec![0.0; sh.input_len()];
+        conv_bp(&sh, &dy, w, &mut dx, &ConvOpts::default()).map(|_| dx)
+    };
+    let first = bp(&w).unwrap();
+    assert_eq!(bp(&w).unwrap(), first);
+    assert_eq!(bp(&OperandB::from(w.values())).unwrap(), first);
+    // Same number of weights, another shape (a 1-wide kernel over 9× the channels).
+    let other = ConvShape::simple(2, 72, 6, 4, 1, 1, 0);
+    assert_eq!(other.weight_len(), sh.weight_len());
+    let mut dx = vec![0.0; other.input_len()];
+    let other_dy = vec![1.0; other.output_len()];
+    assert!(conv_bp(&other, &other_dy, &w, &mut dx, &ConvOpts::default()).is_err());
 }
