@@ -7,9 +7,8 @@
 use super::census::{Census, RowCounts, UnitWork};
 use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{and_popcount, count_nonzero, set_bits, BitMatrix};
-use std::cell::OnceCell;
-use std::sync::Arc;
+use crate::kernels::density::{and_popcount, set_bits, BitMatrix};
+use std::sync::{Arc, OnceLock};
 use trainer_isa::names::Mode;
 
 /// The non-zero bit matrix of `rows` contiguous rows of `cols` values.
@@ -60,9 +59,33 @@ impl CensusViews {
     }
 }
 
-/// Census of a conv phase: `a`, `b` as the instruction uses them, `keep` the output keep-mask in
-/// effect for skipping (FF: S3's, BP: the input gradient's, WG: the weight gradient's), `views`
-/// from [`CensusViews::lookup`] of the same operands.
+/// What a census derives from a conv's `b` operand, per group: the weights' bits (FF, BP) or
+/// the output gradient's rows (WG). Built on first use and kept with the operand's shared entry
+/// ([`ConvViews::weights`]), so the tile instructions that share the operand build it once.
+#[derive(Debug, Default)]
+pub struct WeightViews {
+    bits: OnceLock<Vec<BitMatrix>>,
+    dy: OnceLock<Vec<DyRows>>,
+}
+
+impl WeightViews {
+    /// Every group's weight bits (Kg×J) of weights `b`.
+    fn bits(&self, s: &ConvShape, b: &[f32]) -> &[BitMatrix] {
+        let (kg, j) = (s.kg(), s.j());
+        self.bits
+            .get_or_init(|| b.chunks_exact(kg * j).map(|wg| bits(wg, kg, j)).collect())
+    }
+
+    /// Every group's rows of output gradient `b`.
+    fn dy(&self, s: &ConvShape, b: &[f32]) -> &[DyRows] {
+        self.dy
+            .get_or_init(|| (0..s.groups).map(|g| DyRows::new(s, b, g)).collect())
+    }
+}
+
+/// Census of a conv phase: `a`, `b` as the instruction uses them (`b_views` derived from `b`),
+/// `keep` the output keep-mask in effect for skipping (FF: S3's, BP: the input gradient's, WG:
+/// the weight gradient's), `views` from [`CensusViews::lookup`] of the same operands.
 ///
 /// Every count is linear in the images (with the row length `P` summed too), so each group is
 /// counted once over the batch, the images' output positions side by side (`N·P` columns).
@@ -70,12 +93,12 @@ pub fn conv_census(
     s: &ConvShape,
     mode: Mode,
     a: &[f32],
-    b: &[f32],
+    (b, b_views): (&[f32], &WeightViews),
     keep: Option<&[bool]>,
     views: &CensusViews,
 ) -> Census {
     let (g_n, kg, j) = (s.groups, s.kg(), s.j());
-    let weights = |g: usize| bits(&b[g * kg * j..(g + 1) * kg * j], kg, j);
+    let weights = |g: usize| &b_views.bits(s, b)[g];
     let mut census = Census::new(if mode == Mode::Bp { s.c } else { s.k });
     match mode {
         Mode::Ff => {
@@ -85,14 +108,14 @@ pub fn conv_census(
                 None => {
                     let total_p = (s.n * s.p()) as u64;
                     for (g, counts) in input.row_counts(s, a).iter().enumerate() {
-                        census.add_unmasked(&weights(g), counts, total_p, false, |m| g * kg + m);
+                        census.add_unmasked(weights(g), counts, total_p, false, |m| g * kg + m);
                     }
                 }
                 Some(m) => {
                     let (cols, per_q) = (input.cols(s, a), input.tap_counts(s, a));
                     for g in 0..g_n {
                         let kb = batched(s, m, g, |&k| k);
-                        ff_masked(&mut census, &weights(g), &cols[g], &per_q[g], &kb, g * kg);
+                        ff_masked(&mut census, weights(g), &cols[g], &per_q[g], &kb, g * kg);
                     }
                 }
             }
@@ -101,23 +124,22 @@ pub fn conv_census(
             let taps = s.tap_sums(None);
             let kept = views.keep().groups(s, keep, &taps);
             for (g, kept) in kept.iter().enumerate() {
-                bp_group(&mut census, s, &weights(g), a, keep, kept, g);
+                bp_group(&mut census, s, weights(g), a, keep, kept, g);
             }
         }
         Mode::Wg => {
             let input = views.input();
-            for g in 0..g_n {
-                let dy = DyRows::new(s, b, g);
+            for (g, dy) in b_views.dy(s, b).iter().enumerate() {
                 match keep {
                     // Every weight gradient counts: a row's MACs pair its non-zeros with the
                     // taps of their output positions.
                     None => {
                         let per_q = &input.tap_counts(s, a)[g];
-                        census.add_unmasked(dy.bits(), per_q, j as u64, false, |m| g * kg + m);
+                        census.add_unmasked(&dy.bits, per_q, j as u64, false, |m| g * kg + m);
                     }
                     Some(m) => {
                         let kb = BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j);
-                        wg_masked(&mut census, s, a, input, &dy, &kb, g);
+                        wg_masked(&mut census, s, a, input, dy, &kb, g);
                     }
                 }
             }
@@ -152,43 +174,25 @@ fn batched<T>(s: &ConvShape, data: &[T], g: usize, pred: impl Fn(&T) -> bool) ->
 }
 
 /// Group `g`'s rows of an output gradient (N×K×P), the images side by side (Kg×(N·P)): the
-/// non-zeros of every row, and the rows' bits ([`batched`]) packed on first use — rows that are
-/// empty or full need none.
-struct DyRows<'a> {
-    s: &'a ConvShape,
-    dy: &'a [f32],
-    g: usize,
+/// non-zeros of every row, and the rows' bits ([`batched`]).
+#[derive(Debug)]
+struct DyRows {
     /// Non-zeros of every row.
     counts: Vec<u64>,
     /// Row length (`N·P`).
     len: u64,
-    bits: OnceCell<BitMatrix>,
+    /// The rows' bits.
+    bits: BitMatrix,
 }
 
-impl<'a> DyRows<'a> {
-    fn new(s: &'a ConvShape, dy: &'a [f32], g: usize) -> Self {
-        let (kg, p) = (s.kg(), s.p());
-        let counts = (0..kg)
-            .map(|m| {
-                (0..s.n)
-                    .map(|n| count_nonzero(&dy[(n * s.k + g * kg + m) * p..][..p]))
-                    .sum()
-            })
-            .collect();
+impl DyRows {
+    fn new(s: &ConvShape, dy: &[f32], g: usize) -> Self {
+        let bits = batched(s, dy, g, |&v| v != 0.0);
         Self {
-            s,
-            dy,
-            g,
-            counts,
-            len: (s.n * p) as u64,
-            bits: OnceCell::new(),
+            counts: (0..bits.rows()).map(|m| bits.row_count(m)).collect(),
+            len: (s.n * s.p()) as u64,
+            bits,
         }
-    }
-
-    /// The rows' bits.
-    fn bits(&self) -> &BitMatrix {
-        self.bits
-            .get_or_init(|| batched(self.s, self.dy, self.g, |&v| v != 0.0))
     }
 
     /// `|row m ∧ other|`, `other` (a bit row as long) having `other_count` bits set: no word
@@ -197,7 +201,7 @@ impl<'a> DyRows<'a> {
         match self.counts[m] {
             0 => 0,
             c if c == self.len => other_count,
-            _ => and_popcount(other, self.bits().row(m)),
+            _ => and_popcount(other, self.bits.row(m)),
         }
     }
 }
@@ -224,7 +228,7 @@ fn wg_masked(
             0 => 0,
             c if c == dy.len => r_nonzero,
             _ => {
-                let (col, dm) = (&input.cols(s, x)[g], dy.bits().row(m));
+                let (col, dm) = (&input.cols(s, x)[g], dy.bits.row(m));
                 set_bits(kb.row(m)).map(|jj| and_popcount(col.row(jj), dm)).sum()
             }
         };
@@ -462,6 +466,8 @@ mod tests {
                     .collect();
                 let keep_x: Vec<bool> = vals(s.input_len(), 70).iter().map(|&v| v != 0.0).collect();
                 let keep_w: Vec<bool> = vals(s.weight_len(), 30).iter().map(|&v| v != 0.0).collect();
+                // The `b` views serve every case of their operand, as the weights entry does.
+                let (w_views, dy_views) = (WeightViews::default(), WeightViews::default());
                 for (mode, a, b, keep) in [
                     (Mode::Ff, &x, &w, None),
                     (Mode::Ff, &x, &w, Some(&keep_y)),
@@ -485,7 +491,7 @@ mod tests {
                             &s,
                             mode,
                             a,
-                            b,
+                            (b, if mode == Mode::Wg { &dy_views } else { &w_views }),
                             keep,
                             &CensusViews::lookup(&mut views, &s, mode, a, keep, None)
                         ),

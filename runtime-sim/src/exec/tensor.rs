@@ -494,7 +494,7 @@ impl ConvJob {
                 &s,
                 t.mode,
                 &a.x,
-                b.op.values(),
+                (b.op.values(), &b.census),
                 census_keep.as_deref(),
                 &census_views,
             );

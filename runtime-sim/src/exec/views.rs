@@ -15,6 +15,7 @@
 //! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
 //! kernel and the census running side by side can both read one entry.
 
+use super::conv_census::WeightViews;
 use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
@@ -199,6 +200,8 @@ pub struct WeightValues {
     pub op: OperandB,
     /// The non-zeros of the values.
     pub nonzero: u64,
+    /// What the census derives from the values.
+    pub census: WeightViews,
     /// The values rounded to e5m2 (S3's prediction), on first use.
     e5m2: OnceLock<OperandB>,
 }
@@ -209,6 +212,7 @@ impl WeightValues {
         WeightValues {
             nonzero: count_nonzero(&x),
             op: OperandB::from(x),
+            census: WeightViews::default(),
             e5m2: OnceLock::new(),
         }
     }
