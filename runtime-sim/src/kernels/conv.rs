@@ -275,19 +275,25 @@ impl ConvShape {
                 }
             }
         }
-        (0..self.j())
-            .map(|j| {
-                let (ci, r, s) = (j / (self.r * self.s), j / self.s % self.r, j % self.s);
-                let (Some(ys), Some(xs)) = (self.rows_in(r), self.cols_in(s)) else {
-                    return 0;
-                };
-                let plane = ci * h * w;
-                let at = |i: Option<usize>, k: Option<usize>| {
-                    i.zip(k).map_or(0, |(i, k)| u64::from(sums[plane + i * w + k]))
-                };
+        // Per kernel position, the corners of its window in a plane's sums: the count is
+        // `sums[last] + sums[before] − sums[above] − sums[left]` (a corner outside the plane adds 0).
+        let corners: Vec<Option<[Option<usize>; 4]>> = (0..self.r * self.s)
+            .map(|k| {
+                let (ys, xs) = self.kernel_in(k)?;
+                let at = |i: Option<usize>, k: Option<usize>| i.zip(k).map(|(i, k)| i * w + k);
                 let (il, kl) = (Some(ys.last(sh)), Some(xs.last(sw)));
                 let (i0, k0) = (ys.first.checked_sub(sh), xs.first.checked_sub(sw));
-                at(il, kl) + at(i0, k0) - at(i0, kl) - at(il, k0)
+                Some([at(il, kl), at(i0, k0), at(i0, kl), at(il, k0)])
+            })
+            .collect();
+        sums.chunks_exact(h * w)
+            .flat_map(|plane| {
+                corners.iter().map(move |c| {
+                    c.map_or(0, |c| {
+                        let [last, before, above, left] = c.map(|at| at.map_or(0, |at| u64::from(plane[at])));
+                        last + before - above - left
+                    })
+                })
             })
             .collect()
     }
