@@ -274,7 +274,7 @@ impl InputViews {
         self.row_counts.get_or_init(|| {
             let mut sums = vec![vec![0u64; s.j()]; s.groups];
             for (i, xg) in x.chunks_exact(s.cg() * s.h * s.w).enumerate() {
-                let counts = s.tap_row_counts(|at| xg[at] != 0.0);
+                let counts = s.tap_row_counts(xg);
                 sums[i % s.groups]
                     .iter_mut()
                     .zip(&counts)

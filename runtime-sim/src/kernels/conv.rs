@@ -251,22 +251,29 @@ impl ConvShape {
         )
     }
 
-    /// Number of in-bounds taps of every im2col row (J counts) whose input position `i` of the
-    /// group (`ci·H·W + ih·W + iw`) is `set(i)`, from prefix sums of the indicator taken along
-    /// the stride lattice.
-    pub(crate) fn tap_row_counts(&self, set: impl Fn(usize) -> bool) -> Vec<u64> {
+    /// Number of in-bounds non-zero taps of every im2col row (J counts) of one group of one image
+    /// `xg` (`ci·H·W + ih·W + iw`), from prefix sums of the non-zero indicator taken along the
+    /// stride lattice.
+    pub(crate) fn tap_row_counts(&self, xg: &[f32]) -> Vec<u64> {
         let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
         // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw): the
         // prefix of row i along its lattice plus sums[i − sh][k].
         let mut sums = vec![0u32; self.cg() * h * w];
-        for (ci, plane) in sums.chunks_exact_mut(h * w).enumerate() {
-            for i in 0..h {
+        for (plane, xp) in sums.chunks_exact_mut(h * w).zip(xg.chunks_exact(h * w)) {
+            for (i, xr) in xp.chunks_exact(w).enumerate() {
                 let (above, row) = plane.split_at_mut(i * w);
                 let row = &mut row[..w];
-                let at = ci * h * w + i * w;
-                for k in 0..w {
-                    row[k] = u32::from(set(at + k)) + if k >= sw { row[k - sw] } else { 0 };
+                if sw == 1 {
+                    let mut run = 0;
+                    for (r, &x) in row.iter_mut().zip(xr) {
+                        run += u32::from(x != 0.0);
+                        *r = run;
+                    }
+                } else {
+                    for k in 0..w {
+                        row[k] = u32::from(xr[k] != 0.0) + if k >= sw { row[k - sw] } else { 0 };
+                    }
                 }
                 if i >= sh {
                     row.iter_mut()

@@ -314,7 +314,7 @@ fn tap_counters_match_the_im2col_matrix() {
             .map(|r| col[r * p..][..p].iter().map(|&v| nz(v)).sum())
             .collect();
         let cols: Vec<u64> = (0..p).map(|q| (0..j).map(|r| nz(col[r * p + q])).sum()).collect();
-        assert_eq!(sh.tap_row_counts(|i| x[i] != 0.0), rows, "{sh:?}");
+        assert_eq!(sh.tap_row_counts(&x), rows, "{sh:?}");
         assert_eq!(sh.tap_counts(&x), cols, "{sh:?}");
         let bits = sh.tap_bits(&crate::kernels::density::nonzero_bitmap(&x));
         assert_eq!(
