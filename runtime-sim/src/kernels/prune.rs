@@ -60,21 +60,25 @@ pub fn top_k(w: &[f32], k: usize) -> TopK {
     // Ranks above `t` are all kept; the rest of `k` are the first weights of rank exactly `t`,
     // counted chunk by chunk so that chunks can be marked side by side.
     let chunk = chunk_len(w.len());
-    let ties_before: Vec<usize> = w
+    // Per part: the ranks above `t`, and those equal to it.
+    let parts: Vec<(usize, usize)> = w
         .par_chunks(chunk)
-        .map(|part| part.iter().filter(|&&x| rank(x) == t).count())
-        .collect::<Vec<_>>()
+        .map(|part| {
+            part.iter().fold((0, 0), |(above, ties), &x| {
+                let r = rank(x);
+                (above + usize::from(r > t), ties + usize::from(r == t))
+            })
+        })
+        .collect();
+    let above: usize = parts.iter().map(|&(a, _)| a).sum();
+    let ties_before: Vec<usize> = parts
         .iter()
-        .scan(0, |before, &n| {
+        .scan(0, |before, &(_, n)| {
             let at = *before;
             *before += n;
             Some(at)
         })
         .collect();
-    let above: usize = w
-        .par_chunks(chunk)
-        .map(|part| part.iter().filter(|&&x| rank(x) > t).count())
-        .sum();
     let mut mask = vec![false; w.len()];
     mask.par_chunks_mut(chunk)
         .zip(w.par_chunks(chunk))

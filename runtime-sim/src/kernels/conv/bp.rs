@@ -64,7 +64,7 @@ pub fn conv_bp(
     match w.bp(shape)? {
         BpWeights::Forward(csrs) => by_forward_conv(shape, csrs, dy, dx, opts),
         BpWeights::Col2im(csrs) => by_col2im_batch(shape, csrs, dy, dx, opts),
-        BpWeights::Dense => by_col2im(shape, w.values(), dy, dx, opts)?,
+        BpWeights::Dense(groups) => by_col2im(shape, (w.values(), groups), dy, dx, opts)?,
     }
     count(shape, w.values(), dy, opts)
 }
@@ -254,8 +254,8 @@ impl ConvShape {
     }
 }
 
-/// Every group's `W_gᵀ` (J × Kg) in CSR if all are sparse enough for [`gemm::spmm`].
-pub(super) fn sparse_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+/// Every group's `W_gᵀ` (J × Kg) in CSR, or `None` for a group too dense for [`gemm::spmm`].
+pub(super) fn transposed_weights(shape: &ConvShape, w: &[f32]) -> Vec<Option<Csr>> {
     let j = shape.j();
     w.chunks_exact(shape.kg() * j)
         .map(|wg| transposed_csr(wg, j, 1))
@@ -308,10 +308,11 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
     }
 }
 
-/// dx by col2im (see the module documentation), images in parallel.
+/// dx by col2im (see the module documentation), images in parallel: `sparse` holds every
+/// group's `W_gᵀ` in CSR ([`transposed_weights`]), the other groups multiply `w` densely.
 pub(super) fn by_col2im(
     shape: &ConvShape,
-    w: &[f32],
+    (w, sparse): (&[f32], &[Option<Csr>]),
     dy: &[f32],
     dx: &mut [f32],
     opts: &ConvOpts,
@@ -320,10 +321,6 @@ pub(super) fn by_col2im(
     let in_plane = shape.cg() * shape.h * shape.w;
     let weights =
         |g: usize| -> Result<MatRef> { Ok(MatRef::row_major(&w[g * kg * j..][..kg * j], kg, j)?.t()) };
-    let sparse: Vec<Option<Csr>> = w
-        .chunks_exact(kg * j)
-        .map(|wg| transposed_csr(wg, j, 1))
-        .collect();
     let table = shape.tap_table();
     let sw = shape.stride.1;
     dx.par_chunks_mut(shape.c * shape.h * shape.w)

@@ -1,6 +1,6 @@
 //! The `b` operand of the conv kernels with the forms they derive from it, kept for reuse.
 
-use super::bp::{forward_weights, sparse_weights};
+use super::bp::{forward_weights, transposed_weights};
 use super::{check_len, invalid, sparse_rows, ConvShape, Result};
 use crate::kernels::gemm::{Csr, MatRef};
 use std::sync::OnceLock;
@@ -33,8 +33,9 @@ pub(super) enum BpWeights {
     Forward(Vec<Csr>),
     /// Every group's `W_gᵀ` in CSR: col2im with the images side by side.
     Col2im(Vec<Csr>),
-    /// Some group too dense for the sparse kernel: col2im image by image.
-    Dense,
+    /// Some group too dense for the sparse kernel: col2im image by image, with every group's
+    /// `W_gᵀ` in CSR where it is sparse enough.
+    Dense(Vec<Option<Csr>>),
 }
 
 impl From<Vec<f32>> for OperandB {
@@ -96,11 +97,12 @@ impl OperandB {
         check_len("conv weights", &self.values, shape.weight_len())?;
         self.form(&self.bp, shape, |w| {
             if let Some(csrs) = forward_weights(shape, w) {
-                BpWeights::Forward(csrs)
-            } else if let Some(csrs) = sparse_weights(shape, w) {
-                BpWeights::Col2im(csrs)
-            } else {
-                BpWeights::Dense
+                return BpWeights::Forward(csrs);
+            }
+            let groups = transposed_weights(shape, w);
+            match groups.iter().all(Option::is_some) {
+                true => BpWeights::Col2im(groups.into_iter().flatten().collect()),
+                false => BpWeights::Dense(groups),
             }
         })
     }

@@ -513,7 +513,8 @@ fn bp_formulations_are_bit_identical() {
         .chain([strided]);
     for sh in shapes {
         let w = sparse_vec(&mut rng, sh.weight_len(), 0.1);
-        assert!(bp::sparse_weights(&sh, &w).is_some(), "{sh:?}");
+        let groups = bp::transposed_weights(&sh, &w);
+        assert!(groups.iter().all(Option::is_some), "{sh:?}");
         let dy = sparse_vec(&mut rng, sh.output_len(), 0.5);
         let keep: Vec<bool> = (0..sh.input_len()).map(|_| rng.uniform() < 0.7).collect();
         let start = sparse_vec(&mut rng, sh.input_len(), 0.5);
@@ -527,7 +528,7 @@ fn bp_formulations_are_bit_identical() {
         ] {
             let (mut got, mut want) = (start.clone(), start.clone());
             conv_bp(&sh, &dy, &OperandB::from(&w[..]), &mut got, &opts).unwrap();
-            bp::by_col2im(&sh, &w, &dy, &mut want, &opts).unwrap();
+            bp::by_col2im(&sh, (&w, &groups), &dy, &mut want, &opts).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{sh:?}");
         }
