@@ -1,7 +1,7 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
 //! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
 //! small output-channel tiles the simulator runs it on (`bp_tile`), and of FF and WG on such tiles
-//! (`ff_tile`, `wg_tile`).
+//! (`ff_tile`, `wg_tile`), and of the f16 storage conversions on 2^14 and 2^20 values (`f16_*`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
@@ -13,6 +13,7 @@ use std::hint::black_box;
 use trainer_sim::exec::ConvViews;
 use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape, OperandB};
 use trainer_sim::kernels::density::Counting;
+use trainer_sim::kernels::numeric::Format;
 use trainer_sim::kernels::prune::topk_mask;
 
 fn main() {
@@ -293,4 +294,72 @@ fn ff_tile(b: Bencher, tile: Tile) {
     b.counter(ItemsCount::new(2 * shape.macs()))
         .with_inputs(|| OperandB::from(tiles.next().expect("a cycle never ends")))
         .bench_local_refs(|wt| conv_ff_cols(&shape, black_box(&layer.x), cols, wt, &mut y));
+}
+
+/// Lengths of the f16 conversion benchmarks' tensors: a tile's worth that stays in L2 (16 Ki
+/// values) and about a million values (a large activation tensor of the simulated step, beyond
+/// L2, so memory-bound).
+const F16_LENS: [usize; 2] = [1 << 14, 1 << 20];
+
+/// `n` values like the simulator's activations and gradients (uniform in ±0.5, a quarter of them
+/// zero), and their f16 encoding.
+fn f16_data(n: usize) -> (Vec<f32>, Vec<u8>) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let values: Vec<f32> = (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            if i % 4 == 0 {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    let bytes = Format::F16.to_bytes(&values);
+    (values, bytes)
+}
+
+/// Decoding f16 bytes into a new vector ([`Format::from_bytes`], as an operand read).
+#[divan::bench(args = F16_LENS, sample_count = 200)]
+fn f16_decode(b: Bencher, n: usize) {
+    let (_, bytes) = f16_data(n);
+    b.counter(ItemsCount::new(n))
+        .bench_local(|| Format::F16.from_bytes(black_box(&bytes)));
+}
+
+/// Encoding f32 values as f16 bytes ([`Format::encode_slice`], as an operand write).
+#[divan::bench(args = F16_LENS, sample_count = 200)]
+fn f16_encode(b: Bencher, n: usize) {
+    let (values, mut bytes) = f16_data(n);
+    b.counter(ItemsCount::new(n))
+        .bench_local(|| Format::F16.encode_slice(black_box(&values), &mut bytes));
+}
+
+/// Rounding f32 values to f16 in place and encoding them ([`Format::store_slice`], as an output
+/// write; the values are already rounded after the first call, which does not change the work).
+#[divan::bench(args = F16_LENS, sample_count = 200)]
+fn f16_store(b: Bencher, n: usize) {
+    let (mut values, mut bytes) = f16_data(n);
+    b.counter(ItemsCount::new(n))
+        .bench_local(|| Format::F16.store_slice(black_box(&mut values), &mut bytes));
+}
+
+/// Adding decoded f16 values into an f32 slice ([`Format::add_decoded`], as an accumulation).
+#[divan::bench(args = F16_LENS, sample_count = 200)]
+fn f16_add_decoded(b: Bencher, n: usize) {
+    let (_, bytes) = f16_data(n);
+    let mut sum = vec![0.0f32; n];
+    b.counter(ItemsCount::new(n))
+        .bench_local(|| Format::F16.add_decoded(black_box(&bytes), &mut sum));
+}
+
+/// Rounding f32 values to f16 in place ([`Format::quantize_slice`]).
+#[divan::bench(args = F16_LENS, sample_count = 200)]
+fn f16_quantize(b: Bencher, n: usize) {
+    let (mut values, _) = f16_data(n);
+    b.counter(ItemsCount::new(n))
+        .bench_local(|| Format::F16.quantize_slice(black_box(&mut values)));
 }
