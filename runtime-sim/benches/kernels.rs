@@ -1,7 +1,8 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
 //! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
 //! small output-channel tiles the simulator runs it on (`bp_tile`), and of FF and WG on such tiles
-//! (`ff_tile`, `wg_tile`).
+//! (`ff_tile`, `wg_tile`), and of the top-k mask and threshold on ResNet-18's largest weight tensor
+//! (`topk`, `topk_threshold`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
@@ -13,7 +14,7 @@ use std::hint::black_box;
 use trainer_sim::exec::ConvViews;
 use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape, OperandB};
 use trainer_sim::kernels::density::Counting;
-use trainer_sim::kernels::prune::topk_mask;
+use trainer_sim::kernels::prune::{top_k_threshold, topk_mask};
 
 fn main() {
     divan::main();
@@ -33,14 +34,19 @@ fn data(sparsity: f64) -> Data {
     data_for(ConvShape::simple(16, 128, 16, 128, 3, 1, 1), sparsity)
 }
 
-fn data_for(shape: ConvShape, sparsity: f64) -> Data {
+/// Deterministic uniform noise in [-0.5, 0.5) (xorshift).
+fn noise() -> impl FnMut() -> f32 {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    }
+}
+
+fn data_for(shape: ConvShape, sparsity: f64) -> Data {
+    let mut next = noise();
     // Post-ReLU-like activations (about half zero) and gradients.
     let x = (0..shape.input_len()).map(|_| next().max(0.0)).collect();
     let w: Vec<f32> = (0..shape.weight_len()).map(|_| next()).collect();
@@ -293,4 +299,24 @@ fn ff_tile(b: Bencher, tile: Tile) {
     b.counter(ItemsCount::new(2 * shape.macs()))
         .with_inputs(|| OperandB::from(tiles.next().expect("a cycle never ends")))
         .bench_local_refs(|wt| conv_ff_cols(&shape, black_box(&layer.x), cols, wt, &mut y));
+}
+
+/// Weights of ResNet-18's largest layer (512×512×3×3).
+const TOPK_LEN: usize = 512 * 512 * 9;
+
+/// The top-k mask at 90% sparsity of as many uniform random weights as ResNet-18's largest layer
+/// (items = weights).
+#[divan::bench(sample_count = 50)]
+fn topk(b: Bencher) {
+    let w: Vec<f32> = std::iter::repeat_with(noise()).take(TOPK_LEN).collect();
+    b.counter(ItemsCount::new(TOPK_LEN))
+        .bench_local(|| topk_mask(black_box(&w), 0.9));
+}
+
+/// The top-k threshold alone (S2's use) at 90% sparsity, same weights as [`topk`].
+#[divan::bench(sample_count = 50)]
+fn topk_threshold(b: Bencher) {
+    let w: Vec<f32> = std::iter::repeat_with(noise()).take(TOPK_LEN).collect();
+    b.counter(ItemsCount::new(TOPK_LEN))
+        .bench_local(|| top_k_threshold(black_box(&w), TOPK_LEN / 10));
 }
