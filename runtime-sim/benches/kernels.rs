@@ -1,7 +1,8 @@
 //! Throughput of the convolution kernels on a ResNet-18-sized layer (N=16, C=K=128, 16×16, 3×3,
 //! stride 1, pad 1) with dense weights and with 90% of the weights masked out, and of BP on the
 //! small output-channel tiles the simulator runs it on (`bp_tile`), and of FF and WG on such tiles
-//! (`ff_tile`, `wg_tile`), and of the f16 storage conversions on 2^14 and 2^20 values (`f16_*`).
+//! (`ff_tile`, `wg_tile`), of the f16 storage conversions on 2^14 and 2^20 values (`f16_*`), and
+//! of the top-k mask and threshold on ResNet-18's largest weight tensor (`topk`, `topk_threshold`).
 //!
 //! Run with `cargo bench -p trainer-sim --bench kernels`. Divan reports time per call; the dense
 //! work is 2·N·K·C·R·S·OH·OW = 1.21 GFLOP per call, so GFLOP/s = 1.21 / seconds.
@@ -14,7 +15,7 @@ use trainer_sim::exec::ConvViews;
 use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape, OperandB};
 use trainer_sim::kernels::density::Counting;
 use trainer_sim::kernels::numeric::Format;
-use trainer_sim::kernels::prune::topk_mask;
+use trainer_sim::kernels::prune::{top_k_threshold, topk_mask};
 
 fn main() {
     divan::main();
@@ -34,14 +35,19 @@ fn data(sparsity: f64) -> Data {
     data_for(ConvShape::simple(16, 128, 16, 128, 3, 1, 1), sparsity)
 }
 
-fn data_for(shape: ConvShape, sparsity: f64) -> Data {
+/// Deterministic uniform noise in [-0.5, 0.5) (xorshift).
+fn noise() -> impl FnMut() -> f32 {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    }
+}
+
+fn data_for(shape: ConvShape, sparsity: f64) -> Data {
+    let mut next = noise();
     // Post-ReLU-like activations (about half zero) and gradients.
     let x = (0..shape.input_len()).map(|_| next().max(0.0)).collect();
     let w: Vec<f32> = (0..shape.weight_len()).map(|_| next()).collect();
@@ -304,18 +310,11 @@ const F16_LENS: [usize; 2] = [1 << 14, 1 << 20];
 /// `n` values like the simulator's activations and gradients (uniform in ±0.5, a quarter of them
 /// zero), and their f16 encoding.
 fn f16_data(n: usize) -> (Vec<f32>, Vec<u8>) {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = noise();
     let values: Vec<f32> = (0..n)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let v = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-            if i % 4 == 0 {
-                0.0
-            } else {
-                v
-            }
+        .map(|i| match i % 4 {
+            0 => 0.0,
+            _ => next(),
         })
         .collect();
     let bytes = Format::F16.to_bytes(&values);
@@ -362,4 +361,24 @@ fn f16_quantize(b: Bencher, n: usize) {
     let (mut values, _) = f16_data(n);
     b.counter(ItemsCount::new(n))
         .bench_local(|| Format::F16.quantize_slice(black_box(&mut values)));
+}
+
+/// Weights of ResNet-18's largest layer (512×512×3×3).
+const TOPK_LEN: usize = 512 * 512 * 9;
+
+/// The top-k mask at 90% sparsity of as many uniform random weights as ResNet-18's largest layer
+/// (items = weights).
+#[divan::bench(sample_count = 50)]
+fn topk(b: Bencher) {
+    let w: Vec<f32> = std::iter::repeat_with(noise()).take(TOPK_LEN).collect();
+    b.counter(ItemsCount::new(TOPK_LEN))
+        .bench_local(|| topk_mask(black_box(&w), 0.9));
+}
+
+/// The top-k threshold alone (S2's use) at 90% sparsity, same weights as [`topk`].
+#[divan::bench(sample_count = 50)]
+fn topk_threshold(b: Bencher) {
+    let w: Vec<f32> = std::iter::repeat_with(noise()).take(TOPK_LEN).collect();
+    b.counter(ItemsCount::new(TOPK_LEN))
+        .bench_local(|| top_k_threshold(black_box(&w), TOPK_LEN / 10));
 }
