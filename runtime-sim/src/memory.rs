@@ -75,6 +75,20 @@ pub fn float_format(d: DType) -> Option<Format> {
     }
 }
 
+/// One side of a strided copy ([`Memory::copy_rows`]): the field named in faults, the space,
+/// the first row's byte address and the distance between rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Strided {
+    /// Field named in faults.
+    pub field: &'static str,
+    /// Address space.
+    pub space: Space,
+    /// Byte address of the first row.
+    pub start: u64,
+    /// Bytes from one row to the next.
+    pub stride: u64,
+}
+
 /// DRAM plus buffers: the address spaces a program can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Memory {
@@ -113,16 +127,9 @@ impl Memory {
         start: u64,
         len: u64,
     ) -> Result<Range<usize>, FaultKind> {
-        let size = self.space_size(space);
         let end = start.saturating_add(len);
-        if space == Space::None || end > size {
-            return Err(FaultKind::OutOfBounds {
-                field,
-                space: space.name(),
-                start,
-                end,
-                size,
-            });
+        if space == Space::None || end > self.space_size(space) {
+            return Err(self.out_of_bounds(field, space, start, len));
         }
         Ok(start as usize..end as usize)
     }
@@ -138,25 +145,79 @@ impl Memory {
         Ok(&self.space(space).expect("range checked the space")[r])
     }
 
-    /// Copies `len` bytes from `from` to `to` (each a field name for faults, a space and a byte
-    /// address) and returns the copied bytes at their destination.
-    pub fn copy(
+    /// Copies `rows` rows of `len` bytes from `from` to `to`, in row order, and hands every row
+    /// to `each` at its destination right after copying it. Every row is checked first: when one
+    /// is out of bounds, nothing is copied and the fault is that of the first such row (its
+    /// source checked before its destination), so a faulting transfer leaves memory as it was.
+    pub fn copy_rows(
         &mut self,
-        from: (&'static str, Space, u64),
-        to: (&'static str, Space, u64),
-        len: u64,
-    ) -> Result<&[u8], FaultKind> {
-        let src = self.range(from.0, from.1, from.2, len)?;
-        let dst = self.range(to.0, to.1, to.2, len)?;
-        if from.1 == to.1 {
-            self.space_mut(to.1)
-                .expect("range checked the space")
-                .copy_within(src, dst.start);
-        } else {
-            let (a, b) = self.two_spaces(from.1, to.1);
-            b[dst.clone()].copy_from_slice(&a[src]);
+        from: Strided,
+        to: Strided,
+        (len, rows): (u64, u64),
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), FaultKind> {
+        let bad = |s: &Strided| self.first_bad_row(s, len, rows);
+        match (bad(&from), bad(&to)) {
+            (None, None) => {}
+            (Some(r), d) if d.is_none_or(|d| r <= d) => return Err(self.row_fault(&from, r, len)),
+            (_, d) => return Err(self.row_fault(&to, d.expect("one side is out of bounds"), len)),
         }
-        Ok(&self.space(to.1).expect("range checked the space")[dst])
+        // In bounds: addresses fit in usize.
+        let at = |s: &Strided, r: u64| (s.start + r * s.stride) as usize;
+        let len = len as usize;
+        if from.space == to.space {
+            let space = self.space_mut(to.space).expect("checked");
+            for r in 0..rows {
+                let (src, dst) = (at(&from, r), at(&to, r));
+                space.copy_within(src..src + len, dst);
+                each(&space[dst..dst + len]);
+            }
+            return Ok(());
+        }
+        let (a, b) = self.two_spaces(from.space, to.space);
+        // Rows back to back on both sides: one copy.
+        if from.stride == len as u64 && to.stride == len as u64 {
+            let (src, dst, n) = (at(&from, 0), at(&to, 0), len * rows as usize);
+            b[dst..dst + n].copy_from_slice(&a[src..src + n]);
+            b[dst..dst + n].chunks_exact(len.max(1)).for_each(&mut each);
+            return Ok(());
+        }
+        for r in 0..rows {
+            let (src, dst) = (at(&from, r), at(&to, r));
+            b[dst..dst + len].copy_from_slice(&a[src..src + len]);
+            each(&b[dst..dst + len]);
+        }
+        Ok(())
+    }
+
+    /// The first of `rows` rows of `len` bytes of `s` that is out of bounds, if any (rows only
+    /// move up, so the rows from it on all are).
+    fn first_bad_row(&self, s: &Strided, len: u64, rows: u64) -> Option<u64> {
+        let size = self.space_size(s.space);
+        let room = size.checked_sub(s.start.saturating_add(len));
+        let first = match (s.space, room) {
+            (Space::None, _) | (_, None) => 0,
+            (_, Some(_)) if s.stride == 0 => return None,
+            (_, Some(room)) => room / s.stride + 1,
+        };
+        (first < rows).then_some(first)
+    }
+
+    /// The out-of-bounds fault of row `r` of `s`.
+    fn row_fault(&self, s: &Strided, r: u64, len: u64) -> FaultKind {
+        let start = s.start.saturating_add(r.saturating_mul(s.stride));
+        self.out_of_bounds(s.field, s.space, start, len)
+    }
+
+    /// The fault of an access of `len` bytes at `start` in `space` that does not fit.
+    fn out_of_bounds(&self, field: &'static str, space: Space, start: u64, len: u64) -> FaultKind {
+        FaultKind::OutOfBounds {
+            field,
+            space: space.name(),
+            start,
+            end: start.saturating_add(len),
+            size: self.space_size(space),
+        }
     }
 
     /// Two different spaces, the first to read and the second to write (both checked present).
@@ -486,35 +547,103 @@ mod tests {
         }
     }
 
+    /// One side of a copy: field `f`, `space`, first row at `start`, rows `stride` apart.
+    fn side(f: &'static str, space: Space, start: u64, stride: u64) -> Strided {
+        Strided {
+            field: f,
+            space,
+            start,
+            stride,
+        }
+    }
+
+    /// `copy_rows` of one row, returning the row at its destination.
+    fn copy_one(
+        m: &mut Memory,
+        from: (Space, u64),
+        to: (Space, u64),
+        len: u64,
+    ) -> Result<Vec<u8>, FaultKind> {
+        let mut rows = Vec::new();
+        let (s, d) = (side("s", from.0, from.1, 0), side("d", to.0, to.1, 0));
+        m.copy_rows(s, d, (len, 1), |r| rows.push(r.to_vec()))?;
+        Ok(rows.concat())
+    }
+
     #[test]
     fn copies_between_and_within_spaces() {
         let mut m = mem();
         m.dram.bytes_mut()[..4].copy_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(
-            m.copy(("s", Space::Dram, 0), ("d", Space::Obuf, 8), 4).unwrap(),
-            [1, 2, 3, 4]
-        );
-        assert_eq!(
-            m.copy(("s", Space::Obuf, 8), ("d", Space::Ibuf, 0), 4).unwrap(),
-            [1, 2, 3, 4]
-        );
-        assert_eq!(
-            m.copy(("s", Space::Ibuf, 0), ("d", Space::Gbuf, 12), 4).unwrap(),
-            [1, 2, 3, 4]
-        );
-        assert_eq!(
-            m.copy(("s", Space::Gbuf, 12), ("d", Space::Dram, 62), 2).unwrap(),
-            [1, 2]
-        );
-        assert_eq!(
-            m.copy(("s", Space::Dram, 1), ("d", Space::Dram, 0), 3).unwrap(),
-            [2, 3, 4]
-        );
+        let cases = [
+            ((Space::Dram, 0), (Space::Obuf, 8), 4, &[1, 2, 3, 4][..]),
+            ((Space::Obuf, 8), (Space::Ibuf, 0), 4, &[1, 2, 3, 4]),
+            ((Space::Ibuf, 0), (Space::Gbuf, 12), 4, &[1, 2, 3, 4]),
+            ((Space::Gbuf, 12), (Space::Dram, 62), 2, &[1, 2]),
+            ((Space::Dram, 1), (Space::Dram, 0), 3, &[2, 3, 4]),
+        ];
+        for (from, to, len, want) in cases {
+            assert_eq!(
+                copy_one(&mut m, from, to, len).unwrap(),
+                want,
+                "{from:?} -> {to:?}"
+            );
+        }
         assert!(matches!(
-            m.copy(("s", Space::Dram, 0), ("d", Space::Wbuf, 14), 4),
+            copy_one(&mut m, (Space::Dram, 0), (Space::Wbuf, 14), 4),
             Err(FaultKind::OutOfBounds { field: "d", .. })
         ));
         assert_eq!(count_nonzero_raw(DType::B1, &[0xFF, 0b1011_0110], 13), 8 + 3);
+    }
+
+    #[test]
+    fn copies_strided_rows_and_faults_before_copying() {
+        let mut m = mem();
+        m.dram.bytes_mut()[..12].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let mut seen = Vec::new();
+        // Two bytes of every fourth DRAM byte, packed in obuf; then back to back both ways.
+        let (s, d) = (side("s", Space::Dram, 0, 4), side("d", Space::Obuf, 0, 2));
+        m.copy_rows(s, d, (2, 3), |r| seen.push(r.to_vec())).unwrap();
+        assert_eq!(seen, [[1, 2], [5, 6], [9, 10]]);
+        assert_eq!(m.bytes("o", Space::Obuf, 0, 6).unwrap(), [1, 2, 5, 6, 9, 10]);
+        seen.clear();
+        let (s, d) = (side("s", Space::Obuf, 0, 3), side("d", Space::Ibuf, 1, 3));
+        m.copy_rows(s, d, (3, 2), |r| seen.push(r.to_vec())).unwrap();
+        assert_eq!(seen, [[1, 2, 5], [6, 9, 10]]);
+        assert_eq!(m.bytes("i", Space::Ibuf, 0, 7).unwrap(), [0, 1, 2, 5, 6, 9, 10]);
+        // Rows 2 on fall off the end of wbuf (16 bytes): nothing is copied, row 2 is reported.
+        let before = m.clone();
+        let (s, d) = (side("s", Space::Dram, 0, 1), side("d", Space::Wbuf, 4, 5));
+        let fault = m.copy_rows(s, d, (4, 4), |_| {}).unwrap_err();
+        assert!(matches!(
+            fault,
+            FaultKind::OutOfBounds {
+                field: "d",
+                start: 14,
+                end: 18,
+                size: 16,
+                ..
+            }
+        ));
+        assert_eq!(m, before);
+        // The source is checked first when both sides fail at the same row; addresses that
+        // overflow fault at row 0.
+        let (s, d) = (side("s", Space::Wbuf, 8, 4), side("d", Space::Obuf, 0, 8));
+        let fault = m.copy_rows(s, d, (4, 3), |_| {}).unwrap_err();
+        assert!(matches!(
+            fault,
+            FaultKind::OutOfBounds {
+                field: "s",
+                start: 16,
+                ..
+            }
+        ));
+        let (s, d) = (
+            side("s", Space::Dram, u64::MAX - 1, 1),
+            side("d", Space::Obuf, 0, 1),
+        );
+        let fault = m.copy_rows(s, d, (4, 3), |_| {}).unwrap_err();
+        assert!(matches!(fault, FaultKind::OutOfBounds { field: "s", .. }));
+        assert_eq!(m, before);
     }
 
     #[test]

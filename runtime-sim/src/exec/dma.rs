@@ -5,7 +5,7 @@ use crate::decode::DmaOp;
 use crate::error::FaultKind;
 use crate::hazard;
 use crate::ledger::Event;
-use crate::memory::count_nonzero_raw;
+use crate::memory::{count_nonzero_raw, Strided};
 use trainer_isa::names::Counter;
 use trainer_isa::{DType, Space};
 
@@ -38,15 +38,20 @@ fn transfer(d: &DmaOp, base: u64, ctx: &mut Ctx) -> Result<(), FaultKind> {
     // Non-zeros matter only to a density counter and to bitmap-compressed rows.
     let count = bitmap || d.ctr != Counter::None;
     let (mut bits, mut sram_bytes, mut nonzero) = (0u64, 0u64, 0u64);
-    for r in 0..u64::from(d.rows) {
-        let dram = ("dram", Space::Dram, base + r * u64::from(d.dstride));
-        let buf = (
-            "buf",
-            d.buf.space,
-            u64::from(d.buf.addr) + r * u64::from(d.bstride),
-        );
-        let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
-        let row = ctx.mem.copy(from, to, len)?;
+    let dram = Strided {
+        field: "dram",
+        space: Space::Dram,
+        start: base,
+        stride: d.dstride.into(),
+    };
+    let buf = Strided {
+        field: "buf",
+        space: d.buf.space,
+        start: d.buf.addr.into(),
+        stride: d.bstride.into(),
+    };
+    let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
+    ctx.mem.copy_rows(from, to, (len, d.rows.into()), |row| {
         let z = if count {
             count_nonzero_raw(dtype, row, elems as usize)
         } else {
@@ -56,7 +61,7 @@ fn transfer(d: &DmaOp, base: u64, ctx: &mut Ctx) -> Result<(), FaultKind> {
         let row_bits = if bitmap { elems + z * elem_bits } else { 8 * len };
         bits += row_bits;
         sram_bytes += row_bits.div_ceil(8);
-    }
+    })?;
     ctx.state.add_dc(d.ctr, nonzero);
     let (dram_ev, sram_ev) = if d.load {
         (Event::DramRead, Event::write(d.buf.space))
