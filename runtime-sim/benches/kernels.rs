@@ -11,7 +11,7 @@ use divan::counter::ItemsCount;
 use divan::Bencher;
 use std::fmt;
 use std::hint::black_box;
-use trainer_sim::exec::ConvViews;
+use trainer_sim::exec::InputViews;
 use trainer_sim::kernels::conv::{conv_bp, conv_ff, conv_ff_cols, conv_wg, ConvOpts, ConvShape, OperandB};
 use trainer_sim::kernels::density::Counting;
 use trainer_sim::kernels::numeric::Format;
@@ -292,8 +292,7 @@ fn ff_tile(b: Bencher, tile: Tile) {
         .zip(&layer.mask)
         .map(|(&v, &m)| if m { v } else { 0.0 })
         .collect();
-    let mut views = ConvViews::default();
-    let input = views.input(&shape, &layer.x);
+    let input = InputViews::default();
     let cols = input.im2col(&shape, &layer.x);
     let mut y = vec![0.0; shape.output_len()];
     let mut tiles = w.chunks_exact(shape.weight_len()).cycle();

@@ -313,15 +313,7 @@ impl Memory {
 
     /// Reads `n` elements of `op` as a boolean mask (`b1` bits, or `x != 0` for other dtypes).
     pub fn read_mask(&self, field: &'static str, op: Operand, n: usize) -> Result<Vec<bool>, FaultKind> {
-        if op.dtype == DType::B1 {
-            let r = self.op_range(field, op, n as u64)?;
-            let raw = &self.space(op.space).expect("checked")[r];
-            let mut out = vec![false; n];
-            unpack_bits(raw, &mut out, |b| b);
-            Ok(out)
-        } else {
-            Ok(self.read_f32(field, op, n)?.iter().map(|&x| x != 0.0).collect())
-        }
+        Ok(decode_mask(op.dtype, self.operand_bytes(field, op, n)?, n))
     }
 
     /// Writes a boolean mask to `op` (bits for `b1`, 0.0/1.0 otherwise; float elements are the
@@ -400,6 +392,18 @@ pub fn decode_f32(d: DType, raw: &[u8], n: usize) -> Vec<f32> {
             .expect("float dtype")
             .from_bytes(raw)
             .expect("bytes sized from n"),
+    }
+}
+
+/// `n` elements encoded as `d` in `raw` as a boolean mask (`b1` bits, or `x != 0` for other
+/// dtypes); `raw` holds `n` elements.
+pub fn decode_mask(d: DType, raw: &[u8], n: usize) -> Vec<bool> {
+    if d == DType::B1 {
+        let mut out = vec![false; n];
+        unpack_bits(raw, &mut out, |b| b);
+        out
+    } else {
+        decode_f32(d, raw, n).iter().map(|&x| x != 0.0).collect()
     }
 }
 

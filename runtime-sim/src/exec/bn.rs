@@ -9,6 +9,7 @@ use trainer_isa::names::CfgF32;
 use trainer_isa::Operand;
 
 /// A BN block `[4, C]` read from memory: normalisation and affine parameters.
+#[derive(Debug, Clone)]
 pub(crate) struct Block {
     /// μ and σ⁻¹.
     pub norm: BnNorm,

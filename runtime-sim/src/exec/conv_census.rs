@@ -29,18 +29,17 @@ pub enum CensusViews {
 
 impl CensusViews {
     /// Looks up the views a census of `mode` needs (`input`: the FF/WG input's, if the caller
-    /// already has them).
+    /// has them; fresh ones otherwise).
     pub fn lookup(
         views: &mut ConvViews,
         s: &ConvShape,
         mode: Mode,
-        a: &[f32],
         keep: Option<&[bool]>,
         input: Option<Arc<InputViews>>,
     ) -> Self {
         match mode {
             Mode::Bp => CensusViews::Keep(views.keep(s, keep)),
-            _ => CensusViews::Input(input.unwrap_or_else(|| views.input(s, a))),
+            _ => CensusViews::Input(input.unwrap_or_default()),
         }
     }
 
@@ -481,7 +480,7 @@ mod tests {
                     let keep = keep.map(|k| k.as_slice());
                     if mode == Mode::Ff && keep.is_none() {
                         assert_eq!(
-                            ff_effective(&s, a, b, &views.input(&s, a)),
+                            ff_effective(&s, a, b, &InputViews::default()),
                             reference(&s, mode, a, b, None).total().effective,
                             "{s:?}"
                         );
@@ -493,7 +492,7 @@ mod tests {
                             a,
                             (b, if mode == Mode::Wg { &dy_views } else { &w_views }),
                             keep,
-                            &CensusViews::lookup(&mut views, &s, mode, a, keep, None)
+                            &CensusViews::lookup(&mut views, &s, mode, keep, None)
                         ),
                         reference(&s, mode, a, b, keep),
                         "{s:?} {mode:?} keep {}",

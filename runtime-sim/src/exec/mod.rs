@@ -16,7 +16,7 @@ mod vector;
 mod views;
 
 pub use census::UnitWork;
-pub use views::ConvViews;
+pub use views::{ConvViews, InputViews};
 
 use crate::decode::Op;
 use crate::error::FaultKind;

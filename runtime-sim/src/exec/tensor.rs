@@ -20,7 +20,7 @@ use crate::kernels::density::{count_nonzero, BitMatrix, Counting};
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::KernelError;
 use crate::ledger::Event;
-use crate::memory::decode_f32;
+use crate::memory::{decode_f32, decode_mask};
 use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
@@ -72,7 +72,8 @@ fn bn_on_read(x: &mut [f32], b: &Block, c: usize, hw: usize, relu: bool) -> Vec<
 
 /// Reads `n` elements of conv operand `op` as the PE array uses them: decoded and, with `bn`,
 /// normalised by BN on read (then ReLU if its flag is set). Tile instructions that read the same
-/// bytes the same way share one entry, so a layer's input is decoded once, not once per tile.
+/// bytes the same way share one entry, so a layer's input is decoded once, not once per tile; the
+/// entry decodes on first use (see [`Decoded`]).
 fn read_operand(
     ctx: &mut Ctx,
     s: &ConvShape,
@@ -83,41 +84,45 @@ fn read_operand(
 ) -> Result<Arc<Decoded>, FaultKind> {
     let raw = ctx.mem.operand_bytes(field, op, n)?;
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
-    let entry = ctx.views.operand(s, op.dtype, how, raw);
-    entry.values.get_or_init(|| {
-        let mut x = decode_f32(op.dtype, raw, n);
-        let relu_mask = bn.map(|(blk, relu)| bn_on_read(&mut x, blk, s.c, s.h * s.w, relu));
-        DecodedValues::new(x, relu_mask)
-    });
-    Ok(entry)
+    let (dtype, shape) = (op.dtype, *s);
+    let bn = bn.map(|(blk, relu)| (blk.clone(), relu));
+    Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
+        Box::new(move || {
+            let mut x = decode_f32(dtype, &raw, n);
+            let relu_mask = bn.map(|(blk, relu)| bn_on_read(&mut x, &blk, shape.c, shape.h * shape.w, relu));
+            DecodedValues::new(x, relu_mask)
+        })
+    }))
 }
 
 /// Reads the `n` elements of conv operand `b` as the PE array uses them: decoded and, in FF and
-/// BP, multiplied by the weight mask `wmask` if there is one (its read is charged). Shared like
-/// [`read_operand`]: the image tiles that reuse an output-channel tile's weights decode and mask
-/// them once.
+/// BP, multiplied by the weight mask `wmask` if there is one (its read is charged now). Shared
+/// like [`read_operand`]: the image tiles that reuse an output-channel tile's weights decode and
+/// mask them once, on first use.
 fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<Arc<Weights>, FaultKind> {
     let mask = (t.mode != Mode::Wg && !t.wmask.is_none()).then_some(t.wmask);
-    let how = match mask {
+    let mask = match mask {
         Some(m) => {
             let bytes = ctx.mem.operand_bytes("wmask", m, n)?.to_vec();
             ctx.charge_read(m, n);
-            OnRead::Mask(m.dtype, bytes)
+            Some((m.dtype, bytes))
         }
-        None => OnRead::AsIs,
+        None => None,
     };
-    let mem = &*ctx.mem;
-    let raw = mem.operand_bytes("b", t.b, n)?;
-    let entry = ctx.views.weights(s, t.b.dtype, how, raw);
-    entry.values.get_or_init(|| {
-        let mut x = decode_f32(t.b.dtype, raw, n);
-        if let Some(m) = mask {
-            let keep = mem.read_mask("wmask", m, n).expect("its bytes were read above");
-            apply_mask(&mut x, Some(&keep));
-        }
-        WeightValues::new(x)
-    });
-    Ok(entry)
+    let how = mask
+        .clone()
+        .map_or(OnRead::AsIs, |(dtype, bytes)| OnRead::Mask(dtype, bytes));
+    let raw = ctx.mem.operand_bytes("b", t.b, n)?;
+    let dtype = t.b.dtype;
+    Ok(ctx.views.weights(s, (dtype, how), raw, |raw| {
+        Box::new(move || {
+            let mut x = decode_f32(dtype, &raw, n);
+            if let Some((mdtype, bytes)) = mask {
+                apply_mask(&mut x, Some(&decode_mask(mdtype, &bytes, n)));
+            }
+            WeightValues::new(x)
+        })
+    }))
 }
 
 /// The values of a BN block as f32 bits.
@@ -294,7 +299,9 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         false => None,
     };
     let a = read_operand(ctx, s, "a", t.a, a_len, bna.as_ref().map(|blk| (blk, t.bnrelu)))?;
-    if let Some(relu_mask) = &a.values().relu_mask {
+    // BN on read decides a density counter and the ReLU mask now (they are state later
+    // instructions read), so its operand is decoded at issue; others are left to the kernel.
+    if let Some(relu_mask) = bna.as_ref().and(a.values().relu_mask.as_ref()) {
         ctx.ev(Event::BnOp, in_len as u64);
         // The BN-on-read unit's zero detector counts the operand as the array will see it.
         ctx.state.add_dc(t.dci, a.values().nonzero);
@@ -330,12 +337,10 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     if let (Some(e), Some(_)) = (spec_event(t.mode), skip_keep) {
         ctx.ev(e, o_len as u64);
     }
-    let views = &mut *ctx.views;
     // FF tiles of a layer share the input: its im2col matrices come from the views (and so do
     // the input's bits the FF and WG census read).
-    let input =
-        (t.mode != Mode::Bp).then(|| Arc::clone(a.views.get_or_init(|| views.input(s, &a.values().x))));
-    let census_views = CensusViews::lookup(views, s, t.mode, &a.values().x, skip_keep, input.clone());
+    let input = (t.mode != Mode::Bp).then(|| Arc::clone(&a.views));
+    let census_views = CensusViews::lookup(ctx.views, s, t.mode, skip_keep, input.clone());
     let job = ConvJob {
         c: c.clone(),
         a,
@@ -403,6 +408,10 @@ impl ConvJob {
     /// before the epilogue.
     fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
         let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, self.b.values());
+        // The pre-BN activation BP's BN statistics read when the conv retires: decoded here.
+        if let Some((_, x)) = &self.bp_stats {
+            x.values();
+        }
         let opts = ConvOpts {
             counting: Counting::SlotsOnly,
             ..Default::default()

@@ -19,7 +19,7 @@ use super::conv_census::WeightViews;
 use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use trainer_isa::DType;
 
 /// Entries kept per kind, most recently used first (the tiles of a layer may cycle through the
@@ -42,13 +42,13 @@ impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
     }
 }
 
-impl<H: PartialEq, K: Word, V: Default> Memo<H, K, V> {
+impl<H: PartialEq, K: Word, V> Memo<H, K, V> {
     fn new() -> Self {
         Self { slots: Vec::new() }
     }
 
-    /// The entry of `(head, key)` (`key` as `f(item)` per item), created empty on a miss.
-    fn get<T>(&mut self, head: H, key: &[T], f: impl Fn(&T) -> K + Copy) -> Arc<V> {
+    /// The entry of `(head, key)` (`key` as `f(item)` per item), made by `make` on a miss.
+    fn get<T>(&mut self, head: H, key: &[T], f: impl Fn(&T) -> K + Copy, make: impl FnOnce() -> V) -> Arc<V> {
         let hit = self
             .slots
             .iter()
@@ -58,7 +58,7 @@ impl<H: PartialEq, K: Word, V: Default> Memo<H, K, V> {
             None => {
                 self.slots.truncate(SLOTS - 1);
                 self.slots
-                    .insert(0, (head, key.iter().map(f).collect(), Arc::default()));
+                    .insert(0, (head, key.iter().map(f).collect(), Arc::new(make())));
             }
         }
         Arc::clone(&self.slots[0].2)
@@ -90,7 +90,6 @@ fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
     weights: Memo<OperandHead, u8, Weights>,
-    inputs: Memo<ConvShape, u32, InputViews>,
     keeps: Memo<ConvShape, u32, KeepViews>,
 }
 
@@ -99,7 +98,6 @@ impl Default for ConvViews {
         Self {
             operands: Memo::new(),
             weights: Memo::new(),
-            inputs: Memo::new(),
             keeps: Memo::new(),
         }
     }
@@ -107,38 +105,57 @@ impl Default for ConvViews {
 
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
-    /// memory are `raw`, read as `dtype` and transformed on read as `how` says. Filled by the
-    /// caller on first use.
-    pub fn operand(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
+    /// memory are `raw`, read as `dtype` and transformed on read as `how` says; `make` makes its
+    /// values when first used, from a copy of `raw` (see [`Decoded::new`]).
+    pub fn operand(
+        &mut self,
+        shape: &ConvShape,
+        (dtype, how): (DType, OnRead),
+        raw: &[u8],
+        make: impl FnOnce(Vec<u8>) -> MakeValues<DecodedValues>,
+    ) -> Arc<Decoded> {
         let head = OperandHead {
             shape: *shape,
             dtype,
             how,
         };
-        self.operands.get(head, raw, |&b| b)
+        self.operands
+            .get(head, raw, |&b| b, || Decoded::new(make(raw.to_vec())))
     }
 
     /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
     /// [`ConvViews::operand`] (its own entries: the image tiles of a layer reuse the weights of
     /// an output-channel tile while its input changes).
-    pub fn weights(&mut self, shape: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Weights> {
+    pub fn weights(
+        &mut self,
+        shape: &ConvShape,
+        (dtype, how): (DType, OnRead),
+        raw: &[u8],
+        make: impl FnOnce(Vec<u8>) -> MakeValues<WeightValues>,
+    ) -> Arc<Weights> {
         let head = OperandHead {
             shape: *shape,
             dtype,
             how,
         };
-        self.weights.get(head, raw, |&b| b)
-    }
-
-    /// The views of FF input `x` (after BN on read) of `shape`.
-    pub fn input(&mut self, shape: &ConvShape, x: &[f32]) -> Arc<InputViews> {
-        self.inputs.get(*shape, x, |v| v.to_bits())
+        self.weights.get(
+            head,
+            raw,
+            |&b| b,
+            || Weights {
+                values: LazyLock::new(make(raw.to_vec())),
+            },
+        )
     }
 
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
-        self.keeps
-            .get(*shape, keep.unwrap_or_default(), |&k| u32::from(k))
+        self.keeps.get(
+            *shape,
+            keep.unwrap_or_default(),
+            |&k| u32::from(k),
+            KeepViews::default,
+        )
     }
 }
 
@@ -161,35 +178,47 @@ pub enum OnRead {
     Mask(DType, Vec<u8>),
 }
 
+/// How an operand entry makes its values on first use: from the copy of its bytes it owns.
+pub type MakeValues<T> = Box<dyn FnOnce() -> T + Send>;
+
 /// A conv operand as the PE array uses it, shared by the tile instructions that read the same
-/// bytes the same way (see [`ConvViews::operand`]); its parts are filled on first use.
-#[derive(Debug, Clone, Default)]
+/// bytes the same way (see [`ConvViews::operand`]). Its values are made on first use, by
+/// whichever thread needs them first (the conv's kernel, usually, not the instruction's issue).
+#[derive(Debug)]
 pub struct Decoded {
     /// The values.
-    pub values: OnceLock<DecodedValues>,
-    /// The views of the values as an FF/WG input.
-    pub views: OnceLock<Arc<InputViews>>,
+    values: LazyLock<DecodedValues, MakeValues<DecodedValues>>,
+    /// The views of the values as an FF/WG input (filled on use).
+    pub views: Arc<InputViews>,
 }
 
 impl Decoded {
-    /// The values (filled by the reader that created the entry).
+    /// An entry whose values `make` makes.
+    fn new(make: MakeValues<DecodedValues>) -> Self {
+        Decoded {
+            values: LazyLock::new(make),
+            views: Arc::default(),
+        }
+    }
+
+    /// The values (made now if no one has yet).
     pub fn values(&self) -> &DecodedValues {
-        self.values.get().expect("an operand entry is filled when read")
+        &self.values
     }
 }
 
 /// A conv's `b` operand as the PE array uses it, shared by the tile instructions that read the
-/// same bytes the same way (see [`ConvViews::weights`]); filled on first use.
-#[derive(Debug, Default)]
+/// same bytes the same way (see [`ConvViews::weights`]); its values are made on first use.
+#[derive(Debug)]
 pub struct Weights {
     /// The values.
-    pub values: OnceLock<WeightValues>,
+    values: LazyLock<WeightValues, MakeValues<WeightValues>>,
 }
 
 impl Weights {
-    /// The values (filled by the reader that created the entry).
+    /// The values (made now if no one has yet).
     pub fn values(&self) -> &WeightValues {
-        self.values.get().expect("a weights entry is filled when read")
+        &self.values
     }
 }
 
@@ -405,24 +434,33 @@ impl KeptTaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn memo_hits_only_on_equal_contents_and_shape() {
         let s = ConvShape::simple(1, 1, 3, 1, 3, 1, 1);
         let t = ConvShape { k: 2, ..s };
         let mut v = ConvViews::default();
-        let x = [0.0f32, 1.0, -0.0];
-        let first = v.input(&s, &x);
-        assert!(Arc::ptr_eq(&first, &v.input(&s, &x)));
-        // -0.0 and 0.0 differ bitwise: a different entry; so does another shape.
-        assert!(!Arc::ptr_eq(&first, &v.input(&s, &[0.0, 1.0, 0.0])));
-        assert!(!Arc::ptr_eq(&first, &v.input(&t, &x)));
-        assert!(Arc::ptr_eq(&first, &v.input(&s, &x)));
+        let keep = [true, false, true];
+        let first = v.keep(&s, Some(&keep));
+        assert!(Arc::ptr_eq(&first, &v.keep(&s, Some(&keep))));
+        // Other contents or another shape: other entries.
+        assert!(!Arc::ptr_eq(&first, &v.keep(&s, Some(&[true, true, true]))));
+        assert!(!Arc::ptr_eq(&first, &v.keep(&t, Some(&keep))));
+        assert!(Arc::ptr_eq(&first, &v.keep(&s, Some(&keep))));
         // After SLOTS other entries the least recently used one is gone.
         for i in 0..SLOTS {
-            v.input(&s, &[i as f32]);
+            let other: Vec<bool> = (0..7).map(|b| i >> b & 1 == 1).collect();
+            v.keep(&s, Some(&other));
         }
-        assert!(!Arc::ptr_eq(&first, &v.input(&s, &x)));
+        assert!(!Arc::ptr_eq(&first, &v.keep(&s, Some(&keep))));
+    }
+
+    /// The operand entry of `raw` read as `dtype` and `how`; its values hold the bytes' count.
+    fn operand(v: &mut ConvViews, s: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
+        v.operand(s, (dtype, how), raw, |raw| {
+            Box::new(move || DecodedValues::new(vec![raw.len() as f32], None))
+        })
     }
 
     #[test]
@@ -431,22 +469,44 @@ mod tests {
         let mut v = ConvViews::default();
         let raw = [0u8, 60, 0, 188];
         let bn = || OnRead::Bn(vec![1, 2, 3, 4], true);
-        let first = v.operand(&s, DType::F16, bn(), &raw);
-        assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
+        let first = operand(&mut v, &s, DType::F16, bn(), &raw);
+        assert!(Arc::ptr_eq(&first, &operand(&mut v, &s, DType::F16, bn(), &raw)));
         // Other bytes, dtype, BN block, ReLU flag, transform or shape: other entries.
         let others = [
-            v.operand(&s, DType::F16, bn(), &[0, 60, 0, 60]),
-            v.operand(&s, DType::I32, bn(), &raw),
-            v.operand(&s, DType::F16, OnRead::Bn(vec![1, 2, 3, 5], true), &raw),
-            v.operand(&s, DType::F16, OnRead::Bn(vec![1, 2, 3, 4], false), &raw),
-            v.operand(&s, DType::F16, OnRead::AsIs, &raw),
-            v.operand(&s, DType::F16, OnRead::Mask(DType::B1, vec![1]), &raw),
-            v.operand(&ConvShape { k: 2, ..s }, DType::F16, bn(), &raw),
+            operand(&mut v, &s, DType::F16, bn(), &[0, 60, 0, 60]),
+            operand(&mut v, &s, DType::I32, bn(), &raw),
+            operand(&mut v, &s, DType::F16, OnRead::Bn(vec![1, 2, 3, 5], true), &raw),
+            operand(&mut v, &s, DType::F16, OnRead::Bn(vec![1, 2, 3, 4], false), &raw),
+            operand(&mut v, &s, DType::F16, OnRead::AsIs, &raw),
+            operand(&mut v, &s, DType::F16, OnRead::Mask(DType::B1, vec![1]), &raw),
+            operand(&mut v, &ConvShape { k: 2, ..s }, DType::F16, bn(), &raw),
         ];
         for o in &others {
             assert!(!Arc::ptr_eq(&first, o));
         }
-        assert!(Arc::ptr_eq(&first, &v.operand(&s, DType::F16, bn(), &raw)));
+        assert!(Arc::ptr_eq(&first, &operand(&mut v, &s, DType::F16, bn(), &raw)));
+    }
+
+    #[test]
+    fn entries_make_their_values_once_on_first_use_from_their_bytes() {
+        let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
+        let mut v = ConvViews::default();
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut weights = |raw: &[u8]| {
+            let made = Arc::clone(&made);
+            v.weights(&s, (DType::F16, OnRead::AsIs), raw, move |raw| {
+                Box::new(move || {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    WeightValues::new(raw.iter().map(|&b| f32::from(b)).collect())
+                })
+            })
+        };
+        let first = weights(&[0, 60, 0, 188]);
+        let again = weights(&[0, 60, 0, 188]);
+        assert_eq!(made.load(Ordering::SeqCst), 0, "nothing is decoded at lookup");
+        assert_eq!(again.values().op.values(), [0.0, 60.0, 0.0, 188.0]);
+        assert_eq!(first.values().nonzero, 2);
+        assert_eq!(made.load(Ordering::SeqCst), 1, "made once for both users");
     }
 
     #[test]
@@ -454,17 +514,16 @@ mod tests {
         let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
         let mut v = ConvViews::default();
         let raw = [0u8, 60, 0, 188];
+        let mut weights = |how: OnRead| {
+            v.weights(&s, (DType::F16, how), &raw, |_| {
+                Box::new(|| WeightValues::new(Vec::new()))
+            })
+        };
         let mask = || OnRead::Mask(DType::B1, vec![2]);
-        let first = v.weights(&s, DType::F16, mask(), &raw);
-        assert!(Arc::ptr_eq(&first, &v.weights(&s, DType::F16, mask(), &raw)));
-        assert!(!Arc::ptr_eq(
-            &first,
-            &v.weights(&s, DType::F16, OnRead::Mask(DType::B1, vec![3]), &raw)
-        ));
-        assert!(!Arc::ptr_eq(
-            &first,
-            &v.weights(&s, DType::F16, OnRead::AsIs, &raw)
-        ));
-        assert!(Arc::ptr_eq(&first, &v.weights(&s, DType::F16, mask(), &raw)));
+        let first = weights(mask());
+        assert!(Arc::ptr_eq(&first, &weights(mask())));
+        assert!(!Arc::ptr_eq(&first, &weights(OnRead::Mask(DType::B1, vec![3]))));
+        assert!(!Arc::ptr_eq(&first, &weights(OnRead::AsIs)));
+        assert!(Arc::ptr_eq(&first, &weights(mask())));
     }
 }
