@@ -1,19 +1,21 @@
 //! Operand-derived data of conv instructions, reused across the tile instructions of a layer.
 //!
 //! The lowering splits a conv into tiles that read the same operand (FF and BP tiles over output
-//! channels share the input or the input-gradient keep-mask). What the census needs from such an
-//! operand — tap counts per im2col row, im2col bit matrices, per-position tap counts — depends
-//! only on its contents and the conv geometry, so it is computed once and looked up by both. A
-//! lookup compares the full contents (bit for bit) and the shape: a hit is always exact.
+//! channels share the input or the input-gradient keep-mask; image tiles share the weights).
+//! Operands are looked up by their bytes in memory, their dtype and what the PE array does to them
+//! on read (the BN block an input is normalised with, the mask applied to the weights): a lookup
+//! compares the full contents bit for bit, and the shape, so a hit is always exact, and comparing
+//! the stored bytes is much cheaper than decoding them again. An entry owns a copy of its bytes
+//! and decodes them on first use, usually in the conv's kernel job rather than at issue.
 //!
-//! The operands themselves are shared the same way: keyed by their bytes in memory, their dtype
-//! and what the PE array does to them on read (the BN block an input is normalised with, the
-//! mask applied to the weights), so the tiles of a layer decode (and normalise) their common
-//! input once, and the image tiles that reuse an output-channel tile's weights decode and mask
-//! them once. Comparing the stored bytes is much cheaper than decoding them again.
+//! What the census and the kernels derive from an operand — tap counts per im2col row, im2col
+//! matrices and bit matrices, per-position tap counts, the weights' sparse forms — depends only on
+//! its contents and the conv geometry, so it is kept with the entry ([`InputViews`],
+//! [`WeightValues`]) and computed once for all the tiles that share it. BP's keep-masks have
+//! their own memo ([`ConvViews::keep`]).
 //!
-//! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`]), so the conv
-//! kernel and the census running side by side can both read one entry.
+//! Entries are shared ([`Arc`]) and fill their parts on first use ([`OnceLock`], [`LazyLock`]),
+//! so the conv kernel and the census running side by side can both read one entry.
 
 use super::conv_census::WeightViews;
 use crate::kernels::conv::{ConvShape, OperandB};
@@ -27,7 +29,7 @@ use trainer_isa::DType;
 const SLOTS: usize = 64;
 
 /// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
-/// words.
+/// bytes or flags (compared with `==`, which for these is a `memcmp`).
 #[derive(Debug)]
 struct Memo<H, K, V> {
     slots: Vec<(H, Vec<K>, Arc<V>)>,
@@ -42,47 +44,26 @@ impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
     }
 }
 
-impl<H: PartialEq, K: Word, V> Memo<H, K, V> {
+impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
     fn new() -> Self {
         Self { slots: Vec::new() }
     }
 
-    /// The entry of `(head, key)` (`key` as `f(item)` per item), made by `make` on a miss.
-    fn get<T>(&mut self, head: H, key: &[T], f: impl Fn(&T) -> K + Copy, make: impl FnOnce() -> V) -> Arc<V> {
+    /// The entry of `(head, key)`, made by `make` on a miss.
+    fn get(&mut self, head: H, key: &[K], make: impl FnOnce() -> V) -> Arc<V> {
         let hit = self
             .slots
             .iter()
-            .position(|(h, k, _)| *h == head && same(k, key, f));
+            .position(|(h, k, _)| *h == head && k[..] == key[..]);
         match hit {
             Some(i) => self.slots[..=i].rotate_right(1),
             None => {
                 self.slots.truncate(SLOTS - 1);
-                self.slots
-                    .insert(0, (head, key.iter().map(f).collect(), Arc::new(make())));
+                self.slots.insert(0, (head, key.to_vec(), Arc::new(make())));
             }
         }
         Arc::clone(&self.slots[0].2)
     }
-}
-
-/// A key word: compared by `xor` and `or` (no branch per element).
-trait Word:
-    Copy + Default + PartialEq + std::ops::BitXor<Output = Self> + std::ops::BitOr<Output = Self>
-{
-}
-
-impl Word for u8 {}
-impl Word for u32 {}
-
-/// Whether `key` holds `f(item)` for every item of `items`, compared a block at a time (no
-/// branch per element, so the comparison vectorises).
-fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
-    const BLOCK: usize = 256;
-    key.len() == items.len()
-        && key
-            .chunks(BLOCK)
-            .zip(items.chunks(BLOCK))
-            .all(|(k, x)| k.iter().zip(x).fold(K::default(), |d, (&k, x)| d | (k ^ f(x))) == K::default())
 }
 
 /// Derived data of a conv's cached operands (see the module documentation).
@@ -90,7 +71,7 @@ fn same<K: Word, T>(key: &[K], items: &[T], f: impl Fn(&T) -> K) -> bool {
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
     weights: Memo<OperandHead, u8, Weights>,
-    keeps: Memo<ConvShape, u32, KeepViews>,
+    keeps: Memo<ConvShape, bool, KeepViews>,
 }
 
 impl Default for ConvViews {
@@ -106,7 +87,7 @@ impl Default for ConvViews {
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
     /// memory are `raw`, read as `dtype` and transformed on read as `how` says; `make` makes its
-    /// values when first used, from a copy of `raw` (see [`Decoded::new`]).
+    /// values when first used, from a copy of `raw` (see [`Decoded`]).
     pub fn operand(
         &mut self,
         shape: &ConvShape,
@@ -119,8 +100,7 @@ impl ConvViews {
             dtype,
             how,
         };
-        self.operands
-            .get(head, raw, |&b| b, || Decoded::new(make(raw.to_vec())))
+        self.operands.get(head, raw, || Decoded::new(make(raw.to_vec())))
     }
 
     /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
@@ -138,24 +118,15 @@ impl ConvViews {
             dtype,
             how,
         };
-        self.weights.get(
-            head,
-            raw,
-            |&b| b,
-            || Weights {
-                values: LazyLock::new(make(raw.to_vec())),
-            },
-        )
+        self.weights.get(head, raw, || Weights {
+            values: LazyLock::new(make(raw.to_vec())),
+        })
     }
 
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
-        self.keeps.get(
-            *shape,
-            keep.unwrap_or_default(),
-            |&k| u32::from(k),
-            KeepViews::default,
-        )
+        self.keeps
+            .get(*shape, keep.unwrap_or_default(), KeepViews::default)
     }
 }
 
