@@ -32,7 +32,7 @@ const SLOTS: usize = 64;
 /// bytes or flags (compared with `==`, which for these is a `memcmp`).
 #[derive(Debug)]
 struct Memo<H, K, V> {
-    slots: Vec<(H, Vec<K>, Arc<V>)>,
+    slots: Vec<(H, Arc<[K]>, Arc<V>)>,
 }
 
 /// A copy shares the entries (they are never changed once filled).
@@ -49,8 +49,8 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
         Self { slots: Vec::new() }
     }
 
-    /// The entry of `(head, key)`, made by `make` on a miss.
-    fn get(&mut self, head: H, key: &[K], make: impl FnOnce() -> V) -> Arc<V> {
+    /// The entry of `(head, key)`, made on a miss by `make` from the memo's copy of the key.
+    fn get(&mut self, head: H, key: &[K], make: impl FnOnce(Arc<[K]>) -> V) -> Arc<V> {
         let hit = self
             .slots
             .iter()
@@ -59,7 +59,9 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
             Some(i) => self.slots[..=i].rotate_right(1),
             None => {
                 self.slots.truncate(SLOTS - 1);
-                self.slots.insert(0, (head, key.to_vec(), Arc::new(make())));
+                let key: Arc<[K]> = key.into();
+                let entry = Arc::new(make(Arc::clone(&key)));
+                self.slots.insert(0, (head, key, entry));
             }
         }
         Arc::clone(&self.slots[0].2)
@@ -87,20 +89,20 @@ impl Default for ConvViews {
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
     /// memory are `raw`, read as `dtype` and transformed on read as `how` says; `make` makes its
-    /// values when first used, from a copy of `raw` (see [`Decoded`]).
+    /// values when first used, from the memo's copy of `raw` (see [`Decoded`]).
     pub fn operand(
         &mut self,
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
         raw: &[u8],
-        make: impl FnOnce(Vec<u8>) -> MakeValues<DecodedValues>,
+        make: impl FnOnce(Arc<[u8]>) -> MakeValues<DecodedValues>,
     ) -> Arc<Decoded> {
         let head = OperandHead {
             shape: *shape,
             dtype,
             how,
         };
-        self.operands.get(head, raw, || Decoded::new(make(raw.to_vec())))
+        self.operands.get(head, raw, |raw| Decoded::new(make(raw)))
     }
 
     /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
@@ -111,22 +113,22 @@ impl ConvViews {
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
         raw: &[u8],
-        make: impl FnOnce(Vec<u8>) -> MakeValues<WeightValues>,
+        make: impl FnOnce(Arc<[u8]>) -> MakeValues<WeightValues>,
     ) -> Arc<Weights> {
         let head = OperandHead {
             shape: *shape,
             dtype,
             how,
         };
-        self.weights.get(head, raw, || Weights {
-            values: LazyLock::new(make(raw.to_vec())),
+        self.weights.get(head, raw, |raw| Weights {
+            values: LazyLock::new(make(raw)),
         })
     }
 
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
         self.keeps
-            .get(*shape, keep.unwrap_or_default(), KeepViews::default)
+            .get(*shape, keep.unwrap_or_default(), |_| KeepViews::default())
     }
 }
 
