@@ -299,9 +299,11 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         false => None,
     };
     let a = read_operand(ctx, s, "a", t.a, a_len, bna.as_ref().map(|blk| (blk, t.bnrelu)))?;
-    // BN on read decides a density counter and the ReLU mask now (they are state later
-    // instructions read), so its operand is decoded at issue; others are left to the kernel.
-    if let Some(relu_mask) = bna.as_ref().and(a.values().relu_mask.as_ref()) {
+    // The input decodes now: with BN on read it decides a density counter and the ReLU mask,
+    // state later instructions read, and the tiles that share it find it ready instead of
+    // waiting on the first tile's job (which measured slower). The weights decode in the first
+    // kernel job that uses them.
+    if let Some(relu_mask) = &a.values().relu_mask {
         ctx.ev(Event::BnOp, in_len as u64);
         // The BN-on-read unit's zero detector counts the operand as the array will see it.
         ctx.state.add_dc(t.dci, a.values().nonzero);

@@ -6,7 +6,8 @@
 //! on read (the BN block an input is normalised with, the mask applied to the weights): a lookup
 //! compares the full contents bit for bit, and the shape, so a hit is always exact, and comparing
 //! the stored bytes is much cheaper than decoding them again. An entry owns a copy of its bytes
-//! and decodes them on first use, usually in the conv's kernel job rather than at issue.
+//! and decodes them on first use: a conv's input when it issues, its weights in the first kernel
+//! job that uses them.
 //!
 //! What the census and the kernels derive from an operand — tap counts per im2col row, im2col
 //! matrices and bit matrices, per-position tap counts, the weights' sparse forms — depends only on
@@ -156,7 +157,7 @@ pub type MakeValues<T> = Box<dyn FnOnce() -> T + Send>;
 
 /// A conv operand as the PE array uses it, shared by the tile instructions that read the same
 /// bytes the same way (see [`ConvViews::operand`]). Its values are made on first use, by
-/// whichever thread needs them first (the conv's kernel, usually, not the instruction's issue).
+/// whichever thread needs them first.
 #[derive(Debug)]
 pub struct Decoded {
     /// The values.
