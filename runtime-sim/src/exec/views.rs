@@ -29,6 +29,12 @@ use trainer_isa::DType;
 /// images of the batch before moving to the next output-channel tile).
 const SLOTS: usize = 64;
 
+/// Key elements kept per kind at most (besides the newest entry, always kept): what an entry
+/// derives from its operand (decoded values, im2col matrices, sparse forms) grows with it, so
+/// large operands (ImageNet-size layers) keep fewer entries instead of up to [`SLOTS`] of them.
+/// ResNet-18 CIFAR's largest tile operands are about 64 KiB: 64 of them stay far below it.
+const KEY_BUDGET: usize = 32 << 20;
+
 /// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
 /// bytes or flags (compared with `==`, which for these is a `memcmp`).
 #[derive(Debug)]
@@ -59,10 +65,17 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
         match hit {
             Some(i) => self.slots[..=i].rotate_right(1),
             None => {
-                self.slots.truncate(SLOTS - 1);
                 let key: Arc<[K]> = key.into();
                 let entry = Arc::new(make(Arc::clone(&key)));
                 self.slots.insert(0, (head, key, entry));
+                // Keep the newest entries that fit the budget (the newest one always).
+                let mut kept = 0;
+                let fit = self.slots.iter().skip(1).take(SLOTS - 1).take_while(|(_, k, _)| {
+                    kept += k.len();
+                    kept <= KEY_BUDGET
+                });
+                let keep = 1 + fit.count();
+                self.slots.truncate(keep);
             }
         }
         Arc::clone(&self.slots[0].2)
@@ -428,6 +441,34 @@ mod tests {
             v.keep(&s, Some(&other));
         }
         assert!(!Arc::ptr_eq(&first, &v.keep(&s, Some(&keep))));
+    }
+
+    #[test]
+    fn memo_keeps_fewer_entries_of_large_operands() {
+        let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
+        let mut v = ConvViews::default();
+        let (small, large) = (KEY_BUDGET / SLOTS, KEY_BUDGET / 4 + 1);
+        let mut entry =
+            |fill: u8, len: usize| operand(&mut v, &s, DType::F16, OnRead::AsIs, &vec![fill; len]);
+        let first = entry(0, small);
+        for i in 1..SLOTS as u8 {
+            entry(i, small);
+        }
+        // SLOTS small entries fit: the first is still there.
+        assert!(Arc::ptr_eq(&first, &entry(0, small)));
+        // Beside the newest of five large ones only three fit: the oldest is gone.
+        let large_first = entry(100, large);
+        let second = entry(101, large);
+        for i in 102..105 {
+            entry(i, large);
+        }
+        assert!(Arc::ptr_eq(&second, &entry(101, large)));
+        assert!(!Arc::ptr_eq(&large_first, &entry(100, large)));
+        let newest = entry(200, 2 * KEY_BUDGET);
+        assert!(
+            Arc::ptr_eq(&newest, &entry(200, 2 * KEY_BUDGET)),
+            "the newest entry stays"
+        );
     }
 
     /// The operand entry of `raw` read as `dtype` and `how`; its values hold the bytes' count.
