@@ -71,7 +71,18 @@ fn bench_sim_reports_the_step_and_takes_the_pending_limit() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(doc["background"], 0);
-    assert!(doc["step_seconds_median"].as_f64().unwrap() > 0.0);
+    let median = doc["step_seconds_median"].as_f64().unwrap();
+    assert!(median > 0.0);
+    assert_eq!(
+        doc["step_seconds_min"].as_f64(),
+        Some(median),
+        "one run: min = median"
+    );
+    assert_eq!(
+        doc["step_seconds_max"].as_f64(),
+        Some(median),
+        "one run: max = median"
+    );
     let (effective, dense) = (
         doc["effective_macs"].as_u64().unwrap(),
         doc["dense_macs"].as_u64().unwrap(),

@@ -59,6 +59,8 @@ pub struct CompileBenchArgs {
 struct StepTiming {
     compile_seconds: f64,
     step_seconds: f64,
+    /// Fastest and slowest timed step (this machine's speed drifts; the spread shows how much).
+    step_range: (f64, f64),
     /// Median CPU seconds (all threads) of a step, if the platform reports them.
     step_cpu_seconds: Option<f64>,
     prune_seconds: f64,
@@ -80,6 +82,10 @@ fn time_step(w: &Workload, runs: u64, background: Option<usize>) -> Result<StepT
     Ok(StepTiming {
         compile_seconds,
         step_seconds: median(&stats.train_seconds),
+        step_range: stats
+            .train_seconds
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &s| (lo.min(s), hi.max(s))),
         step_cpu_seconds: (!stats.train_cpu_seconds.is_empty()).then(|| median(&stats.train_cpu_seconds)),
         prune_seconds: median(&stats.prune_seconds),
         effective_macs: stats.train.effective_macs() / n,
@@ -116,7 +122,7 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
     if args.json {
         let doc = json!({
             "model": args.model.display().to_string(), "batch": args.batch, "runs": args.runs, "background": args.background,
-            "step_seconds_median": t.step_seconds, "step_cpu_seconds_median": t.step_cpu_seconds, "prune_seconds_median": t.prune_seconds,
+            "step_seconds_median": t.step_seconds, "step_seconds_min": t.step_range.0, "step_seconds_max": t.step_range.1, "step_cpu_seconds_median": t.step_cpu_seconds, "prune_seconds_median": t.prune_seconds,
             "compile_seconds": t.compile_seconds, "effective_macs": t.effective_macs, "dense_macs": t.dense_macs,
             "effective_macs_per_second": macs_per_s, "peak_rss_bytes": rss, "target_step_seconds": STEP_TARGET_SECONDS,
             "baseline_dense_fp32_step_seconds_median": base.as_ref().map(|b| b.step_seconds),
@@ -135,9 +141,11 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
         args.runs
     );
     println!(
-        "  train step      {:.3} s  (target {STEP_TARGET_SECONDS:.1} s: {:.2}x of it)",
+        "  train step      {:.3} s  (target {STEP_TARGET_SECONDS:.1} s: {:.2}x of it; steps took {:.3}-{:.3} s)",
         t.step_seconds,
-        t.step_seconds / STEP_TARGET_SECONDS
+        t.step_seconds / STEP_TARGET_SECONDS,
+        t.step_range.0,
+        t.step_range.1
     );
     if let Some(cpu) = t.step_cpu_seconds {
         println!("  step CPU time   {cpu:.3} s  (all threads; the work done, whatever the machine's load)");
