@@ -158,9 +158,10 @@ impl Memory {
     ) -> Result<(), FaultKind> {
         let bad = |s: &Strided| self.first_bad_row(s, len, rows);
         match (bad(&from), bad(&to)) {
+            (Some(r), Some(d)) if d < r => return Err(self.row_fault(&to, d, len)),
+            (Some(r), _) => return Err(self.row_fault(&from, r, len)),
+            (None, Some(d)) => return Err(self.row_fault(&to, d, len)),
             (None, None) => {}
-            (Some(r), d) if d.is_none_or(|d| r <= d) => return Err(self.row_fault(&from, r, len)),
-            (_, d) => return Err(self.row_fault(&to, d.expect("one side is out of bounds"), len)),
         }
         // In bounds: addresses fit in usize.
         let at = |s: &Strided, r: u64| (s.start + r * s.stride) as usize;

@@ -85,8 +85,9 @@ fn read_operand(
     let raw = ctx.mem.operand_bytes(field, op, n)?;
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
     let (dtype, shape) = (op.dtype, *s);
-    let bn = bn.map(|(blk, relu)| (blk.clone(), relu));
     Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
+        // Only a new entry needs its own copy of the BN block.
+        let bn = bn.map(|(blk, relu)| (blk.clone(), relu));
         Box::new(move || {
             let mut x = decode_f32(dtype, &raw, n);
             let relu_mask = bn.map(|(blk, relu)| bn_on_read(&mut x, &blk, shape.c, shape.h * shape.w, relu));
