@@ -263,27 +263,10 @@ impl Memory {
         Ok(&self.space(op.space).expect("range checked the space")[r])
     }
 
-    /// Writes `data` to `op`, converting to its dtype (RNE for floats, `x != 0` for `b1`).
+    /// Writes `data` to `op`, converting to its dtype ([`encode_f32`]).
     pub fn write_f32(&mut self, field: &'static str, op: Operand, data: &[f32]) -> Result<(), FaultKind> {
         let r = self.op_range(field, op, data.len() as u64)?;
-        let raw = &mut self.space_mut(op.space).expect("checked")[r];
-        match op.dtype {
-            DType::B1 => pack_bits(raw, data.len(), |i| data[i] != 0.0),
-            DType::I32 => {
-                for (c, &x) in raw.chunks_exact_mut(4).zip(data) {
-                    c.copy_from_slice(&(x as i32).to_le_bytes());
-                }
-            }
-            DType::I64 => {
-                for (c, &x) in raw.chunks_exact_mut(8).zip(data) {
-                    c.copy_from_slice(&(x as i64).to_le_bytes());
-                }
-            }
-            d => float_format(d)
-                .expect("float dtype")
-                .encode_slice(data, raw)
-                .expect("range sized from data"),
-        }
+        encode_f32(op.dtype, data, &mut self.space_mut(op.space).expect("checked")[r]);
         Ok(())
     }
 
@@ -371,28 +354,56 @@ impl Memory {
 /// `n` elements of dtype `d` decoded from their bytes `raw` as f32 (floats converted exactly,
 /// `b1` as 0/1, integers by value).
 pub fn decode_f32(d: DType, raw: &[u8], n: usize) -> Vec<f32> {
-    match d {
-        DType::B1 => {
+    match float_format(d) {
+        // Floats decode into a vector built as it is filled (no zeroing pass first).
+        Some(f) => f.from_bytes(raw).expect("bytes sized from n"),
+        None => {
             let mut out = vec![0.0f32; n];
-            unpack_bits(raw, &mut out, |b| f32::from(u8::from(b)));
+            decode_f32_into(d, raw, &mut out);
             out
         }
-        DType::I32 => raw
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|&c| i32::from_le_bytes(c) as f32)
-            .collect(),
-        DType::I64 => raw
-            .as_chunks::<8>()
-            .0
-            .iter()
-            .map(|&c| i64::from_le_bytes(c) as f32)
-            .collect(),
+    }
+}
+
+/// Decodes the `out.len()` elements of dtype `d` in `raw` into `out`, as [`decode_f32`] does.
+pub fn decode_f32_into(d: DType, raw: &[u8], out: &mut [f32]) {
+    match d {
+        DType::B1 => unpack_bits(raw, out, |b| f32::from(u8::from(b))),
+        DType::I32 => out
+            .iter_mut()
+            .zip(raw.as_chunks::<4>().0)
+            .for_each(|(o, &c)| *o = i32::from_le_bytes(c) as f32),
+        DType::I64 => out
+            .iter_mut()
+            .zip(raw.as_chunks::<8>().0)
+            .for_each(|(o, &c)| *o = i64::from_le_bytes(c) as f32),
         d => float_format(d)
             .expect("float dtype")
-            .from_bytes(raw)
-            .expect("bytes sized from n"),
+            .decode_into(raw, out)
+            .expect("bytes sized from out"),
+    }
+}
+
+/// Encodes `data` as dtype `d` into `raw`, which holds `data.len()` elements: RNE for floats,
+/// `x != 0` for `b1` (the bits of a last partial byte beyond them keep their values), integers
+/// truncated toward zero.
+pub fn encode_f32(d: DType, data: &[f32], raw: &mut [u8]) {
+    match d {
+        DType::B1 => pack_bits(raw, data.len(), |i| data[i] != 0.0),
+        DType::I32 => {
+            for (c, &x) in raw.chunks_exact_mut(4).zip(data) {
+                c.copy_from_slice(&(x as i32).to_le_bytes());
+            }
+        }
+        DType::I64 => {
+            for (c, &x) in raw.chunks_exact_mut(8).zip(data) {
+                c.copy_from_slice(&(x as i64).to_le_bytes());
+            }
+        }
+        d => float_format(d)
+            .expect("float dtype")
+            .encode_slice(data, raw)
+            .expect("range sized from data"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Loss and optimizer instructions: softmax cross-entropy and SGD.
 
-use super::{kernel_fault, Ctx, Work};
+use super::{kernel_fault, stream, Ctx, Work};
 use crate::decode::Op;
 use crate::error::FaultKind;
 use crate::kernels::loss::{softmax_xent, softmax_xent_backward};
@@ -38,35 +38,38 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             ctx.ev(Event::VecOp, 3 * (n * c) as u64);
         }
         Op::Sgd { n, w, g, v, mask } => {
-            let mut wv = ctx.read("w", w, n)?;
             let scale = ctx.state.f(CfgF32::LossScale);
-            let mut gv = ctx.read("g", g, n)?;
-            if scale != 1.0 {
-                gv.iter_mut().for_each(|x| *x /= scale);
-            }
-            let m = ctx.read_mask("mask", mask, n)?;
             let momentum = if v.is_none() {
                 0.0
             } else {
                 ctx.state.f(CfgF32::Momentum)
-            };
-            let mut vv = if v.is_none() {
-                vec![0.0; n]
-            } else {
-                ctx.read("v", v, n)?
             };
             let sgd = Sgd {
                 lr: ctx.state.f(CfgF32::Lr),
                 momentum,
                 weight_decay: ctx.state.f(CfgF32::WeightDecay),
             };
-            sgd.step(&mut wv, &gv, &mut vv, m.as_deref())
-                .map_err(kernel_fault)?;
-            ctx.write("w", w, &wv)?;
-            if !v.is_none() {
-                ctx.write("v", v, &vv)?;
-            }
-            let updated = m.map_or(n, |m| m.iter().filter(|&&k| k).count());
+            // Without a momentum operand the momentum reads as zeros and is not kept; a weight
+            // the mask drops keeps its value and its momentum.
+            let (masked, mut updated) = (!mask.is_none(), 0);
+            let ins = [("w", w), ("g", g), ("mask", mask), ("v", v)];
+            stream::map(
+                ctx,
+                n,
+                ins,
+                [("w", w), ("v", v)],
+                |_, [wi, gi, mi, vi], [wo, vo]| {
+                    for i in 0..wi.len() {
+                        (wo[i], vo[i]) = if !masked || mi[i] != 0.0 {
+                            updated += 1;
+                            let g = if scale != 1.0 { gi[i] / scale } else { gi[i] };
+                            sgd.update(wi[i], g, vi[i])
+                        } else {
+                            (wi[i], vi[i])
+                        };
+                    }
+                },
+            )?;
             ctx.ev(Event::VecOp, 4 * updated as u64);
         }
         _ => unreachable!("not a loss/optimizer operation: {op:?}"),

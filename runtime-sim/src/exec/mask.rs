@@ -1,7 +1,7 @@
 //! Mask-unit and speculation-unit instructions: top-k pruning, mask application, S2 prediction and
 //! density counting.
 
-use super::{Ctx, Work};
+use super::{stream, Ctx, Work};
 use crate::decode::Op;
 use crate::error::FaultKind;
 use crate::kernels::prune;
@@ -30,14 +30,18 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             ctx.ev(Event::MaskOp, 2 * n as u64);
         }
         Op::MaskApply { n, src, mask, out } => {
-            let mut x = ctx.read("src", src, n)?;
-            let m = ctx.read_mask("mask", mask, n)?.expect("required operand");
-            x.iter_mut().zip(&m).for_each(|(v, &k)| {
-                if !k {
-                    *v = 0.0;
-                }
-            });
-            ctx.write("out", out, &x)?;
+            stream::map(
+                ctx,
+                n,
+                [("src", src), ("mask", mask)],
+                [("out", out)],
+                |_, [x, m], [y]| {
+                    y.iter_mut()
+                        .zip(x)
+                        .zip(m)
+                        .for_each(|((y, &v), &k)| *y = if k != 0.0 { v } else { 0.0 })
+                },
+            )?;
             ctx.ev(Event::MaskOp, n as u64);
         }
         Op::SpecS2 { n, k, w, mask, out } => {

@@ -11,6 +11,7 @@ mod conv_census;
 mod dma;
 mod loss;
 mod mask;
+mod stream;
 mod tensor;
 mod vector;
 mod views;

@@ -1,6 +1,6 @@
 //! Vector-unit instructions: elementwise ops, bias, pooling, conversion and fill.
 
-use super::{kernel_fault, Ctx, Work};
+use super::{kernel_fault, stream, Ctx, Work};
 use crate::decode::{Nchw, Op, PoolOp};
 use crate::error::FaultKind;
 use crate::kernels::{eltwise, pool};
@@ -8,24 +8,34 @@ use crate::ledger::Event;
 use trainer_isa::names::{Dir, PoolKind};
 use trainer_isa::DType;
 
+/// The invariant of a pass's chunks ([`stream::map`]): every operand's is as long.
+pub(super) const SAME_LENGTH: &str = "a pass's chunks are equally long";
+
 /// Executes a vector-unit operation.
 pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
     ctx.act.work = Work::Stream;
     match *op {
         Op::Relu { n, src, out, mask } => {
-            let x = ctx.read("src", src, n)?;
-            let mut y = vec![0.0; n];
-            eltwise::relu(&x, &mut y).map_err(kernel_fault)?;
-            ctx.write("out", out, &y)?;
-            ctx.write_mask("mask", mask, &eltwise::relu_mask(&x))?;
+            stream::map(
+                ctx,
+                n,
+                [("src", src)],
+                [("out", out), ("mask", mask)],
+                |_, [x], [y, m]| {
+                    eltwise::relu(x, y).expect(SAME_LENGTH);
+                    eltwise::relu_mask(x, m).expect(SAME_LENGTH);
+                },
+            )?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::ReluBwd { n, dy, mask, out } => {
-            let g = ctx.read("dy", dy, n)?;
-            let m = ctx.read_mask("mask", mask, n)?.expect("required operand");
-            let mut d = vec![0.0; n];
-            eltwise::relu_backward(&g, &m, &mut d).map_err(kernel_fault)?;
-            ctx.write("out", out, &d)?;
+            stream::map(
+                ctx,
+                n,
+                [("dy", dy), ("mask", mask)],
+                [("out", out)],
+                |_, [g, m], [d]| eltwise::relu_backward(g, m, d).expect(SAME_LENGTH),
+            )?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Clip {
@@ -36,31 +46,43 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             out,
             mask,
         } => {
-            let x = ctx.read("src", src, n)?;
-            let mut y = vec![0.0; n];
-            eltwise::clip(&x, lo, hi, &mut y).map_err(kernel_fault)?;
-            ctx.write("out", out, &y)?;
-            let m: Vec<bool> = x.iter().map(|&v| lo < v && v < hi).collect();
-            ctx.write_mask("mask", mask, &m)?;
+            eltwise::clip_bounds(lo, hi).map_err(kernel_fault)?;
+            stream::map(
+                ctx,
+                n,
+                [("src", src)],
+                [("out", out), ("mask", mask)],
+                |_, [x], [y, m]| {
+                    eltwise::clip(x, lo, hi, y).expect("bounds checked, chunks as long");
+                    m.iter_mut()
+                        .zip(x)
+                        .for_each(|(m, &v)| *m = f32::from(u8::from(lo < v && v < hi)));
+                },
+            )?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Add { n, a, b, out } => {
-            let (x, y) = (ctx.read("a", a, n)?, ctx.read("b", b, n)?);
-            let mut o = vec![0.0; n];
-            eltwise::add(&x, &y, &mut o).map_err(kernel_fault)?;
-            ctx.write("out", out, &o)?;
+            stream::map(ctx, n, [("a", a), ("b", b)], [("out", out)], |_, [x, y], [o]| {
+                eltwise::add(x, y, o).expect(SAME_LENGTH)
+            })?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Axpy { n, alpha, x, y, out } => {
-            let xv = ctx.read("x", x, n)?;
-            let o = if y.is_none() {
-                xv.iter().map(|&v| alpha * v).collect()
-            } else {
-                let mut yv = ctx.read("y", y, n)?;
-                eltwise::axpy(alpha, &xv, &mut yv).map_err(kernel_fault)?;
-                yv
-            };
-            ctx.write("out", out, &o)?;
+            let no_y = y.is_none();
+            stream::map(
+                ctx,
+                n,
+                [("x", x), ("y", y)],
+                [("out", out)],
+                |_, [xv, yv], [o]| {
+                    if no_y {
+                        o.iter_mut().zip(xv).for_each(|(o, &v)| *o = alpha * v);
+                    } else {
+                        o.copy_from_slice(yv);
+                        eltwise::axpy(alpha, xv, o).expect(SAME_LENGTH);
+                    }
+                },
+            )?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::BiasAdd { s, src, bias, out } => {
@@ -85,13 +107,14 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 ctx.charge_read(src, n);
                 ctx.charge_write(out, n);
             } else {
-                let x = ctx.read("src", src, n)?;
-                ctx.write("out", out, &x)?;
+                stream::map(ctx, n, [("src", src)], [("out", out)], |_, [x], [y]| {
+                    y.copy_from_slice(x)
+                })?;
             }
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Fill { n, value, out } => {
-            ctx.write("out", out, &vec![value; n])?;
+            stream::map(ctx, n, [], [("out", out)], |_, [], [y]| y.fill(value))?;
             ctx.ev(Event::VecOp, n as u64);
         }
         _ => unreachable!("not a vector operation: {op:?}"),

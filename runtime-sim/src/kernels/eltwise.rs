@@ -10,28 +10,39 @@ pub fn relu(x: &[f32], y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// The ReLU mask `x > 0` (the forward mask used by ReLU backward and speculation S1).
-pub fn relu_mask(x: &[f32]) -> Vec<bool> {
-    x.iter().map(|&v| v > 0.0).collect()
+/// The ReLU mask `x > 0` as 1.0 / 0.0 into `m` (the forward mask used by ReLU backward and
+/// speculation S1).
+pub fn relu_mask(x: &[f32], m: &mut [f32]) -> Result<()> {
+    check_len("relu mask", m, x.len())?;
+    m.iter_mut()
+        .zip(x)
+        .for_each(|(m, &v)| *m = f32::from(u8::from(v > 0.0)));
+    Ok(())
 }
 
-/// `dx = dy ⊙ mask` (ReLU backward by mask).
-pub fn relu_backward(dy: &[f32], mask: &[bool], dx: &mut [f32]) -> Result<()> {
+/// `dx = dy ⊙ mask` (ReLU backward by mask; a non-zero mask element keeps).
+pub fn relu_backward(dy: &[f32], mask: &[f32], dx: &mut [f32]) -> Result<()> {
     check_len("relu mask", mask, dy.len())?;
     check_len("relu input gradient", dx, dy.len())?;
     dx.iter_mut()
         .zip(dy)
         .zip(mask)
-        .for_each(|((d, &g), &m)| *d = if m { g } else { 0.0 });
+        .for_each(|((d, &g), &m)| *d = if m != 0.0 { g } else { 0.0 });
     Ok(())
+}
+
+/// Checks clip bounds: `lo <= hi`, neither NaN.
+pub fn clip_bounds(lo: f32, hi: f32) -> Result<()> {
+    match lo.is_nan() || hi.is_nan() || lo > hi {
+        true => Err(invalid("clip bounds", format!("[{lo}, {hi}]"))),
+        false => Ok(()),
+    }
 }
 
 /// `y = clamp(x, lo, hi)` (ReLU6 is `clip(x, 0, 6)`).
 pub fn clip(x: &[f32], lo: f32, hi: f32, y: &mut [f32]) -> Result<()> {
     check_len("clip output", y, x.len())?;
-    if lo.is_nan() || hi.is_nan() || lo > hi {
-        return Err(invalid("clip bounds", format!("[{lo}, {hi}]")));
-    }
+    clip_bounds(lo, hi)?;
     y.iter_mut().zip(x).for_each(|(o, &v)| *o = v.clamp(lo, hi));
     Ok(())
 }
@@ -107,8 +118,9 @@ mod tests {
         let mut y = [0.0; 4];
         relu(&x, &mut y).unwrap();
         assert_eq!(y, [0.0, 0.0, 2.0, 7.0]);
-        let m = relu_mask(&x);
-        assert_eq!(m, [false, false, true, true]);
+        let mut m = [0.0; 4];
+        relu_mask(&x, &mut m).unwrap();
+        assert_eq!(m, [0.0, 0.0, 1.0, 1.0]);
         relu_backward(&[1.0, 2.0, 3.0, 4.0], &m, &mut y).unwrap();
         assert_eq!(y, [0.0, 0.0, 3.0, 4.0]);
         clip(&x, 0.0, 6.0, &mut y).unwrap();

@@ -381,15 +381,31 @@ impl Format {
     /// Adds the values encoded in `src` to `dst` element by element (decoded as they are added,
     /// without a decoded copy); `src` must hold `dst.len() * self.bytes()` bytes.
     pub fn add_decoded(self, src: &[u8], dst: &mut [f32]) -> Result<()> {
+        self.decode_each(src, dst, |d, v| *d += v)
+    }
+
+    /// Decodes `src` into `dst` (overwriting it); `src` must hold `dst.len() * self.bytes()` bytes.
+    pub fn decode_into(self, src: &[u8], dst: &mut [f32]) -> Result<()> {
+        self.decode_each(src, dst, |d, v| *d = v)
+    }
+
+    /// Hands every value encoded in `src` to `put` with its element of `dst`.
+    fn decode_each(self, src: &[u8], dst: &mut [f32], put: impl Fn(&mut f32, f32)) -> Result<()> {
         check_len("encoded buffer", src, dst.len() * self.bytes())?;
+        let table = match self {
+            Format::E5M2 => &E5M2_TABLE,
+            _ => &E4M3_TABLE,
+        };
         match self {
             Format::F32 => dst
                 .iter_mut()
                 .zip(src.as_chunks::<4>().0)
-                .for_each(|(d, &c)| *d += f32::from_le_bytes(c)),
-            Format::F16 => f16_kernels::decode_with(src.as_chunks::<2>().0, dst, |d, v| *d += v),
-            Format::E4M3 => add_with(&E4M3_TABLE, src, dst),
-            Format::E5M2 => add_with(&E5M2_TABLE, src, dst),
+                .for_each(|(d, &c)| put(d, f32::from_le_bytes(c))),
+            Format::F16 => f16_kernels::decode_with(src.as_chunks::<2>().0, dst, &put),
+            Format::E4M3 | Format::E5M2 => dst
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, &c)| put(d, table[usize::from(c)])),
         }
         Ok(())
     }
@@ -422,13 +438,6 @@ impl Format {
 
 fn decode_with(table: &[f32; 256], src: &[u8]) -> Vec<f32> {
     src.iter().map(|&c| table[usize::from(c)]).collect()
-}
-
-/// Adds the values of the fp8 codes `src` to `dst` (equal lengths).
-fn add_with(table: &[f32; 256], src: &[u8], dst: &mut [f32]) {
-    dst.iter_mut()
-        .zip(src)
-        .for_each(|(d, &c)| *d += table[usize::from(c)]);
 }
 
 /// Decodes f16 codes into a new vector, written in place without being zeroed first: zeroing it
@@ -583,7 +592,7 @@ mod tests {
     /// `add_decoded` adds what `from_bytes` decodes (every format, NaN and infinities, a length
     /// past the block size).
     #[test]
-    fn fused_store_and_add_match_the_separate_steps() {
+    fn fused_store_add_and_decode_match_the_separate_steps() {
         let values: Vec<f32> = (0..=u32::MAX)
             .step_by(4_000_037)
             .map(f32::from_bits)
@@ -610,6 +619,9 @@ mod tests {
             f.add_decoded(&bytes, &mut sum).unwrap();
             assert!(same(&sum, &want), "{f:?}");
             assert!(f.add_decoded(&bytes[1..], &mut sum).is_err());
+            f.decode_into(&bytes, &mut sum).unwrap();
+            assert!(same(&sum, &f.from_bytes(&bytes).unwrap()), "{f:?}");
+            assert!(f.decode_into(&bytes[1..], &mut sum).is_err());
         }
     }
 

@@ -1,0 +1,216 @@
+//! Element-wise passes: an instruction whose every output element depends only on the same
+//! element of its inputs (and on its index) streams its operands through small f32 buffers, a
+//! chunk at a time — decoded, computed and encoded while the chunk is in cache — instead of
+//! decoding whole tensors into f32 copies and encoding them back.
+//!
+//! The result is that of reading every input whole, computing, then writing every output whole
+//! in order: when an output overlaps an input other than in place (same start, an element no
+//! wider than the input's) or another output, the pass runs as one chunk, which is exactly that.
+
+use super::Ctx;
+use crate::error::FaultKind;
+use crate::memory::{decode_f32_into, encode_f32};
+use trainer_isa::{Operand, Space};
+
+/// Elements per chunk: a multiple of 8, so that the chunks of a `b1` operand start on a byte.
+const CHUNK: usize = 4096;
+
+/// An operand of a pass: the field named in faults, and the operand. An absent input reads as
+/// zeros; an absent output is computed and dropped.
+pub type Field = (&'static str, Operand);
+
+/// Runs `f` over `n` elements of `inputs` into `n` elements of `outputs`: `f(start, ins, outs)`
+/// gets the chunk of elements `start..start + len` of every operand. Every present operand's
+/// range is checked first, inputs then outputs in order, so a faulting pass writes nothing. Each
+/// read and write is charged.
+pub fn map<const I: usize, const O: usize>(
+    ctx: &mut Ctx,
+    n: usize,
+    inputs: [Field; I],
+    outputs: [Field; O],
+    mut f: impl FnMut(usize, [&[f32]; I], [&mut [f32]; O]),
+) -> Result<(), FaultKind> {
+    let present = |ops: &[Field]| {
+        ops.iter()
+            .copied()
+            .filter(|(_, op)| !op.is_none())
+            .collect::<Vec<_>>()
+    };
+    let (ins, outs) = (present(&inputs), present(&outputs));
+    for &(field, op) in ins.iter().chain(&outs) {
+        ctx.check(field, op, n)?;
+    }
+    let chunk = match streamable(&ins, &outs, n) {
+        true => CHUNK.min(n),
+        false => n,
+    };
+    let mut in_bufs = [(); I].map(|_| vec![0.0f32; chunk]);
+    let mut out_bufs = [(); O].map(|_| vec![0.0f32; chunk]);
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        for (buf, &(field, op)) in in_bufs.iter_mut().zip(&inputs) {
+            if !op.is_none() {
+                let (at, bytes) = elements(op, start, len);
+                decode_f32_into(
+                    op.dtype,
+                    ctx.mem.bytes(field, op.space, at, bytes)?,
+                    &mut buf[..len],
+                );
+            }
+        }
+        f(
+            start,
+            in_bufs.each_ref().map(|b| &b[..len]),
+            out_bufs.each_mut().map(|b| &mut b[..len]),
+        );
+        for (buf, &(field, op)) in out_bufs.iter().zip(&outputs) {
+            if !op.is_none() {
+                let (at, bytes) = elements(op, start, len);
+                encode_f32(
+                    op.dtype,
+                    &buf[..len],
+                    ctx.mem.bytes_mut(field, op.space, at, bytes)?,
+                );
+            }
+        }
+        start += len;
+    }
+    for &(_, op) in &ins {
+        ctx.charge_read(op, n);
+    }
+    for &(_, op) in &outs {
+        ctx.charge_write(op, n);
+    }
+    Ok(())
+}
+
+/// The byte address and length of elements `start..start + len` of `op` (`start` a multiple
+/// of 8).
+fn elements(op: Operand, start: usize, len: usize) -> (u64, u64) {
+    let at = u64::from(op.addr) + op.dtype.bytes(start as u64);
+    (at, op.dtype.bytes(len as u64))
+}
+
+/// Whether chunks give the same result as one whole pass: every output is disjoint from the
+/// other outputs, and from every input unless it is written in place over it (same start, an
+/// element no wider: a chunk's output then only covers input bytes already read).
+fn streamable(ins: &[Field], outs: &[Field], n: usize) -> bool {
+    let span = |op: Operand| {
+        (
+            op.space,
+            u64::from(op.addr),
+            u64::from(op.addr) + op.dtype.bytes(n as u64),
+        )
+    };
+    let overlap = |a: (Space, u64, u64), b: (Space, u64, u64)| a.0 == b.0 && a.1 < b.2 && b.1 < a.2;
+    outs.iter().enumerate().all(|(i, &(_, out))| {
+        let o = span(out);
+        let in_place = |inp: Operand| inp.addr == out.addr && out.dtype.bits(1) <= inp.dtype.bits(1);
+        outs[i + 1..].iter().all(|&(_, other)| !overlap(o, span(other)))
+            && ins
+                .iter()
+                .all(|&(_, inp)| !overlap(o, span(inp)) || in_place(inp))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{Activity, ConvViews, Features};
+    use crate::memory::{Buffers, Dram, Memory};
+    use crate::state::State;
+    use trainer_isa::DType;
+
+    fn op(dtype: DType, addr: u32) -> Operand {
+        Operand {
+            space: Space::Dram,
+            dtype,
+            addr,
+        }
+    }
+
+    /// DRAM holding `init`.
+    fn memory(init: &[f32]) -> Memory {
+        let mut mem = Memory {
+            dram: Dram::new(4 * init.len()),
+            buffers: Buffers::new([0; 4]),
+        };
+        mem.write_f32("init", op(DType::F32, 0), init).unwrap();
+        mem
+    }
+
+    /// Runs `y[i] = x[i] + i` over `n` elements from `x` to `y` in memory holding `init`; returns
+    /// the result and the memory's bytes after it.
+    fn run(n: usize, x: Operand, y: Operand, init: &[f32]) -> (Result<(), FaultKind>, Vec<u8>) {
+        let mut mem = memory(init);
+        let (mut state, mut views) = (State::default(), ConvViews::default());
+        let mut ctx = Ctx {
+            mem: &mut mem,
+            state: &mut state,
+            features: Features::default(),
+            views: &mut views,
+            act: Activity::default(),
+            deferred: None,
+            background: None,
+        };
+        let done = map(&mut ctx, n, [("x", x)], [("y", y)], |start, [x], [y]| {
+            for (i, (o, &v)) in y.iter_mut().zip(x).enumerate() {
+                *o = v + (start + i) as f32;
+            }
+        });
+        (done, mem.dram.bytes().to_vec())
+    }
+
+    /// The same computation read whole, then written whole.
+    fn whole(n: usize, x: Operand, y: Operand, init: &[f32]) -> Vec<u8> {
+        let mut mem = memory(init);
+        let xs = mem.read_f32("x", x, n).unwrap();
+        let ys: Vec<f32> = xs.iter().enumerate().map(|(i, &v)| v + i as f32).collect();
+        mem.write_f32("y", y, &ys).unwrap();
+        mem.dram.bytes().to_vec()
+    }
+
+    #[test]
+    fn chunks_match_a_whole_pass_whatever_the_overlap() {
+        let n = 3 * CHUNK + 5;
+        let init: Vec<f32> = (0..3 * n).map(|i| (i % 97) as f32 - 40.0).collect();
+        let cases = [
+            // Disjoint, in place (same and narrower dtype), overlapping ahead and behind.
+            (op(DType::F32, 0), op(DType::F32, 4 * n as u32)),
+            (op(DType::F32, 0), op(DType::F32, 0)),
+            (op(DType::F32, 0), op(DType::F16, 0)),
+            (op(DType::F16, 0), op(DType::F32, 0)),
+            (op(DType::F32, 0), op(DType::F32, 8)),
+            (op(DType::F32, 8), op(DType::F32, 0)),
+            (op(DType::F32, 4), op(DType::B1, 0)),
+            (op(DType::B1, 4), op(DType::B1, 4)),
+        ];
+        for (x, y) in cases {
+            let (done, bytes) = run(n, x, y, &init);
+            done.unwrap();
+            assert_eq!(bytes, whole(n, x, y, &init), "{x:?} -> {y:?}");
+        }
+    }
+
+    #[test]
+    fn a_faulting_pass_writes_nothing() {
+        let init: Vec<f32> = (0..2 * CHUNK).map(|i| i as f32).collect();
+        // The output's first chunk fits, the rest runs past the end of memory.
+        let n = CHUNK + 8;
+        let untouched = memory(&init).dram.bytes().to_vec();
+        let (done, bytes) = run(n, op(DType::F32, 0), op(DType::F32, 4 * CHUNK as u32), &init);
+        assert!(
+            matches!(done, Err(FaultKind::OutOfBounds { field: "y", .. })),
+            "{done:?}"
+        );
+        assert!(bytes == untouched, "a faulting pass wrote");
+        // So does an input's.
+        let (done, bytes) = run(n, op(DType::F32, 4 * CHUNK as u32), op(DType::F32, 0), &init);
+        assert!(
+            matches!(done, Err(FaultKind::OutOfBounds { field: "x", .. })),
+            "{done:?}"
+        );
+        assert!(bytes == untouched, "a faulting pass wrote");
+    }
+}
