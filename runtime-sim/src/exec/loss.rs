@@ -50,7 +50,8 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 weight_decay: ctx.state.f(CfgF32::WeightDecay),
             };
             // Without a momentum operand the momentum reads as zeros and is not kept; a weight
-            // the mask drops keeps its value and its momentum.
+            // the mask drops keeps its value and its momentum. Every element is updated and the
+            // mask then picks (a loop without branches, which vectorises).
             let (masked, mut updated) = (!mask.is_none(), 0);
             let ins = [("w", w), ("g", g), ("mask", mask), ("v", v)];
             stream::map(
@@ -59,15 +60,19 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 ins,
                 [("w", w), ("v", v)],
                 |_, [wi, gi, mi, vi], [wo, vo]| {
-                    for i in 0..wi.len() {
-                        (wo[i], vo[i]) = if !masked || mi[i] != 0.0 {
-                            updated += 1;
-                            let g = if scale != 1.0 { gi[i] / scale } else { gi[i] };
-                            sgd.update(wi[i], g, vi[i])
-                        } else {
-                            (wi[i], vi[i])
-                        };
+                    let outs = wo.iter_mut().zip(vo.iter_mut());
+                    let ins = wi.iter().zip(gi).zip(vi.iter().zip(mi));
+                    for ((w_out, v_out), ((&w, &g), (&v, &m))) in outs.zip(ins) {
+                        let g = if scale != 1.0 { g / scale } else { g };
+                        let (w_new, v_new) = sgd.update(w, g, v);
+                        let keep = !masked || m != 0.0;
+                        *w_out = if keep { w_new } else { w };
+                        *v_out = if keep { v_new } else { v };
                     }
+                    updated += match masked {
+                        true => mi.iter().filter(|&&m| m != 0.0).count(),
+                        false => wi.len(),
+                    };
                 },
             )?;
             ctx.ev(Event::VecOp, 4 * updated as u64);
