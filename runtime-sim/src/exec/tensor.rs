@@ -408,7 +408,7 @@ struct Speculated {
 
 impl ConvJob {
     /// The kernel, with S3's prediction beside it (both only read the operands): the output
-    /// before the epilogue.
+    /// with the keep-mask applied, before the rest of the epilogue.
     fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
         let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, self.b.values());
         // The pre-BN activation BP's BN statistics read when the conv retires: decoded here.
@@ -446,6 +446,8 @@ impl ConvJob {
                 None
             }
         };
+        // The output keep-mask is known since issue: applied here, off the run loop.
+        apply_mask(&mut y, self.keep.as_deref());
         Ok((y, spec))
     }
 
@@ -470,11 +472,12 @@ impl ConvJob {
             ctx.act.speculation = Some((sp.predicted, sp.wrong));
             sp.keep
         });
+        // The job applied the keep-mask.
         let epilogue = Epilogue {
             out: t.out,
             acc: t.acc,
             relu: t.relu,
-            keep: keep.as_deref(),
+            keep: None,
         };
         write_output(ctx, &epilogue, &mut y)?;
         // Decoupled BN statistics on write.

@@ -393,12 +393,23 @@ impl ConvShape {
 
     /// im2col of group `g` of every image, side by side: a J×(N·P) matrix whose columns
     /// `n·P..(n + 1)·P` are image `n`'s J×P im2col (one long row per tap for the GEMMs).
+    /// Built in order, each element written once (the padding taps as zeros, no zeroing pass).
     pub(crate) fn im2col_batch(&self, x: &[f32], g: usize) -> Vec<f32> {
-        let (p, np, in_plane) = (self.p(), self.n * self.p(), self.cg() * self.h * self.w);
-        let mut col = vec![0.0; self.j() * np];
-        for n in 0..self.n {
-            let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
-            self.im2col_taps(xg, &mut col[n * p..], np);
+        let (p, in_plane, sw) = (self.p(), self.cg() * self.h * self.w, self.stride.1);
+        let mut col = Vec::with_capacity(self.j() * self.n * p);
+        for j in 0..self.j() {
+            for n in 0..self.n {
+                let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
+                let start = col.len();
+                self.row_spans(j, |t| {
+                    col.resize(start + t.q, 0.0);
+                    match sw {
+                        1 => col.extend_from_slice(&xg[t.src..t.src + t.len]),
+                        _ => col.extend((0..t.len).map(|k| xg[t.src + k * sw])),
+                    }
+                });
+                col.resize(start + p, 0.0);
+            }
         }
         col
     }
@@ -628,12 +639,20 @@ pub fn conv_ff_cols(
         };
         return conv_ff(shape, x, w.values(), y, &opts).map(|_| ());
     }
+    let product = |g: usize, col: &[f32], out: &mut [f32]| match &sparse[g] {
+        Some(csr) => gemm::spmm_par(csr, col, np, out),
+        None => gemm::gemm(weights(g)?, MatRef::row_major(col, j, np)?, out, np, false),
+    };
+    if shape.n == 1 {
+        // One image: a group's product (Kg×P) is its channels' run of `y` as it is.
+        for (g, (col, yg)) in cols.iter().zip(y.chunks_exact_mut(kg * p)).enumerate() {
+            product(g, col, yg)?;
+        }
+        return Ok(());
+    }
     let mut out = vec![0.0; kg * np];
     for (g, col) in cols.iter().enumerate() {
-        match &sparse[g] {
-            Some(csr) => gemm::spmm_par(csr, col, np, &mut out)?,
-            None => gemm::gemm(weights(g)?, MatRef::row_major(col, j, np)?, &mut out, np, false)?,
-        }
+        product(g, col, &mut out)?;
         // Row r of `out` holds output channel g·Kg + r of every image, side by side.
         for (r, row) in out.chunks_exact(np).enumerate() {
             for (n, part) in row.chunks_exact(p).enumerate() {

@@ -125,6 +125,14 @@ fn shapes() -> Vec<ConvShape> {
             k: 40,
             ..base
         },
+        // One image (FF writes each group's product straight into the output).
+        ConvShape { n: 1, ..base },
+        ConvShape {
+            n: 1,
+            groups: 2,
+            stride: (2, 1),
+            ..base
+        },
     ]
 }
 
@@ -322,6 +330,33 @@ fn tap_counters_match_the_im2col_matrix() {
             MatRef::row_major(&col, j, p).unwrap().nonzero_bits(),
             "{sh:?}"
         );
+    }
+}
+
+#[test]
+fn batched_im2col_is_every_image_side_by_side() {
+    let mut rng = Rng::new(8);
+    for sh in shapes() {
+        let (j, p, in_plane) = (sh.j(), sh.p(), sh.cg() * sh.h * sh.w);
+        // Every input non-zero, so that a padding tap left unwritten would show.
+        let x: Vec<f32> = (0..sh.input_len()).map(|_| rng.signed() + 3.0).collect();
+        for g in 0..sh.groups {
+            let batch = sh.im2col_batch(&x, g);
+            assert_eq!(batch.len(), j * sh.n * p, "{sh:?}");
+            for n in 0..sh.n {
+                let mut col = vec![f32::NAN; j * p];
+                sh.im2col(&x[(n * sh.groups + g) * in_plane..][..in_plane], &mut col);
+                for r in 0..j {
+                    let got = &batch[(r * sh.n + n) * p..][..p];
+                    assert!(
+                        got.iter()
+                            .zip(&col[r * p..][..p])
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{sh:?}"
+                    );
+                }
+            }
+        }
     }
 }
 
