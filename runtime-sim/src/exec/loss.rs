@@ -54,27 +54,21 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             // mask then picks (a loop without branches, which vectorises).
             let (masked, mut updated) = (!mask.is_none(), 0);
             let ins = [("w", w), ("g", g), ("mask", mask), ("v", v)];
-            stream::map(
-                ctx,
-                n,
-                ins,
-                [("w", w), ("v", v)],
-                |_, [wi, gi, mi, vi], [wo, vo]| {
-                    let outs = wo.iter_mut().zip(vo.iter_mut());
-                    let ins = wi.iter().zip(gi).zip(vi.iter().zip(mi));
-                    for ((w_out, v_out), ((&w, &g), (&v, &m))) in outs.zip(ins) {
-                        let g = if scale != 1.0 { g / scale } else { g };
-                        let (w_new, v_new) = sgd.update(w, g, v);
-                        let keep = !masked || m != 0.0;
-                        *w_out = if keep { w_new } else { w };
-                        *v_out = if keep { v_new } else { v };
-                    }
-                    updated += match masked {
-                        true => mi.iter().filter(|&&m| m != 0.0).count(),
-                        false => wi.len(),
-                    };
-                },
-            )?;
+            stream::map(ctx, n, ins, [("w", w), ("v", v)], |[wi, gi, mi, vi], [wo, vo]| {
+                let outs = wo.iter_mut().zip(vo.iter_mut());
+                let ins = wi.iter().zip(gi).zip(vi.iter().zip(mi));
+                for ((w_out, v_out), ((&w, &g), (&v, &m))) in outs.zip(ins) {
+                    let g = if scale != 1.0 { g / scale } else { g };
+                    let (w_new, v_new) = sgd.update(w, g, v);
+                    let keep = !masked || m != 0.0;
+                    *w_out = if keep { w_new } else { w };
+                    *v_out = if keep { v_new } else { v };
+                }
+                updated += match masked {
+                    true => mi.iter().filter(|&&m| m != 0.0).count(),
+                    false => wi.len(),
+                };
+            })?;
             ctx.ev(Event::VecOp, 4 * updated as u64);
         }
         _ => unreachable!("not a loss/optimizer operation: {op:?}"),

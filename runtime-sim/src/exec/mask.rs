@@ -35,7 +35,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 n,
                 [("src", src), ("mask", mask)],
                 [("out", out)],
-                |_, [x, m], [y]| {
+                |[x, m], [y]| {
                     y.iter_mut()
                         .zip(x)
                         .zip(m)

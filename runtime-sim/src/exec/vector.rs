@@ -9,7 +9,7 @@ use trainer_isa::names::{Dir, PoolKind};
 use trainer_isa::DType;
 
 /// The invariant of a pass's chunks ([`stream::map`]): every operand's is as long.
-pub(super) const SAME_LENGTH: &str = "a pass's chunks are equally long";
+const SAME_LENGTH: &str = "a pass's chunks are equally long";
 
 /// Executes a vector-unit operation.
 pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
@@ -21,7 +21,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 n,
                 [("src", src)],
                 [("out", out), ("mask", mask)],
-                |_, [x], [y, m]| {
+                |[x], [y, m]| {
                     eltwise::relu(x, y).expect(SAME_LENGTH);
                     eltwise::relu_mask(x, m).expect(SAME_LENGTH);
                 },
@@ -34,7 +34,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 n,
                 [("dy", dy), ("mask", mask)],
                 [("out", out)],
-                |_, [g, m], [d]| eltwise::relu_backward(g, m, d).expect(SAME_LENGTH),
+                |[g, m], [d]| eltwise::relu_backward(g, m, d).expect(SAME_LENGTH),
             )?;
             ctx.ev(Event::VecOp, n as u64);
         }
@@ -52,7 +52,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 n,
                 [("src", src)],
                 [("out", out), ("mask", mask)],
-                |_, [x], [y, m]| {
+                |[x], [y, m]| {
                     eltwise::clip(x, lo, hi, y).expect("bounds checked, chunks as long");
                     m.iter_mut()
                         .zip(x)
@@ -62,27 +62,21 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Add { n, a, b, out } => {
-            stream::map(ctx, n, [("a", a), ("b", b)], [("out", out)], |_, [x, y], [o]| {
+            stream::map(ctx, n, [("a", a), ("b", b)], [("out", out)], |[x, y], [o]| {
                 eltwise::add(x, y, o).expect(SAME_LENGTH)
             })?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Axpy { n, alpha, x, y, out } => {
             let no_y = y.is_none();
-            stream::map(
-                ctx,
-                n,
-                [("x", x), ("y", y)],
-                [("out", out)],
-                |_, [xv, yv], [o]| {
-                    if no_y {
-                        o.iter_mut().zip(xv).for_each(|(o, &v)| *o = alpha * v);
-                    } else {
-                        o.copy_from_slice(yv);
-                        eltwise::axpy(alpha, xv, o).expect(SAME_LENGTH);
-                    }
-                },
-            )?;
+            stream::map(ctx, n, [("x", x), ("y", y)], [("out", out)], |[xv, yv], [o]| {
+                if no_y {
+                    o.iter_mut().zip(xv).for_each(|(o, &v)| *o = alpha * v);
+                } else {
+                    o.copy_from_slice(yv);
+                    eltwise::axpy(alpha, xv, o).expect(SAME_LENGTH);
+                }
+            })?;
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::BiasAdd { s, src, bias, out } => {
@@ -107,14 +101,14 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                 ctx.charge_read(src, n);
                 ctx.charge_write(out, n);
             } else {
-                stream::map(ctx, n, [("src", src)], [("out", out)], |_, [x], [y]| {
+                stream::map(ctx, n, [("src", src)], [("out", out)], |[x], [y]| {
                     y.copy_from_slice(x)
                 })?;
             }
             ctx.ev(Event::VecOp, n as u64);
         }
         Op::Fill { n, value, out } => {
-            stream::map(ctx, n, [], [("out", out)], |_, [], [y]| y.fill(value))?;
+            stream::map(ctx, n, [], [("out", out)], |[], [y]| y.fill(value))?;
             ctx.ev(Event::VecOp, n as u64);
         }
         _ => unreachable!("not a vector operation: {op:?}"),
