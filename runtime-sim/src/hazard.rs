@@ -23,7 +23,7 @@ pub struct Region {
 
 impl Region {
     /// The bytes of `n` elements of `op` (`None` for an absent operand or no elements).
-    fn of(op: Operand, n: usize) -> Option<Self> {
+    pub fn of(op: Operand, n: usize) -> Option<Self> {
         let bytes = op.dtype.bytes(n as u64);
         (!op.is_none() && bytes > 0).then(|| Self::span(op.space, op.addr.into(), bytes))
     }

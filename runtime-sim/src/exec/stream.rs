@@ -1,5 +1,5 @@
 //! Element-wise passes: an instruction whose every output element depends only on the same
-//! element of its inputs (and on its index) streams its operands through small f32 buffers, a
+//! element of its inputs streams its operands through small f32 buffers, a
 //! chunk at a time — decoded, computed and encoded while the chunk is in cache — instead of
 //! decoding whole tensors into f32 copies and encoding them back.
 //!
@@ -9,8 +9,9 @@
 
 use super::Ctx;
 use crate::error::FaultKind;
+use crate::hazard::Region;
 use crate::memory::{decode_f32_into, encode_f32};
-use trainer_isa::{Operand, Space};
+use trainer_isa::Operand;
 
 /// Elements per chunk: a multiple of 8, so that the chunks of a `b1` operand start on a byte.
 const CHUNK: usize = 4096;
@@ -20,9 +21,9 @@ const CHUNK: usize = 4096;
 pub type Field = (&'static str, Operand);
 
 /// Runs `f` over `n` elements of `inputs` into `n` elements of `outputs`: `f(ins, outs)` gets
-/// the same chunk of elements of every operand. Every present operand's
-/// range is checked first, inputs then outputs in order, so a faulting pass writes nothing. Each
-/// read and write is charged.
+/// the same chunk of elements of every operand. Every present operand's range is checked first,
+/// inputs then outputs in order, so a faulting pass writes nothing. Each read and write is
+/// charged.
 pub fn map<const I: usize, const O: usize>(
     ctx: &mut Ctx,
     n: usize,
@@ -95,21 +96,15 @@ fn elements(op: Operand, start: usize, len: usize) -> (u64, u64) {
 /// other outputs, and from every input unless it is written in place over it (same start, an
 /// element no wider: a chunk's output then only covers input bytes already read).
 fn streamable(ins: &[Field], outs: &[Field], n: usize) -> bool {
-    let span = |op: Operand| {
-        (
-            op.space,
-            u64::from(op.addr),
-            u64::from(op.addr) + op.dtype.bytes(n as u64),
-        )
+    let overlap = |a: Operand, b: Operand| {
+        Region::of(a, n)
+            .zip(Region::of(b, n))
+            .is_some_and(|(a, b)| a.overlaps(&b))
     };
-    let overlap = |a: (Space, u64, u64), b: (Space, u64, u64)| a.0 == b.0 && a.1 < b.2 && b.1 < a.2;
     outs.iter().enumerate().all(|(i, &(_, out))| {
-        let o = span(out);
         let in_place = |inp: Operand| inp.addr == out.addr && out.dtype.bits(1) <= inp.dtype.bits(1);
-        outs[i + 1..].iter().all(|&(_, other)| !overlap(o, span(other)))
-            && ins
-                .iter()
-                .all(|&(_, inp)| !overlap(o, span(inp)) || in_place(inp))
+        outs[i + 1..].iter().all(|&(_, other)| !overlap(out, other))
+            && ins.iter().all(|&(_, inp)| !overlap(out, inp) || in_place(inp))
     })
 }
 
@@ -119,7 +114,7 @@ mod tests {
     use crate::exec::{Activity, ConvViews, Features};
     use crate::memory::{Buffers, Dram, Memory};
     use crate::state::State;
-    use trainer_isa::DType;
+    use trainer_isa::{DType, Space};
 
     fn op(dtype: DType, addr: u32) -> Operand {
         Operand {

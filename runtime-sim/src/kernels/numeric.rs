@@ -392,9 +392,10 @@ impl Format {
     /// Hands every value encoded in `src` to `put` with its element of `dst`.
     fn decode_each(self, src: &[u8], dst: &mut [f32], put: impl Fn(&mut f32, f32)) -> Result<()> {
         check_len("encoded buffer", src, dst.len() * self.bytes())?;
-        let table = match self {
-            Format::E5M2 => &E5M2_TABLE,
-            _ => &E4M3_TABLE,
+        let by_table = |table: &[f32; 256], dst: &mut [f32]| {
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, &c)| put(d, table[usize::from(c)]))
         };
         match self {
             Format::F32 => dst
@@ -402,10 +403,8 @@ impl Format {
                 .zip(src.as_chunks::<4>().0)
                 .for_each(|(d, &c)| put(d, f32::from_le_bytes(c))),
             Format::F16 => f16_kernels::decode_with(src.as_chunks::<2>().0, dst, &put),
-            Format::E4M3 | Format::E5M2 => dst
-                .iter_mut()
-                .zip(src)
-                .for_each(|(d, &c)| put(d, table[usize::from(c)])),
+            Format::E4M3 => by_table(&E4M3_TABLE, dst),
+            Format::E5M2 => by_table(&E5M2_TABLE, dst),
         }
         Ok(())
     }
