@@ -731,9 +731,16 @@ pub fn conv_wg(
     }
     let (kg, j, p) = (shape.kg(), shape.j(), shape.p());
     let np = shape.n * p;
-    let sparse_keep = opts
-        .keep
-        .is_some_and(|m| m.iter().filter(|&&k| k).count() as f64 <= gemm::SDDMM_DENSITY * m.len() as f64);
+    // Every group's keep-mask as bits (Kg×J), and how many gradients it keeps.
+    let keep_bits: Option<Vec<BitMatrix>> = opts.keep.map(|m| {
+        m.chunks_exact(kg * j)
+            .map(|g| BitMatrix::from_bools(g, kg, j))
+            .collect()
+    });
+    let kept = keep_bits
+        .as_ref()
+        .map(|b| b.iter().map(BitMatrix::count).sum::<u64>());
+    let sparse_keep = kept.is_some_and(|k| k as f64 <= gemm::SDDMM_DENSITY * shape.weight_len() as f64);
     let mut total = vec![0.0f32; shape.weight_len()];
     let mut counts = WorkCounts {
         exact: true,
@@ -742,11 +749,10 @@ pub fn conv_wg(
     let taps = shape.tap_table();
     for (g, acc_g) in total.chunks_exact_mut(kg * j).enumerate() {
         let dyg = dy.side_by_side(shape, g)?;
-        let keep = opts.keep.map(|m| &m[g * kg * j..(g + 1) * kg * j]);
         let exact = opts.counting == Counting::Exact;
         let col = (!sparse_keep || exact).then(|| shape.im2col_batch(x, g));
-        let keep_bits = keep.map(|m| BitMatrix::from_bools(m, kg, j));
-        match keep_bits.as_ref().filter(|_| sparse_keep) {
+        let keep_bits = keep_bits.as_ref().map(|b| &b[g]);
+        match keep_bits.filter(|_| sparse_keep) {
             Some(keep) => {
                 let rows = sddmm_rows(kg, keep.count(), np);
                 acc_g
@@ -784,16 +790,16 @@ pub fn conv_wg(
             (Some(col), true) => Some(gemm::count_effective(
                 MatRef::row_major(dyg, kg, np)?,
                 MatRef::row_major(col, j, np)?.t(),
-                keep_bits.as_ref(),
+                keep_bits,
             )),
             _ => None,
         };
-        counts += product_counts([kg, np, j], keep_bits.as_ref(), None, effective);
+        counts += product_counts([kg, np, j], keep_bits, None, effective);
     }
     store(dw, &total, opts.keep, opts.accumulate);
     // The outputs are the weight gradients.
     counts.outputs = shape.weight_len() as u64;
-    counts.outputs_skipped = opts.keep.map_or(0, |m| m.iter().filter(|&&k| !k).count() as u64);
+    counts.outputs_skipped = kept.map_or(0, |k| shape.weight_len() as u64 - k);
     Ok(counts)
 }
 

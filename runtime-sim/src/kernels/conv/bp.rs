@@ -281,15 +281,30 @@ impl ConvShape {
                     let len = (hi - lo - 1) * ow + xs.hi - xs.lo;
                     out[xs.lo..][..len].copy_from_slice(&plane[src..][..len]);
                 }
-                for (i, line) in out.chunks_exact_mut(self.w).take(hi - lo).enumerate() {
-                    if ow != self.w {
+                let lines = out.chunks_exact_mut(self.w).take(hi - lo);
+                if ow == self.w {
+                    for line in lines {
+                        clear(&mut line[..xs.lo]);
+                        clear(&mut line[xs.hi..]);
+                    }
+                } else {
+                    // `dst` is clear: only the runs are copied.
+                    for (i, line) in lines.enumerate() {
                         line[xs.lo..xs.hi].copy_from_slice(&plane[src + i * ow..][..xs.hi - xs.lo]);
                     }
-                    line[..xs.lo].fill(0.0);
-                    line[xs.hi..].fill(0.0);
                 }
             }
         }
+    }
+}
+
+/// Sets `s` to +0: the one or no element of a line's border column (3×3 kernels) without a call
+/// to `memset`, which costs more than the work at these lengths.
+fn clear(s: &mut [f32]) {
+    match s {
+        [] => {}
+        [v] => *v = 0.0,
+        _ => s.fill(0.0),
     }
 }
 
