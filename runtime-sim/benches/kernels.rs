@@ -211,8 +211,8 @@ const fn strided(n: usize, c: usize, hw: usize, k: usize) -> Tile {
 }
 
 /// The simulator's most frequent BP tiles in a training step (`n` images, `c` input channels,
-/// `k` output-gradient channels; 3×3, pad 1): of an earlier tiling, then of the current one.
-const TILES: [Tile; 13] = [
+/// `k` output-gradient channels; 3×3, pad 1).
+const TILES: [Tile; 9] = [
     tile(4, 512, 4, 4),
     tile(2, 256, 8, 8),
     tile(16, 64, 4, 32),
@@ -222,10 +222,6 @@ const TILES: [Tile; 13] = [
     tile(1, 128, 16, 16),
     strided(4, 128, 8, 16),
     strided(2, 64, 16, 32),
-    tile(1, 8, 16, 32),
-    tile(2, 16, 8, 64),
-    tile(16, 32, 4, 32),
-    tile(1, 16, 32, 16),
 ];
 
 /// BP of one simulator tile as the simulator calls it: 90% of the weights already zero (the mask
