@@ -376,6 +376,7 @@ fn spmm_rows(
     rsc: usize,
     accumulate: bool,
 ) {
+    let brow = |j: u32| &b[j as usize * n..][..n];
     let first = rows.start;
     for r in rows {
         let row = &mut c[(r - first) * rsc..(r - first) * rsc + n];
@@ -384,10 +385,6 @@ fn spmm_rows(
         }
         let span = a.row_ptr[r]..a.row_ptr[r + 1];
         let (cols, vals) = (&a.cols[span.clone()], &a.vals[span]);
-        // Whole blocks of the row in registers where the build has AVX-512; the rest below.
-        let done = row_blocks_wide(row, cols, vals, |j| &b[j as usize * n..][..n]);
-        let row = &mut row[done..];
-        let brow = |j: u32| &b[j as usize * n + done..][..n - done];
         // Four non-zeros per pass over the row: each element still adds its products one at a
         // time in CSR order (bit-identical to one axpy per non-zero), with a quarter of the
         // loads and stores of C.
@@ -400,51 +397,6 @@ fn spmm_rows(
             row.iter_mut().zip(brow(j)).for_each(|(o, &x)| *o += v * x);
         }
     }
-}
-
-/// Columns of a block of a C row that [`row_blocks_wide`] keeps in registers.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-const ROW_BLOCK: usize = 64;
-
-/// The whole [`ROW_BLOCK`]-column blocks of a C row (`row`, its values so far) in AVX-512
-/// registers, where the build targets AVX-512: each block adds the products of every non-zero
-/// (`cols`, `vals`; `x(j)`: row `j` of B) in CSR order, as [`spmm`] does, and is stored once.
-/// Returns the number of columns done (the others are left to the caller).
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-fn row_blocks_wide<'b>(row: &mut [f32], cols: &[u32], vals: &[f32], x: impl Fn(u32) -> &'b [f32]) -> usize {
-    use std::arch::x86_64::{
-        _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
-    };
-    const LANES: usize = 16;
-    let done = row.len() - row.len() % ROW_BLOCK;
-    for (i, o) in row.chunks_exact_mut(ROW_BLOCK).enumerate() {
-        // SAFETY: the build targets AVX-512F (the `cfg` of this function); every load and store
-        // is of sixteen elements of a `ROW_BLOCK`-element array, and they need no alignment.
-        unsafe {
-            let o: &mut [f32; ROW_BLOCK] = o.try_into().expect("a whole block");
-            let mut acc: [_; ROW_BLOCK / LANES] =
-                std::array::from_fn(|l| _mm512_loadu_ps(o[l * LANES..].as_ptr()));
-            for (&j, &v) in cols.iter().zip(vals) {
-                let xj: &[f32; ROW_BLOCK] = x(j)[i * ROW_BLOCK..][..ROW_BLOCK]
-                    .try_into()
-                    .expect("a whole block");
-                let v = _mm512_set1_ps(v);
-                for (l, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(v, _mm512_loadu_ps(xj[l * LANES..].as_ptr())));
-                }
-            }
-            for (l, a) in acc.iter().enumerate() {
-                _mm512_storeu_ps(o[l * LANES..].as_mut_ptr(), *a);
-            }
-        }
-    }
-    done
-}
-
-/// Without AVX-512 the whole row is left to the caller.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-fn row_blocks_wide<'b>(_: &mut [f32], _: &[u32], _: &[f32], _: impl Fn(u32) -> &'b [f32]) -> usize {
-    0
 }
 
 /// `o ← o + v₀·x₀ + v₁·x₁ + v₂·x₂ + v₃·x₃` for every element `o` of `row` and its elements of `x`
@@ -771,8 +723,7 @@ mod tests {
     #[test]
     fn spmm_sums_in_csr_order() {
         let mut rng = Rng::new(13);
-        // Rows of non-zeros in fours and a rest; B rows spanning whole sixteens (and blocks of
-        // sixty-four) and a tail.
+        // Rows of non-zeros in fours and a rest; B rows spanning whole sixteens and a tail.
         for &(m, k, n) in &[(1, 1, 1), (3, 9, 16), (5, 23, 37), (4, 40, 130)] {
             let a = sparse_vec(&mut rng, m * k, 0.6);
             let b: Vec<f32> = (0..k * n).map(|_| rng.signed()).collect();
