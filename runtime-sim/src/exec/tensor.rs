@@ -446,8 +446,11 @@ impl ConvJob {
                 None
             }
         };
-        // The output keep-mask is known since issue: applied here, off the run loop.
-        apply_mask(&mut y, self.keep.as_deref());
+        // The output keep-mask is known since issue: applied here, off the run loop (WG's kernel
+        // stored only the kept gradients already).
+        if t.mode != Mode::Wg {
+            apply_mask(&mut y, self.keep.as_deref());
+        }
         Ok((y, spec))
     }
 
