@@ -751,8 +751,8 @@ pub fn conv_wg(
         let dyg = dy.side_by_side(shape, g)?;
         let exact = opts.counting == Counting::Exact;
         let col = (!sparse_keep || exact).then(|| shape.im2col_batch(x, g));
-        let keep_bits = keep_bits.as_ref().map(|b| &b[g]);
-        match keep_bits.filter(|_| sparse_keep) {
+        let group_keep = keep_bits.as_ref().map(|b| &b[g]);
+        match group_keep.filter(|_| sparse_keep) {
             Some(keep) => {
                 let rows = sddmm_rows(kg, keep.count(), np);
                 acc_g
@@ -790,11 +790,11 @@ pub fn conv_wg(
             (Some(col), true) => Some(gemm::count_effective(
                 MatRef::row_major(dyg, kg, np)?,
                 MatRef::row_major(col, j, np)?.t(),
-                keep_bits,
+                group_keep,
             )),
             _ => None,
         };
-        counts += product_counts([kg, np, j], keep_bits, None, effective);
+        counts += product_counts([kg, np, j], group_keep, None, effective);
     }
     store(dw, &total, opts.keep, opts.accumulate);
     // The outputs are the weight gradients.

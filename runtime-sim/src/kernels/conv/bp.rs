@@ -298,8 +298,8 @@ impl ConvShape {
     }
 }
 
-/// Sets `s` to +0: the one or no element of a line's border column (3×3 kernels) without a call
-/// to `memset`, which costs more than the work at these lengths.
+/// Sets `s` to +0: the one or no element of a line's border column (3×3 kernels) set directly,
+/// longer runs through `fill`.
 fn clear(s: &mut [f32]) {
     match s {
         [] => {}
