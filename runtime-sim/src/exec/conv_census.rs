@@ -7,7 +7,7 @@
 use super::census::{Census, RowCounts, UnitWork};
 use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::density::{and_popcount, set_bits, BitMatrix};
+use crate::kernels::density::{and_popcount, set_bits, BitMatrix, Indicator};
 use std::sync::{Arc, OnceLock};
 use trainer_isa::names::Mode;
 
@@ -113,7 +113,7 @@ pub fn conv_census(
                 Some(m) => {
                     let (cols, per_q) = (input.cols(s, a), input.tap_counts(s, a));
                     for g in 0..g_n {
-                        let kb = batched(s, m, g, |&k| k);
+                        let kb = batched(s, m, g);
                         ff_masked(&mut census, weights(g), &cols[g], &per_q[g], &kb, g * kg);
                     }
                 }
@@ -165,11 +165,11 @@ pub fn ff_effective(s: &ConvShape, x: &[f32], w: &[f32], input: &InputViews) -> 
 }
 
 /// The bits of group `g`'s channels of an N×K×P tensor (outputs, output gradients or an output
-/// keep-mask) under `pred`, the images side by side: row `m` (channel `g·Kg + m`) holds image `n`
+/// keep-mask) as their indicators, the images side by side: row `m` (channel `g·Kg + m`) holds image `n`
 /// at columns `n·P..(n + 1)·P` (Kg×(N·P)).
-fn batched<T>(s: &ConvShape, data: &[T], g: usize, pred: impl Fn(&T) -> bool) -> BitMatrix {
+fn batched<T: Indicator>(s: &ConvShape, data: &[T], g: usize) -> BitMatrix {
     let (kg, p) = (s.kg(), s.p());
-    BitMatrix::from_parts(kg, s.n, p, |m, n| &data[(n * s.k + g * kg + m) * p..], pred)
+    BitMatrix::from_parts(kg, s.n, p, |m, n| &data[(n * s.k + g * kg + m) * p..])
 }
 
 /// Group `g`'s rows of an output gradient (N×K×P), the images side by side (Kg×(N·P)): the
@@ -186,7 +186,7 @@ struct DyRows {
 
 impl DyRows {
     fn new(s: &ConvShape, dy: &[f32], g: usize) -> Self {
-        let bits = batched(s, dy, g, |&v| v != 0.0);
+        let bits = batched(s, dy, g);
         Self {
             counts: (0..bits.rows()).map(|m| bits.row_count(m)).collect(),
             len: (s.n * s.p()) as u64,

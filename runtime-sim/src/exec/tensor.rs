@@ -17,6 +17,7 @@ use crate::error::FaultKind;
 use crate::hazard;
 use crate::kernels::conv::{conv_bp, conv_ff_cols, conv_wg, ConvOpts, ConvShape};
 use crate::kernels::density::{count_nonzero, BitMatrix, Counting};
+use crate::kernels::mask::apply_mask;
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::KernelError;
 use crate::ledger::Event;
@@ -42,17 +43,6 @@ fn check_precision(prec: Precision, t: &TensorOp) -> Result<(), FaultKind> {
         }
     }
     Ok(())
-}
-
-/// `x ⊙ mask` in place.
-fn apply_mask(x: &mut [f32], mask: Option<&[bool]>) {
-    if let Some(m) = mask {
-        x.iter_mut().zip(m).for_each(|(v, &k)| {
-            if !k {
-                *v = 0.0;
-            }
-        });
-    }
 }
 
 /// Per-channel BN on read: `γ·(x − μ)·σ⁻¹ + β`, then ReLU if `relu`; also returns the ReLU mask.

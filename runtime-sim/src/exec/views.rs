@@ -285,18 +285,23 @@ pub struct Rounded {
 }
 
 impl InputViews {
-    /// Per group: the non-zero in-bounds taps of every im2col row, summed over the images.
+    /// Per group: the non-zero in-bounds taps of every im2col row, summed over the images (from
+    /// the images' non-zeros summed per input position: the taps are linear in them).
     pub fn row_counts(&self, s: &ConvShape, x: &[f32]) -> &[Vec<u64>] {
         self.row_counts.get_or_init(|| {
-            let mut sums = vec![vec![0u64; s.j()]; s.groups];
-            for (i, xg) in x.chunks_exact(s.cg() * s.h * s.w).enumerate() {
-                let counts = s.tap_row_counts(xg);
-                sums[i % s.groups]
-                    .iter_mut()
-                    .zip(&counts)
-                    .for_each(|(t, c)| *t += c);
-            }
-            sums
+            let part = s.cg() * s.h * s.w;
+            (0..s.groups)
+                .map(|g| {
+                    let mut nz = vec![0u32; part];
+                    for n in 0..s.n {
+                        let xg = &x[(n * s.groups + g) * part..][..part];
+                        nz.iter_mut()
+                            .zip(xg)
+                            .for_each(|(c, &v)| *c += u32::from(v != 0.0));
+                    }
+                    s.tap_row_counts(&nz)
+                })
+                .collect()
         })
     }
 

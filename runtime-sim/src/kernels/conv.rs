@@ -23,7 +23,7 @@
 
 use super::density::{bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, Csr, MatRef};
-use super::mask::{apply_weight_mask, store};
+use super::mask::{apply_mask, apply_weight_mask, store};
 use super::{check_len, invalid, Result};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -251,28 +251,28 @@ impl ConvShape {
         )
     }
 
-    /// Number of in-bounds non-zero taps of every im2col row (J counts) of one group of one image
-    /// `xg` (`ci·H·W + ih·W + iw`), from prefix sums of the non-zero indicator taken along the
-    /// stride lattice.
-    pub(crate) fn tap_row_counts(&self, xg: &[f32]) -> Vec<u64> {
+    /// Number of in-bounds non-zero taps of every im2col row (J counts) of one group, summed over
+    /// images, given `nz`, the number of images non-zero at every input position of the group
+    /// (`ci·H·W + ih·W + iw`): from prefix sums of `nz` taken along the stride lattice.
+    pub(crate) fn tap_row_counts(&self, nz: &[u32]) -> Vec<u64> {
         let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
         // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw): the
         // prefix of row i along its lattice plus sums[i − sh][k].
         let mut sums = vec![0u32; self.cg() * h * w];
-        for (plane, xp) in sums.chunks_exact_mut(h * w).zip(xg.chunks_exact(h * w)) {
+        for (plane, xp) in sums.chunks_exact_mut(h * w).zip(nz.chunks_exact(h * w)) {
             for (i, xr) in xp.chunks_exact(w).enumerate() {
                 let (above, row) = plane.split_at_mut(i * w);
                 let row = &mut row[..w];
                 if sw == 1 {
                     let mut run = 0;
                     for (r, &x) in row.iter_mut().zip(xr) {
-                        run += u32::from(x != 0.0);
+                        run += x;
                         *r = run;
                     }
                 } else {
                     for k in 0..w {
-                        row[k] = u32::from(xr[k] != 0.0) + if k >= sw { row[k - sw] } else { 0 };
+                        row[k] = xr[k] + if k >= sw { row[k - sw] } else { 0 };
                     }
                 }
                 if i >= sh {
@@ -741,7 +741,16 @@ pub fn conv_wg(
         .as_ref()
         .map(|b| b.iter().map(BitMatrix::count).sum::<u64>());
     let sparse_keep = kept.is_some_and(|k| k as f64 <= gemm::SDDMM_DENSITY * shape.weight_len() as f64);
-    let mut total = vec![0.0f32; shape.weight_len()];
+    // The sums go straight into `dw` (the sparse product adds into it from +0) unless they are
+    // added to what it holds.
+    let mut staged = opts.accumulate.then(|| vec![0.0f32; shape.weight_len()]);
+    let total = match &mut staged {
+        Some(t) => t,
+        None => {
+            dw.fill(0.0);
+            &mut *dw
+        }
+    };
     let mut counts = WorkCounts {
         exact: true,
         ..Default::default()
@@ -796,7 +805,12 @@ pub fn conv_wg(
         };
         counts += product_counts([kg, np, j], group_keep, None, effective);
     }
-    store(dw, &total, opts.keep, opts.accumulate);
+    match staged {
+        Some(t) => store(dw, &t, opts.keep, true),
+        // The dense product computed every gradient: those not kept are zero.
+        None if !sparse_keep => apply_mask(dw, opts.keep),
+        None => {}
+    }
     // The outputs are the weight gradients.
     counts.outputs = shape.weight_len() as u64;
     counts.outputs_skipped = kept.map_or(0, |k| shape.weight_len() as u64 - k);

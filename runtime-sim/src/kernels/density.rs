@@ -44,25 +44,24 @@ impl BitMatrix {
         let mut m = Self::zeros(rows, cols);
         for r in 0..rows {
             let words = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
-            pack_into(words, &row(r)[..cols], |&x| x != 0.0);
+            pack_into(words, &row(r)[..cols]);
         }
         m
     }
 
-    /// `pred` of `rows` rows made of `parts` runs of `len` values each (`part(r, i)` is run `i` of
-    /// row `r`, at columns `i·len..(i + 1)·len`), packed 64 values at a time.
-    pub fn from_parts<'a, T: 'a>(
+    /// The indicators of `rows` rows made of `parts` runs of `len` values each (`part(r, i)` is
+    /// run `i` of row `r`, at columns `i·len..(i + 1)·len`), packed up to 64 values at a time.
+    pub fn from_parts<'a, T: Indicator + 'a>(
         rows: usize,
         parts: usize,
         len: usize,
         part: impl Fn(usize, usize) -> &'a [T],
-        pred: impl Fn(&T) -> bool,
     ) -> Self {
         let mut m = Self::zeros(rows, parts * len);
         for r in 0..rows {
             for i in 0..parts {
                 for (c, chunk) in part(r, i)[..len].chunks(64).enumerate() {
-                    m.or_bits(r, i * len + c * 64, pack_word(chunk, &pred), chunk.len());
+                    m.or_bits(r, i * len + c * 64, T::pack(chunk), chunk.len());
                 }
             }
         }
@@ -97,7 +96,7 @@ impl BitMatrix {
         let mut m = Self::zeros(rows, cols);
         for r in 0..rows {
             let words = &mut m.words[r * m.words_per_row..(r + 1) * m.words_per_row];
-            pack_into(words, &mask[r * cols..(r + 1) * cols], |&k| k);
+            pack_into(words, &mask[r * cols..(r + 1) * cols]);
         }
         m
     }
@@ -180,14 +179,82 @@ pub fn and_popcount(a: &[u64], b: &[u64]) -> u64 {
         .sum()
 }
 
-/// Packs `pred` of every element of `src` into `words` (bit `i % 64` of word `i / 64`).
-fn pack_into<T>(words: &mut [u64], src: &[T], pred: impl Fn(&T) -> bool) {
+/// Packs the indicators of every element of `src` into `words` (bit `i % 64` of word `i / 64`).
+fn pack_into<T: Indicator>(words: &mut [u64], src: &[T]) {
     for (w, chunk) in words.iter_mut().zip(src.chunks(64)) {
-        *w = pack_word(chunk, &pred);
+        *w = T::pack(chunk);
     }
 }
 
-/// `pred` of the `<= 64` elements of `chunk` as the low bits of a word (element `i` on bit `i`).
+/// A value with a one-bit indicator that bit matrices and bitmaps pack: a flag is its own, a
+/// number's is whether it is non-zero (NaN counts as non-zero, ±0 as zero).
+pub trait Indicator: Sized {
+    /// The indicators of the `<= 64` values of `chunk` as the low bits of a word (value `i` on
+    /// bit `i`).
+    fn pack(chunk: &[Self]) -> u64;
+}
+
+impl Indicator for bool {
+    #[inline]
+    fn pack(chunk: &[bool]) -> u64 {
+        debug_assert!(chunk.len() <= 64);
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512bw"))]
+        {
+            use std::arch::x86_64::{_mm512_maskz_loadu_epi8, _mm512_test_epi8_mask};
+            // SAFETY: AVX-512BW is enabled at compile time (the cfg); the masked load reads only
+            // the `chunk.len()` bytes of `chunk` (masked-off bytes are neither read nor faulted
+            // on), and a bool is one byte, 0 or 1.
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(low_bits(chunk.len()), chunk.as_ptr().cast());
+                _mm512_test_epi8_mask(v, v)
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512bw")))]
+        pack_word(chunk, |&k| k)
+    }
+}
+
+impl Indicator for f32 {
+    #[inline]
+    fn pack(chunk: &[f32]) -> u64 {
+        debug_assert!(chunk.len() <= 64);
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        {
+            use std::arch::x86_64::{
+                _mm512_mask_cmp_ps_mask, _mm512_maskz_loadu_ps, _mm512_setzero_ps, _CMP_NEQ_UQ,
+            };
+            let all = low_bits(chunk.len());
+            (0..chunk.len().div_ceil(16)).fold(0, |acc, i| {
+                let k = (all >> (16 * i)) as u16;
+                // SAFETY: AVX-512F is enabled at compile time (the cfg); the masked load reads
+                // only the values of `chunk` from `16·i` on that `k` selects (masked-off lanes
+                // are neither read nor faulted on), and `16·i < chunk.len()`. The unordered
+                // not-equal compare is Rust's `x != 0.0`: true for NaN, false for ±0.
+                let bits = unsafe {
+                    let x = _mm512_maskz_loadu_ps(k, chunk.as_ptr().add(16 * i));
+                    _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(k, x, _mm512_setzero_ps())
+                };
+                acc | u64::from(bits) << (16 * i)
+            })
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+        pack_word(chunk, |&x| x != 0.0)
+    }
+}
+
+/// The low `n <= 64` bits set.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline]
+fn low_bits(n: usize) -> u64 {
+    match n {
+        0 => 0,
+        _ => u64::MAX >> (64 - n),
+    }
+}
+
+/// `pred` of the `<= 64` elements of `chunk` as the low bits of a word (element `i` on bit `i`):
+/// [`Indicator::pack`] without SIMD masks, and its tests' reference.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "avx512bw"), allow(dead_code))]
 #[inline]
 fn pack_word<T>(chunk: &[T], pred: impl Fn(&T) -> bool) -> u64 {
     // A byte per value first (this vectorises), then eight 0/1 bytes to eight bits by one
@@ -206,7 +273,7 @@ fn pack_word<T>(chunk: &[T], pred: impl Fn(&T) -> bool) -> u64 {
 /// Packs a boolean mask into 64-bit words (bit `i % 64` of word `i / 64`).
 pub fn bool_bitmap(mask: &[bool]) -> Vec<u64> {
     let mut words = vec![0; mask.len().div_ceil(64)];
-    pack_into(&mut words, mask, |&k| k);
+    pack_into(&mut words, mask);
     words
 }
 
@@ -278,7 +345,7 @@ pub fn density(data: &[f32]) -> f64 {
 /// bitmap a compressed DMA transfer sends alongside the non-zero values.
 pub fn nonzero_bitmap(data: &[f32]) -> Vec<u64> {
     let mut words = vec![0; data.len().div_ceil(64)];
-    pack_into(&mut words, data, |&x| x != 0.0);
+    pack_into(&mut words, data);
     words
 }
 
@@ -375,6 +442,30 @@ mod tests {
     }
 
     #[test]
+    fn indicators_pack_as_bit_by_bit() {
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            f32::NAN,
+            -2.5,
+            f32::MIN_POSITIVE / 4.0,
+            f32::INFINITY,
+        ];
+        let data: Vec<f32> = (0..200)
+            .map(|i| values[(i * 2654435761usize) % 13 % values.len()])
+            .collect();
+        let flags: Vec<bool> = (0..200).map(|i| (i * 2654435761usize) % 5 < 2).collect();
+        for start in [0, 1, 7, 64, 100] {
+            for len in 0..=64 {
+                let (x, k) = (&data[start..start + len], &flags[start..start + len]);
+                assert_eq!(f32::pack(x), pack_word(x, |&v| v != 0.0), "{start} {len}");
+                assert_eq!(bool::pack(k), pack_word(k, |&v| v), "{start} {len}");
+            }
+        }
+    }
+
+    #[test]
     fn bit_spans() {
         let bools: Vec<bool> = (0..200).map(|i| (i * 2654435761usize) % 5 < 2).collect();
         let words = bool_bitmap(&bools);
@@ -393,7 +484,7 @@ mod tests {
         assert_eq!(m, BitMatrix::from_fn(2, 65, |r, c| bools[r * 65 + c]));
         assert_eq!(m.transpose(), BitMatrix::from_fn(65, 2, |r, c| bools[c * 65 + r]));
         // Three runs of 30 values a row (not word-aligned), and the same matrix put together.
-        let parts = BitMatrix::from_parts(2, 3, 30, |r, i| &bools[(i * 2 + r) * 30..], |&k| k);
+        let parts = BitMatrix::from_parts(2, 3, 30, |r, i| &bools[(i * 2 + r) * 30..]);
         let want = BitMatrix::from_fn(2, 90, |r, c| bools[(c / 30 * 2 + r) * 30 + c % 30]);
         assert_eq!(parts, want);
         let split: Vec<BitMatrix> = [0..37, 37..90]

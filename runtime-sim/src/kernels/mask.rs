@@ -17,6 +17,17 @@ pub(crate) fn store(dst: &mut [f32], src: &[f32], keep: Option<&[bool]>, accumul
     }
 }
 
+/// `x ⊙ mask` in place.
+pub(crate) fn apply_mask(x: &mut [f32], mask: Option<&[bool]>) {
+    if let Some(m) = mask {
+        x.iter_mut().zip(m).for_each(|(v, &k)| {
+            if !k {
+                *v = 0.0;
+            }
+        });
+    }
+}
+
 /// `w ⊙ mask`, borrowing `w` when there is no mask.
 pub(crate) fn apply_weight_mask<'w>(w: &'w [f32], mask: Option<&[bool]>) -> Result<Cow<'w, [f32]>> {
     match mask {

@@ -11,7 +11,7 @@ pub mod density;
 pub mod eltwise;
 pub mod gemm;
 pub mod loss;
-mod mask;
+pub(crate) mod mask;
 pub mod matmul;
 pub mod numeric;
 pub mod optim;

@@ -168,7 +168,8 @@ fn conv_matches_naive_reference_with_masks_and_counts() {
                 keep: masked.then_some(&keep_y[..]),
                 ..Default::default()
             };
-            let mut y = vec![0.0; sh.output_len()];
+            // Outputs start as NaN: every kernel overwrites all of its output.
+            let mut y = vec![f32::NAN; sh.output_len()];
             let c = conv_ff(&sh, &x, &w, &mut y, &ff_opts).unwrap();
             assert_close(&y, &r.y, 1e-5);
             assert_eq!(c.effective, r.eff[0], "{sh:?} FF effective");
@@ -180,7 +181,7 @@ fn conv_matches_naive_reference_with_masks_and_counts() {
                 keep: masked.then_some(&keep_x[..]),
                 ..ff_opts
             };
-            let mut dx = vec![0.0; sh.input_len()];
+            let mut dx = vec![f32::NAN; sh.input_len()];
             let c = conv_bp(&sh, &dy, &OperandB::from(&w[..]), &mut dx, &bp_opts).unwrap();
             assert_close(&dx, &r.dx, 1e-5);
             assert_eq!(c.effective, r.eff[1], "{sh:?} BP effective");
@@ -191,7 +192,7 @@ fn conv_matches_naive_reference_with_masks_and_counts() {
                 keep: masked.then_some(&keep_w[..]),
                 ..Default::default()
             };
-            let mut dw = vec![0.0; sh.weight_len()];
+            let mut dw = vec![f32::NAN; sh.weight_len()];
             let c = conv_wg(&sh, &x, &OperandB::from(&dy[..]), &mut dw, &wg_opts).unwrap();
             assert_close(&dw, &r.dw, 1e-5);
             assert_eq!(c.effective, r.eff[2], "{sh:?} WG effective");
@@ -322,7 +323,24 @@ fn tap_counters_match_the_im2col_matrix() {
             .map(|r| col[r * p..][..p].iter().map(|&v| nz(v)).sum())
             .collect();
         let cols: Vec<u64> = (0..p).map(|q| (0..j).map(|r| nz(col[r * p + q])).sum()).collect();
-        assert_eq!(sh.tap_row_counts(&x), rows, "{sh:?}");
+        // Taps summed over images: from the non-zeros per input position of both (the second
+        // image is the first with every other value zeroed).
+        let half: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 2 == 0 { v } else { 0.0 })
+            .collect();
+        let mut half_col = vec![0.0; j * p];
+        sh.im2col(&half, &mut half_col);
+        let counts: Vec<u32> = x
+            .iter()
+            .zip(&half)
+            .map(|(&a, &b)| (a != 0.0) as u32 + (b != 0.0) as u32)
+            .collect();
+        let both: Vec<u64> = (0..j)
+            .map(|r| rows[r] + half_col[r * p..][..p].iter().map(|&v| nz(v)).sum::<u64>())
+            .collect();
+        assert_eq!(sh.tap_row_counts(&counts), both, "{sh:?}");
         assert_eq!(sh.tap_counts(&x), cols, "{sh:?}");
         let bits = sh.tap_bits(&crate::kernels::density::nonzero_bitmap(&x));
         assert_eq!(
