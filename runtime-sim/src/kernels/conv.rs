@@ -393,22 +393,19 @@ impl ConvShape {
 
     /// im2col of group `g` of every image, side by side: a J×(N·P) matrix whose columns
     /// `n·P..(n + 1)·P` are image `n`'s J×P im2col (one long row per tap for the GEMMs).
-    /// Built in order, each element written once (the padding taps as zeros, no zeroing pass).
+    /// Built row by row as [`ConvShape::im2col_batch_row`] does, each row zeroed while it is in
+    /// cache and then written (one long copy per image instead of one per output row, and no
+    /// zeroing pass over the whole matrix).
     pub(crate) fn im2col_batch(&self, x: &[f32], g: usize) -> Vec<f32> {
-        let (p, in_plane, sw) = (self.p(), self.cg() * self.h * self.w, self.stride.1);
+        let (p, in_plane) = (self.p(), self.cg() * self.h * self.w);
+        let taps = self.tap_table();
+        // Built row by row (each zeroed while in cache, then written), not zeroed whole first.
         let mut col = Vec::with_capacity(self.j() * self.n * p);
         for j in 0..self.j() {
-            for n in 0..self.n {
-                let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
-                let start = col.len();
-                self.row_spans(j, |t| {
-                    col.resize(start + t.q, 0.0);
-                    match sw {
-                        1 => col.extend_from_slice(&xg[t.src..t.src + t.len]),
-                        _ => col.extend((0..t.len).map(|k| xg[t.src + k * sw])),
-                    }
-                });
-                col.resize(start + p, 0.0);
+            let start = col.len();
+            col.resize(start + self.n * p, 0.0);
+            for (n, part) in col[start..].chunks_exact_mut(p).enumerate() {
+                self.im2col_part(&taps, &x[(n * self.groups + g) * in_plane..][..in_plane], j, part);
             }
         }
         col
@@ -432,24 +429,30 @@ impl ConvShape {
     /// copied in one go, then the padding columns zeroed (one long copy instead of a short one
     /// per output row).
     fn im2col_batch_row(&self, taps: &TapTable, x: &[f32], g: usize, j: usize, row: &mut [f32]) {
-        let (in_plane, ow, rs) = (self.cg() * self.h * self.w, taps.ow, taps.kernel.len());
+        let in_plane = self.cg() * self.h * self.w;
         row.fill(0.0);
+        for (n, part) in row.chunks_exact_mut(self.p()).enumerate() {
+            self.im2col_part(taps, &x[(n * self.groups + g) * in_plane..][..in_plane], j, part);
+        }
+    }
+
+    /// Row `j` of the im2col matrix of one group of one image `xg` written into `part` (P values),
+    /// whose padding taps are +0 already (the one-run copy zeroes the padding columns it copied
+    /// over).
+    fn im2col_part(&self, taps: &TapTable, xg: &[f32], j: usize, part: &mut [f32]) {
+        let (ow, rs) = (taps.ow, taps.kernel.len());
         let Some((ys, xs)) = taps.kernel[j % rs] else {
             return;
         };
-        let one_run = self.stride.1 == 1 && ow == self.stride.0 * self.w;
-        for (n, part) in row.chunks_exact_mut(self.p()).enumerate() {
-            let xg = &x[(n * self.groups + g) * in_plane..][..in_plane];
-            if one_run {
-                let (q0, q1) = (ys.lo * ow + xs.lo, (ys.hi - 1) * ow + xs.hi);
-                let src = j / rs * self.h * self.w + ys.first * self.w + xs.first;
-                part[q0..q1].copy_from_slice(&xg[src..src + q1 - q0]);
-                for c in (0..xs.lo).chain(xs.hi..ow) {
-                    (ys.lo..ys.hi).for_each(|y| part[y * ow + c] = 0.0);
-                }
-            } else {
-                taps.spans(j, |t| self.copy_span(xg, t, &mut part[t.q..][..t.len]));
+        if self.stride.1 == 1 && ow == self.stride.0 * self.w {
+            let (q0, q1) = (ys.lo * ow + xs.lo, (ys.hi - 1) * ow + xs.hi);
+            let src = j / rs * self.h * self.w + ys.first * self.w + xs.first;
+            part[q0..q1].copy_from_slice(&xg[src..src + q1 - q0]);
+            for c in (0..xs.lo).chain(xs.hi..ow) {
+                (ys.lo..ys.hi).for_each(|y| part[y * ow + c] = 0.0);
             }
+        } else {
+            taps.spans(j, |t| self.copy_span(xg, t, &mut part[t.q..][..t.len]));
         }
     }
 
