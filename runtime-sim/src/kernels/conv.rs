@@ -27,6 +27,7 @@ use super::mask::{apply_mask, apply_weight_mask, store};
 use super::{check_len, invalid, Result};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::ops::Range;
 
 mod bp;
 mod operand;
@@ -440,19 +441,14 @@ impl ConvShape {
     /// whose padding taps are +0 already (the one-run copy zeroes the padding columns it copied
     /// over).
     fn im2col_part(&self, taps: &TapTable, xg: &[f32], j: usize, part: &mut [f32]) {
-        let (ow, rs) = (taps.ow, taps.kernel.len());
-        let Some((ys, xs)) = taps.kernel[j % rs] else {
-            return;
-        };
-        if self.stride.1 == 1 && ow == self.stride.0 * self.w {
-            let (q0, q1) = (ys.lo * ow + xs.lo, (ys.hi - 1) * ow + xs.hi);
-            let src = j / rs * self.h * self.w + ys.first * self.w + xs.first;
-            part[q0..q1].copy_from_slice(&xg[src..src + q1 - q0]);
-            for c in (0..xs.lo).chain(xs.hi..ow) {
-                (ys.lo..ys.hi).for_each(|y| part[y * ow + c] = 0.0);
+        let rs = taps.kernel.len();
+        match taps.run(j % rs) {
+            Some(run) => {
+                let src = j / rs * self.h * self.w + run.src;
+                part[run.q.clone()].copy_from_slice(&xg[src..][..run.q.len()]);
+                run.padding().for_each(|q| part[q] = 0.0);
             }
-        } else {
-            taps.spans(j, |t| self.copy_span(xg, t, &mut part[t.q..][..t.len]));
+            None => taps.spans(j, |t| self.copy_span(xg, t, &mut part[t.q..][..t.len])),
         }
     }
 
@@ -484,6 +480,43 @@ impl TapTable {
         if let Some(b) = self.kernel[j % rs] {
             self.shape.spans_in(j, j / rs, self.ow, b, f);
         }
+    }
+
+    /// The taps of kernel position `k` as one run, when the input rows of consecutive output
+    /// rows are as far apart as the output rows (stride 1 along a row, `OW = stride_h·W`); `None`
+    /// otherwise, or if it has no in-bounds tap.
+    pub(crate) fn run(&self, k: usize) -> Option<Run> {
+        let s = &self.shape;
+        let (ys, xs) = self.kernel[k]?;
+        (s.stride.1 == 1 && self.ow == s.stride.0 * s.w).then(|| Run {
+            q: ys.lo * self.ow + xs.lo..(ys.hi - 1) * self.ow + xs.hi,
+            src: ys.first * s.w + xs.first,
+            rows: ys.lo..ys.hi,
+            cols: xs.lo..xs.hi,
+            ow: self.ow,
+        })
+    }
+}
+
+/// One kernel position's taps of an image channel as a single run: output positions `q` read
+/// the input from `src` (within the channel) on, one for one, except the positions of padding
+/// columns inside the run ([`Run::padding`]), which read inputs of neighbouring rows instead.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    /// Output positions of the run.
+    pub q: Range<usize>,
+    /// Input offset (within the channel) of the run's first position.
+    pub src: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    ow: usize,
+}
+
+impl Run {
+    /// The output positions of padding columns in the rows of the run.
+    pub(crate) fn padding(&self) -> impl Iterator<Item = usize> + '_ {
+        let cols = (0..self.cols.start).chain(self.cols.end..self.ow);
+        cols.flat_map(move |c| self.rows.clone().map(move |y| y * self.ow + c))
     }
 }
 

@@ -319,8 +319,10 @@ pub(super) fn transposed_weights(shape: &ConvShape, w: &[f32]) -> Vec<Option<Csr
 /// dx by col2im with sparse weights (`csrs`, every group's `W_gᵀ`) and the images side by side,
 /// in one thread: per group, every row of `dcol` of all the images at once
 /// (`W_gᵀ · [dy[0,g] … dy[N-1,g]]`, each column as [`by_col2im`] computes it), scattered into
-/// each image along a list of its kernel position's taps. Every element of dx adds the same
-/// `dcol` elements in the same (row) order as [`by_col2im`]: same bits.
+/// each image along a list of its kernel position's taps, or as one run where the geometry
+/// allows ([`crate::kernels::conv::Run`]: one add over the run, whose padding columns are made +0
+/// first). Every element of dx adds the same `dcol` elements in the same (row) order as
+/// [`by_col2im`], plus +0s, which change no sum (sums start at +0, so none is -0): same bits.
 fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
     let (p, rs) = (shape.p(), shape.r * shape.s);
     let (plane, np) = (shape.h * shape.w, shape.n * p);
@@ -334,6 +336,7 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
             spans
         })
         .collect();
+    let runs: Vec<_> = (0..rs).map(|t| table.run(t)).collect();
     let mut drow = vec![0.0; np];
     let mut tmp = vec![0.0; shape.n * in_plane];
     for (g, csr) in csrs.iter().enumerate() {
@@ -347,11 +350,20 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                 continue;
             }
             gemm::spmm_row(csr, jj, &dyg, np, &mut drow);
-            for (tn, dn) in tmp.chunks_exact_mut(in_plane).zip(drow.chunks_exact(p)) {
+            for (tn, dn) in tmp.chunks_exact_mut(in_plane).zip(drow.chunks_exact_mut(p)) {
                 let tc = &mut tn[c * plane..][..plane];
-                taps[t]
-                    .iter()
-                    .for_each(|&span| add_span(tc, span, dn, shape.stride.1));
+                match &runs[t] {
+                    // One add of the run, its padding columns made +0 first: adding +0 leaves
+                    // every sum as it is (sums start at +0, so none is -0).
+                    Some(run) => {
+                        run.padding().for_each(|q| dn[q] = 0.0);
+                        let dst = &mut tc[run.src..][..run.q.len()];
+                        dst.iter_mut().zip(&dn[run.q.clone()]).for_each(|(d, v)| *d += v);
+                    }
+                    None => taps[t]
+                        .iter()
+                        .for_each(|&span| add_span(tc, span, dn, shape.stride.1)),
+                }
             }
         }
         for (n, src) in tmp.chunks_exact(in_plane).enumerate() {
