@@ -120,8 +120,7 @@ pub fn conv_census(
             }
         }
         Mode::Bp => {
-            let taps = s.tap_sums(None);
-            let kept = views.keep().groups(s, keep, &taps);
+            let kept = views.keep().groups(s, keep);
             for (g, kept) in kept.iter().enumerate() {
                 bp_group(&mut census, s, weights(g), a, keep, kept, g);
             }

@@ -376,10 +376,11 @@ pub struct KeptTaps {
 }
 
 impl KeepViews {
-    /// Per group; `taps` are the in-bounds taps reading each input position of a channel
-    /// ([`ConvShape::tap_sums`] of `None`).
-    pub fn groups(&self, s: &ConvShape, keep: Option<&[bool]>, taps: &[u64]) -> &[KeptTaps] {
+    /// Per group.
+    pub fn groups(&self, s: &ConvShape, keep: Option<&[bool]>) -> &[KeptTaps] {
         self.groups.get_or_init(|| {
+            // The in-bounds taps reading each input position of a channel.
+            let taps = &s.tap_sums(None);
             let per_group = match keep {
                 Some(keep) => per_group(s, keep, |m| KeptTaps::of_image(s, Some(m), taps)),
                 None => vec![vec![KeptTaps::of_image(s, None, taps); s.n]; s.groups],
@@ -400,8 +401,7 @@ impl KeptTaps {
                 Some(m) => m[ci * plane..][..plane]
                     .iter()
                     .zip(taps)
-                    .filter(|(&k, _)| k)
-                    .map(|(_, &t)| t)
+                    .map(|(&k, &t)| u64::from(k) * t)
                     .sum(),
             })
             .collect();

@@ -310,14 +310,24 @@ impl ConvShape {
     /// `ci·H·W + ih·W + iw`); padding taps are 0.
     pub(crate) fn tap_bits(&self, input: &[u64]) -> BitMatrix {
         let mut m = BitMatrix::zeros(self.j(), self.p());
-        let sw = self.stride.1;
-        self.for_each_span(|t| {
-            for done in (0..t.len).step_by(64) {
-                let n = (t.len - done).min(64);
-                let bits = strided_bits(input, t.src + done * sw, sw, n);
-                m.or_bits(t.j, t.q + done, bits, n);
+        let (sw, rs, plane) = (self.stride.1, self.r * self.s, self.h * self.w);
+        let table = self.tap_table();
+        // A run's bits 64 at a time, its padding columns cleared after; else span by span.
+        let copy = |m: &mut BitMatrix, j: usize, q: usize, src: usize, len: usize, step: usize| {
+            for done in (0..len).step_by(64) {
+                let n = (len - done).min(64);
+                m.or_bits(j, q + done, strided_bits(input, src + done * step, step, n), n);
             }
-        });
+        };
+        for j in 0..self.j() {
+            match table.run(j % rs) {
+                Some(run) => {
+                    copy(&mut m, j, run.q.start, j / rs * plane + run.src, run.q.len(), 1);
+                    run.padding().for_each(|q| m.clear(j, q));
+                }
+                None => table.spans(j, |t| copy(&mut m, t.j, t.q, t.src, t.len, sw)),
+            }
+        }
         m
     }
 

@@ -106,6 +106,11 @@ impl BitMatrix {
         self.words[r * self.words_per_row + c / 64] |= 1 << (c % 64);
     }
 
+    /// Clears bit `(r, c)`.
+    pub fn clear(&mut self, r: usize, c: usize) {
+        self.words[r * self.words_per_row + c / 64] &= !(1 << (c % 64));
+    }
+
     /// ORs the `n <= 64` low bits of `bits` into row `r` at columns `c..c + n`.
     #[inline]
     pub fn or_bits(&mut self, r: usize, c: usize, bits: u64, n: usize) {
