@@ -367,7 +367,7 @@ mod tests {
                 match mode {
                     Mode::Ff => {
                         let x = &a[(n * s.groups + g) * in_plane..][..in_plane];
-                        let col = s.tap_bits(&nonzero_bitmap(x));
+                        let col = s.tap_bits(&[nonzero_bitmap(x)]);
                         let kb = keep
                             .map(|m| BitMatrix::from_bools(&m[(n * s.k + g * kg) * p..][..kg * p], kg, p));
                         census.add_product(&bits(w(), kg, j), &col, kb.as_ref(), false, |m| g * kg + m);
@@ -376,13 +376,13 @@ mod tests {
                         let w = w();
                         let wt = BitMatrix::from_fn(j, kg, |jj, k| w[k * j + jj] != 0.0);
                         let dy = bits(&a[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                        let kb = s.kept_taps(keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane]));
+                        let kb = s.kept_taps([keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane])]);
                         census.add_product(&wt, &dy, Some(&kb), false, |jj| g * cg + jj / (s.r * s.s));
                     }
                     Mode::Wg => {
                         let x = &a[(n * s.groups + g) * in_plane..][..in_plane];
                         let dy = bits(&b[(n * s.k + g * kg) * p..][..kg * p], kg, p);
-                        let colt = s.tap_bits(&nonzero_bitmap(x)).transpose();
+                        let colt = s.tap_bits(&[nonzero_bitmap(x)]).transpose();
                         let kb = keep.map(|m| BitMatrix::from_bools(&m[g * kg * j..(g + 1) * kg * j], kg, j));
                         census.add_product(&dy, &colt, kb.as_ref(), false, |m| g * kg + m);
                     }

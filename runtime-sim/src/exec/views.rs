@@ -319,9 +319,9 @@ impl InputViews {
     /// Per group: the im2col bits of every image side by side (J×(N·P)).
     pub fn cols(&self, s: &ConvShape, x: &[f32]) -> &[BitMatrix] {
         self.cols.get_or_init(|| {
-            per_group(s, x, |xg| s.tap_bits(&nonzero_bitmap(xg)))
+            per_group(s, x, nonzero_bitmap)
                 .iter()
-                .map(BitMatrix::concat_cols)
+                .map(|images| s.tap_bits(images))
                 .collect()
         })
     }
@@ -347,7 +347,7 @@ impl InputViews {
 }
 
 /// `f` of every (image, group) part of an N×C×H×W tensor, collected per group in image order.
-fn per_group<E, T>(s: &ConvShape, x: &[E], f: impl Fn(&[E]) -> T) -> Vec<Vec<T>> {
+fn per_group<'x, E, T>(s: &ConvShape, x: &'x [E], f: impl Fn(&'x [E]) -> T) -> Vec<Vec<T>> {
     let part = s.cg() * s.h * s.w;
     (0..s.groups)
         .map(|g| {
@@ -381,40 +381,36 @@ impl KeepViews {
         self.groups.get_or_init(|| {
             // The in-bounds taps reading each input position of a channel.
             let taps = &s.tap_sums(None);
-            let per_group = match keep {
-                Some(keep) => per_group(s, keep, |m| KeptTaps::of_image(s, Some(m), taps)),
-                None => vec![vec![KeptTaps::of_image(s, None, taps); s.n]; s.groups],
+            let per_group: Vec<Vec<Option<&[bool]>>> = match keep {
+                Some(keep) => per_group(s, keep, Some),
+                None => vec![vec![None; s.n]; s.groups],
             };
-            per_group.iter().map(|images| KeptTaps::batch(images)).collect()
+            per_group
+                .iter()
+                .map(|images| KeptTaps::new(s, images, taps))
+                .collect()
         })
     }
 }
 
 impl KeptTaps {
-    /// The kept-tap bits (J×P) and kept taps per channel of one (image, group) with keep-mask
-    /// `keep` (`None`: all kept).
-    fn of_image(s: &ConvShape, keep: Option<&[bool]>, taps: &[u64]) -> (BitMatrix, Vec<u64>) {
+    /// The kept taps of a group's images with keep-masks `keeps` (`None`: all kept).
+    fn new(s: &ConvShape, keeps: &[Option<&[bool]>], taps: &[u64]) -> Self {
         let plane = s.h * s.w;
-        let per_channel = (0..s.cg())
-            .map(|ci| match keep {
-                None => taps.iter().sum(),
-                Some(m) => m[ci * plane..][..plane]
-                    .iter()
-                    .zip(taps)
-                    .map(|(&k, &t)| u64::from(k) * t)
-                    .sum(),
-            })
-            .collect();
-        (s.kept_taps(keep), per_channel)
-    }
-
-    /// The kept taps of a group's images ([`KeptTaps::of_image`] each) side by side.
-    fn batch(images: &[(BitMatrix, Vec<u64>)]) -> Self {
-        let bits = BitMatrix::concat_cols(images.iter().map(|(b, _)| b));
-        let mut per_channel = vec![0; images.first().map_or(0, |(_, c)| c.len())];
-        for (_, counts) in images {
-            per_channel.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+        let mut per_channel = vec![0; s.cg()];
+        for keep in keeps {
+            for (ci, total) in per_channel.iter_mut().enumerate() {
+                *total += match keep {
+                    None => taps.iter().sum::<u64>(),
+                    Some(m) => m[ci * plane..][..plane]
+                        .iter()
+                        .zip(taps)
+                        .map(|(&k, &t)| u64::from(k) * t)
+                        .sum(),
+                };
+            }
         }
+        let bits = s.kept_taps(keeps.iter().copied());
         Self {
             rows: (0..bits.rows()).map(|j| bits.row_count(j)).collect(),
             bits,

@@ -21,7 +21,7 @@
 //! method). MAC slots are `N·K·J·P` in every phase (the same products); padding taps count as
 //! zero-operand MACs.
 
-use super::density::{bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
+use super::density::{bits_at, bool_bitmap, strided_bits, BitMatrix, Counting, WorkCounts};
 use super::gemm::{self, Csr, MatRef};
 use super::mask::{apply_mask, apply_weight_mask, store};
 use super::{check_len, invalid, Result};
@@ -306,36 +306,61 @@ impl ConvShape {
             .collect()
     }
 
-    /// The im2col bit matrix (J×P) of a per-input bit vector of one group (bit
+    /// The im2col bit matrix of one group of images side by side (J×(N·P), image `n` at columns
+    /// `n·P..(n + 1)·P`) from every image's per-input bit vector `inputs[n]` (bit
     /// `ci·H·W + ih·W + iw`); padding taps are 0.
-    pub(crate) fn tap_bits(&self, input: &[u64]) -> BitMatrix {
-        let mut m = BitMatrix::zeros(self.j(), self.p());
+    pub(crate) fn tap_bits(&self, inputs: &[Vec<u64>]) -> BitMatrix {
+        let p = self.p();
+        let mut m = BitMatrix::zeros(self.j(), inputs.len() * p);
         let (sw, rs, plane) = (self.stride.1, self.r * self.s, self.h * self.w);
         let table = self.tap_table();
         // A run's bits 64 at a time, its padding columns cleared after; else span by span.
-        let copy = |m: &mut BitMatrix, j: usize, q: usize, src: usize, len: usize, step: usize| {
+        let copy = |m: &mut BitMatrix,
+                    input: &[u64],
+                    j: usize,
+                    q: usize,
+                    (src, len, step): (usize, usize, usize)| {
             for done in (0..len).step_by(64) {
                 let n = (len - done).min(64);
                 m.or_bits(j, q + done, strided_bits(input, src + done * step, step, n), n);
             }
         };
+        // Per kernel position with a run: the run and its output positions other than padding.
+        let runs: Vec<_> = (0..rs)
+            .map(|k| table.run(k).map(|r| (r.unpadded(p), r)))
+            .collect();
         for j in 0..self.j() {
-            match table.run(j % rs) {
-                Some(run) => {
-                    copy(&mut m, j, run.q.start, j / rs * plane + run.src, run.q.len(), 1);
-                    run.padding().for_each(|q| m.clear(j, q));
+            for (at, input) in (0..).step_by(p).zip(inputs) {
+                match &runs[j % rs] {
+                    // Word by word of the output positions: the run's bits there, but padding.
+                    Some((unpadded, run)) => {
+                        let src = j / rs * plane + run.src;
+                        for (i, &keep) in unpadded.iter().enumerate() {
+                            let (first, n) = (64 * i, (p - 64 * i).min(64));
+                            let (lo, hi) = (first.max(run.q.start), (first + n).min(run.q.end));
+                            if lo < hi {
+                                let from = src + (lo - run.q.start);
+                                let bits = bits_at(input, from, hi - lo) << (lo - first);
+                                m.or_bits(j, at + first, bits & keep, n);
+                            }
+                        }
+                    }
+                    None => table.spans(j, |t| copy(&mut m, input, j, at + t.q, (t.src, t.len, sw))),
                 }
-                None => table.spans(j, |t| copy(&mut m, t.j, t.q, t.src, t.len, sw)),
             }
         }
         m
     }
 
-    /// [`ConvShape::tap_bits`] of a keep-mask over one group's input (`None`: all kept), i.e.
-    /// the in-bounds taps whose input is kept.
-    pub(crate) fn kept_taps(&self, keep: Option<&[bool]>) -> BitMatrix {
+    /// [`ConvShape::tap_bits`] of the keep-masks over one group's input of every image
+    /// (`keeps[n]`; `None`: all kept), i.e. the in-bounds taps whose input is kept.
+    pub(crate) fn kept_taps<'k>(&self, keeps: impl IntoIterator<Item = Option<&'k [bool]>>) -> BitMatrix {
         let all = || vec![u64::MAX; (self.cg() * self.h * self.w).div_ceil(64)];
-        self.tap_bits(&keep.map_or_else(all, bool_bitmap))
+        let inputs: Vec<Vec<u64>> = keeps
+            .into_iter()
+            .map(|k| k.map_or_else(all, bool_bitmap))
+            .collect();
+        self.tap_bits(&inputs)
     }
 
     /// For every input position of one channel (`ih·W + iw`), the sum of `per_q[q]` over the
@@ -527,6 +552,17 @@ impl Run {
     pub(crate) fn padding(&self) -> impl Iterator<Item = usize> + '_ {
         let cols = (0..self.cols.start).chain(self.cols.end..self.ow);
         cols.flat_map(move |c| self.rows.clone().map(move |y| y * self.ow + c))
+    }
+
+    /// The `p` output positions as bits (bit `q % 64` of word `q / 64`; none past `p`), 0 at
+    /// [`Run::padding`].
+    fn unpadded(&self, p: usize) -> Vec<u64> {
+        let mut words = vec![u64::MAX; p.div_ceil(64)];
+        if !p.is_multiple_of(64) {
+            words[p / 64] = (1 << (p % 64)) - 1;
+        }
+        self.padding().for_each(|q| words[q / 64] &= !(1 << (q % 64)));
+        words
     }
 }
 

@@ -68,24 +68,6 @@ impl BitMatrix {
         m
     }
 
-    /// The bit matrices `parts` (all with the same number of rows) side by side.
-    pub fn concat_cols<'a>(parts: impl IntoIterator<Item = &'a BitMatrix>) -> Self {
-        let parts: Vec<&BitMatrix> = parts.into_iter().collect();
-        let rows = parts.first().map_or(0, |p| p.rows);
-        let mut m = Self::zeros(rows, parts.iter().map(|p| p.cols).sum());
-        let mut c0 = 0;
-        for p in parts {
-            assert_eq!(p.rows, rows, "concatenated bit matrices differ in rows");
-            for r in 0..rows {
-                for (w, &word) in p.row(r).iter().enumerate() {
-                    m.or_bits(r, c0 + w * 64, word, (p.cols - w * 64).min(64));
-                }
-            }
-            c0 += p.cols;
-        }
-        m
-    }
-
     /// The non-zero indicator of a strided f32 matrix: `bit(r, c) = data[r*rs + c*cs] != 0`.
     pub fn nonzero(data: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
         Self::from_fn(rows, cols, |r, c| data[r * rs + c * cs] != 0.0)
@@ -104,11 +86,6 @@ impl BitMatrix {
     /// Sets bit `(r, c)`.
     pub fn set(&mut self, r: usize, c: usize) {
         self.words[r * self.words_per_row + c / 64] |= 1 << (c % 64);
-    }
-
-    /// Clears bit `(r, c)`.
-    pub fn clear(&mut self, r: usize, c: usize) {
-        self.words[r * self.words_per_row + c / 64] &= !(1 << (c % 64));
     }
 
     /// ORs the `n <= 64` low bits of `bits` into row `r` at columns `c..c + n`.
@@ -488,14 +465,10 @@ mod tests {
         let m = BitMatrix::from_bools(&bools[..130], 2, 65);
         assert_eq!(m, BitMatrix::from_fn(2, 65, |r, c| bools[r * 65 + c]));
         assert_eq!(m.transpose(), BitMatrix::from_fn(65, 2, |r, c| bools[c * 65 + r]));
-        // Three runs of 30 values a row (not word-aligned), and the same matrix put together.
+        // Three runs of 30 values a row (not word-aligned).
         let parts = BitMatrix::from_parts(2, 3, 30, |r, i| &bools[(i * 2 + r) * 30..]);
         let want = BitMatrix::from_fn(2, 90, |r, c| bools[(c / 30 * 2 + r) * 30 + c % 30]);
         assert_eq!(parts, want);
-        let split: Vec<BitMatrix> = [0..37, 37..90]
-            .map(|cs| BitMatrix::from_fn(2, cs.len(), |r, c| want.get(r, cs.start + c)))
-            .into();
-        assert_eq!(BitMatrix::concat_cols(&split), want);
         let mut o = BitMatrix::zeros(1, 130);
         o.or_bits(0, 60, 0b1011, 4);
         o.or_bits(0, 66, u64::MAX, 64);

@@ -465,7 +465,7 @@ fn count(shape: &ConvShape, w: &[f32], dy: &[f32], opts: &ConvOpts) -> Result<Wo
                 .sum()
         });
         let dropped = (valid - kept) * kg as u64;
-        let keep_col: Option<BitMatrix> = exact.then(|| shape.kept_taps(keep_in));
+        let keep_col: Option<BitMatrix> = exact.then(|| shape.kept_taps([keep_in]));
         let effective = match &keep_col {
             Some(kc) => {
                 let wv = MatRef::row_major(&w[g * kg * j..(g + 1) * kg * j], kg, j)?.t();

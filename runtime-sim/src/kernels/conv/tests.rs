@@ -342,7 +342,7 @@ fn tap_counters_match_the_im2col_matrix() {
             .collect();
         assert_eq!(sh.tap_row_counts(&counts), both, "{sh:?}");
         assert_eq!(sh.tap_counts(&x), cols, "{sh:?}");
-        let bits = sh.tap_bits(&crate::kernels::density::nonzero_bitmap(&x));
+        let bits = sh.tap_bits(&[crate::kernels::density::nonzero_bitmap(&x)]);
         assert_eq!(
             bits,
             MatRef::row_major(&col, j, p).unwrap().nonzero_bits(),
