@@ -314,7 +314,7 @@ impl ConvShape {
         let mut m = BitMatrix::zeros(self.j(), inputs.len() * p);
         let (sw, rs, plane) = (self.stride.1, self.r * self.s, self.h * self.w);
         let table = self.tap_table();
-        // A run's bits 64 at a time, its padding columns cleared after; else span by span.
+        // A span's bits, 64 at a time.
         let copy = |m: &mut BitMatrix,
                     input: &[u64],
                     j: usize,
@@ -435,7 +435,6 @@ impl ConvShape {
     pub(crate) fn im2col_batch(&self, x: &[f32], g: usize) -> Vec<f32> {
         let (p, in_plane) = (self.p(), self.cg() * self.h * self.w);
         let taps = self.tap_table();
-        // Built row by row (each zeroed while in cache, then written), not zeroed whole first.
         let mut col = Vec::with_capacity(self.j() * self.n * p);
         for j in 0..self.j() {
             let start = col.len();
