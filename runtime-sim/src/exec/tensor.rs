@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, ff_effective, CensusViews};
-use super::views::{Decoded, DecodedValues, InputViews, OnRead, WeightValues, Weights};
+use super::views::{Decoded, DecodedValues, InputViews, OnRead, Outputs, WeightValues, Weights};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
@@ -345,6 +345,7 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         bp_stats,
         df,
         pe: PeMode::of(ctx),
+        outputs: Arc::clone(&ctx.views.outputs),
     };
     ctx.background = Some(Background {
         touches: hazard::conv_retire(c),
@@ -374,6 +375,8 @@ struct ConvJob {
     bp_stats: Option<(Block, Arc<Decoded>)>,
     df: Dataflow,
     pe: PeMode,
+    /// Where the output buffer comes from, and goes back to once the census has read it.
+    outputs: Arc<Outputs>,
 }
 
 /// S3's settings, read when the conv issued.
@@ -423,7 +426,8 @@ impl ConvJob {
             Mode::Bp => conv_bp(s, a, &b.op, y, &opts).map(|_| ()),
             Mode::Wg => conv_wg(s, a, &b.op, y, &wg_opts).map(|_| ()),
         };
-        let mut y = vec![0.0f32; self.c.operand_lens().2];
+        // Every kernel overwrites all of `y`.
+        let mut y = self.outputs.take(self.c.operand_lens().2);
         let spec = match (&self.input, &self.s3) {
             (Some(input), Some(s3)) => {
                 let (done, pred) = rayon::join(|| kernel(&mut y), || s3_predict(s, a, b, input));
@@ -457,6 +461,7 @@ impl ConvJob {
             bp_stats,
             df,
             pe,
+            outputs,
             ..
         } = self;
         let (s, t) = (c.shape, c.t);
@@ -507,6 +512,7 @@ impl ConvJob {
                 &census_views,
             );
             let operands = pe_operands(&t, df, (&a.x, a.nonzero), (b.op.values(), b.nonzero), &y);
+            outputs.give(y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
         Ok(())

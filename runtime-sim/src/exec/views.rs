@@ -22,7 +22,7 @@ use super::conv_census::WeightViews;
 use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use trainer_isa::DType;
 
 /// Entries kept per kind, most recently used first (the tiles of a layer may cycle through the
@@ -82,12 +82,15 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
     }
 }
 
-/// Derived data of a conv's cached operands (see the module documentation).
+/// Derived data of a conv's cached operands (see the module documentation), and the output
+/// buffers convs reuse ([`Outputs`]).
 #[derive(Debug, Clone)]
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
     weights: Memo<OperandHead, u8, Weights>,
     keeps: Memo<ConvShape, bool, KeepViews>,
+    /// Output buffers of convs whose accounting is done, for later convs' outputs.
+    pub outputs: Arc<Outputs>,
 }
 
 impl Default for ConvViews {
@@ -96,6 +99,43 @@ impl Default for ConvViews {
             operands: Memo::new(),
             weights: Memo::new(),
             keeps: Memo::new(),
+            outputs: Arc::default(),
+        }
+    }
+}
+
+/// Output buffers kept at most by [`Outputs`].
+const SPARE_OUTPUTS: usize = 16;
+
+/// Conv output buffers handed back once nothing reads them (after the census), so that later
+/// convs' kernels, which overwrite their whole output, do not zero fresh memory first.
+#[derive(Debug, Default)]
+pub struct Outputs(Mutex<Vec<Vec<f32>>>);
+
+impl Outputs {
+    /// A buffer of `len` values for an output its kernel overwrites whole: a handed-back one with
+    /// room for them if there is one (the values it holds are stale, not cleared), else a new
+    /// one of zeros.
+    pub fn take(&self, len: usize) -> Vec<f32> {
+        let spare = {
+            let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let fits = spare.iter().position(|b| b.capacity() >= len);
+            fits.map(|i| spare.swap_remove(i))
+        };
+        match spare {
+            Some(mut y) => {
+                y.resize(len, 0.0);
+                y
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Hands back a buffer nothing reads any more (kept if fewer than [`SPARE_OUTPUTS`] are).
+    pub fn give(&self, y: Vec<f32>) {
+        let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_OUTPUTS {
+            spare.push(y);
         }
     }
 }
@@ -442,6 +482,24 @@ mod tests {
             v.keep(&s, Some(&other));
         }
         assert!(!Arc::ptr_eq(&first, &v.keep(&s, Some(&keep))));
+    }
+
+    #[test]
+    fn outputs_hand_back_buffers_with_room() {
+        let outputs = Outputs::default();
+        let first = outputs.take(8);
+        assert_eq!(first, [0.0; 8]);
+        let at = first.as_ptr();
+        outputs.give(first);
+        // Room for five: the same buffer, five long.
+        let again = outputs.take(5);
+        assert_eq!((again.len(), again.as_ptr()), (5, at));
+        // No room anywhere: a new buffer of zeros.
+        assert_eq!(outputs.take(100), [0.0; 100]);
+        for _ in 0..2 * SPARE_OUTPUTS {
+            outputs.give(vec![1.0; 3]);
+        }
+        assert_eq!(outputs.0.lock().unwrap().len(), SPARE_OUTPUTS);
     }
 
     #[test]

@@ -341,7 +341,10 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
     let mut tmp = vec![0.0; shape.n * in_plane];
     for (g, csr) in csrs.iter().enumerate() {
         let dyg = dy_side_by_side(shape, dy, g);
-        tmp.fill(0.0);
+        // Fresh zeros for the first group.
+        if g > 0 {
+            tmp.fill(0.0);
+        }
         for (jj, (c, t)) in (0..shape.cg())
             .flat_map(|c| (0..rs).map(move |t| (c, t)))
             .enumerate()
