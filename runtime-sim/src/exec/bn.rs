@@ -4,6 +4,7 @@ use super::{kernel_fault, Ctx, Work};
 use crate::decode::{Nchw, Op};
 use crate::error::FaultKind;
 use crate::kernels::bn::{bn_apply, bn_input_grad, BnGradStats, BnNorm, BnShape};
+use crate::kernels::mask::apply_mask;
 use crate::ledger::Event;
 use trainer_isa::names::CfgF32;
 use trainer_isa::Operand;
@@ -82,13 +83,7 @@ pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Vec<f64> {
 }
 
 fn masked(mut dy: Vec<f32>, mask: Option<Vec<bool>>) -> Vec<f32> {
-    if let Some(m) = mask {
-        dy.iter_mut().zip(&m).for_each(|(d, &k)| {
-            if !k {
-                *d = 0.0;
-            }
-        });
-    }
+    apply_mask(&mut dy, mask.as_deref());
     dy
 }
 

@@ -436,12 +436,12 @@ impl KeepViews {
 impl KeptTaps {
     /// The kept taps of a group's images with keep-masks `keeps` (`None`: all kept).
     fn new(s: &ConvShape, keeps: &[Option<&[bool]>], taps: &[u64]) -> Self {
-        let plane = s.h * s.w;
+        let (plane, all) = (s.h * s.w, taps.iter().sum::<u64>());
         let mut per_channel = vec![0; s.cg()];
         for keep in keeps {
             for (ci, total) in per_channel.iter_mut().enumerate() {
                 *total += match keep {
-                    None => taps.iter().sum::<u64>(),
+                    None => all,
                     Some(m) => m[ci * plane..][..plane]
                         .iter()
                         .zip(taps)

@@ -315,14 +315,15 @@ impl ConvShape {
         let (sw, rs, plane) = (self.stride.1, self.r * self.s, self.h * self.w);
         let table = self.tap_table();
         // A span's bits, 64 at a time.
-        let copy = |m: &mut BitMatrix,
-                    input: &[u64],
-                    j: usize,
-                    q: usize,
-                    (src, len, step): (usize, usize, usize)| {
-            for done in (0..len).step_by(64) {
-                let n = (len - done).min(64);
-                m.or_bits(j, q + done, strided_bits(input, src + done * step, step, n), n);
+        let copy = |m: &mut BitMatrix, input: &[u64], j: usize, at: usize, t: TapSpan| {
+            for done in (0..t.len).step_by(64) {
+                let n = (t.len - done).min(64);
+                m.or_bits(
+                    j,
+                    at + t.q + done,
+                    strided_bits(input, t.src + done * sw, sw, n),
+                    n,
+                );
             }
         };
         // Per kernel position with a run: the run and its output positions other than padding.
@@ -345,7 +346,7 @@ impl ConvShape {
                             }
                         }
                     }
-                    None => table.spans(j, |t| copy(&mut m, input, j, at + t.q, (t.src, t.len, sw))),
+                    None => table.spans(j, |t| copy(&mut m, input, j, at, t)),
                 }
             }
         }
