@@ -71,15 +71,18 @@ pub(crate) fn grad_sums(s: Nchw, x: &[f32], dy: &[f32], norm: &BnNorm) -> Result
 
 /// Per-channel sums of an N×C×HW tensor: `[Σx per channel.., Σx² per channel..]`, in f64.
 pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Vec<f64> {
-    let mut sums = vec![0.0f64; 2 * c];
-    for (i, plane) in x.chunks(hw).enumerate() {
-        let ch = i % c;
-        for &v in plane {
-            sums[ch] += f64::from(v);
-            sums[c + ch] += f64::from(v) * f64::from(v);
-        }
-    }
-    sums
+    let s = BnShape {
+        n: x.len() / (c * hw).max(1),
+        c,
+        hw,
+    };
+    let sums = s.channel_folds(&vec![(0.0f64, 0.0f64); c], |acc, r| {
+        x[r].iter().fold(acc, |(s, q), &v| {
+            (s + f64::from(v), q + f64::from(v) * f64::from(v))
+        })
+    });
+    let (sum, sumsq): (Vec<f64>, Vec<f64>) = sums.into_iter().unzip();
+    [sum, sumsq].concat()
 }
 
 fn masked(mut dy: Vec<f32>, mask: Option<Vec<bool>>) -> Vec<f32> {

@@ -6,6 +6,7 @@ use crate::error::FaultKind;
 use crate::kernels::loss::{softmax_xent, softmax_xent_backward};
 use crate::kernels::optim::Sgd;
 use crate::ledger::Event;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use trainer_isa::names::CfgF32;
 
 /// Executes `softmax_ce` or `sgd`.
@@ -52,7 +53,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             // Without a momentum operand the momentum reads as zeros and is not kept; a weight
             // the mask drops keeps its value and its momentum. Every element is updated and the
             // mask then picks (a loop without branches, which vectorises).
-            let (masked, mut updated) = (!mask.is_none(), 0);
+            let (masked, updated) = (!mask.is_none(), AtomicUsize::new(0));
             let ins = [("w", w), ("g", g), ("mask", mask), ("v", v)];
             stream::map(ctx, n, ins, [("w", w), ("v", v)], |[wi, gi, mi, vi], [wo, vo]| {
                 let outs = wo.iter_mut().zip(vo.iter_mut());
@@ -64,12 +65,13 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
                     *w_out = if keep { w_new } else { w };
                     *v_out = if keep { v_new } else { v };
                 }
-                updated += match masked {
+                let chunk_updated = match masked {
                     true => mi.iter().filter(|&&m| m != 0.0).count(),
                     false => wi.len(),
                 };
+                updated.fetch_add(chunk_updated, Ordering::Relaxed);
             })?;
-            ctx.ev(Event::VecOp, 4 * updated as u64);
+            ctx.ev(Event::VecOp, 4 * updated.into_inner() as u64);
         }
         _ => unreachable!("not a loss/optimizer operation: {op:?}"),
     }

@@ -1,6 +1,6 @@
 //! Element-wise passes: an instruction whose every output element depends only on the same
-//! element of its inputs streams its operands through small f32 buffers, a
-//! chunk at a time — decoded, computed and encoded while the chunk is in cache — instead of
+//! element of its inputs streams its operands through f32 buffers a batch at a time — decoded,
+//! computed and encoded while the batch is in cache, its chunks across threads — instead of
 //! decoding whole tensors into f32 copies and encoding them back.
 //!
 //! The result is that of reading every input whole, computing, then writing every output whole
@@ -11,10 +11,15 @@ use super::Ctx;
 use crate::error::FaultKind;
 use crate::hazard::Region;
 use crate::memory::{decode_f32_into, encode_f32};
+use rayon::prelude::*;
+use std::slice::ChunksMut;
 use trainer_isa::Operand;
 
 /// Elements per chunk: a multiple of 8, so that the chunks of a `b1` operand start on a byte.
 const CHUNK: usize = 4096;
+
+/// Elements of a streamed pass read, computed and written at a time, its chunks across threads.
+const BATCH: usize = 16 * CHUNK;
 
 /// An operand of a pass: the field named in faults, and the operand. An absent input reads as
 /// zeros; an absent output is computed and dropped.
@@ -24,12 +29,15 @@ pub type Field = (&'static str, Operand);
 /// the same chunk of elements of every operand. Every present operand's range is checked first,
 /// inputs then outputs in order, so a faulting pass writes nothing. Each read and write is
 /// charged.
+///
+/// A streamed pass takes [`BATCH`] elements at a time: every input's are decoded and computed,
+/// chunk by chunk across threads, then every output's encoded, also across threads.
 pub fn map<const I: usize, const O: usize>(
     ctx: &mut Ctx,
     n: usize,
     inputs: [Field; I],
     outputs: [Field; O],
-    mut f: impl FnMut([&[f32]; I], [&mut [f32]; O]),
+    f: impl Fn([&[f32]; I], [&mut [f32]; O]) + Sync,
 ) -> Result<(), FaultKind> {
     let present = |ops: &[Field]| {
         ops.iter()
@@ -41,37 +49,52 @@ pub fn map<const I: usize, const O: usize>(
     for &(field, op) in ins.iter().chain(&outs) {
         ctx.check(field, op, n)?;
     }
-    let chunk = match streamable(&ins, &outs, n) {
-        true => CHUNK.min(n),
-        false => n,
+    let (chunk, batch) = match streamable(&ins, &outs, n) {
+        true => (CHUNK.min(n), BATCH.min(n)),
+        false => (n, n),
     };
-    let mut in_bufs = [(); I].map(|_| vec![0.0f32; chunk]);
-    let mut out_bufs = [(); O].map(|_| vec![0.0f32; chunk]);
+    let mut in_bufs = [(); I].map(|_| vec![0.0f32; batch]);
+    let mut out_bufs = [(); O].map(|_| vec![0.0f32; batch]);
     let mut start = 0;
     while start < n {
-        let len = chunk.min(n - start);
-        for (buf, &(field, op)) in in_bufs.iter_mut().zip(&inputs) {
-            if !op.is_none() {
-                let (at, bytes) = elements(op, start, len);
-                decode_f32_into(
-                    op.dtype,
-                    ctx.mem.bytes(field, op.space, at, bytes)?,
-                    &mut buf[..len],
-                );
-            }
+        let len = batch.min(n - start);
+        let mut sources = Vec::with_capacity(I);
+        for &(field, op) in &inputs {
+            let (at, bytes) = elements(op, start, len);
+            sources.push(
+                (!op.is_none())
+                    .then(|| ctx.mem.bytes(field, op.space, at, bytes))
+                    .transpose()?,
+            );
         }
-        f(
-            in_bufs.each_ref().map(|b| &b[..len]),
-            out_bufs.each_mut().map(|b| &mut b[..len]),
-        );
+        let mut in_chunks = chunks(&mut in_bufs, len, chunk);
+        let mut out_chunks = chunks(&mut out_bufs, len, chunk);
+        let pieces: Vec<_> = (0..len.div_ceil(chunk))
+            .map(|_| (next(&mut in_chunks), next(&mut out_chunks)))
+            .collect();
+        pieces
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, (mut ins, outs))| {
+                for ((buf, source), &(_, op)) in ins.iter_mut().zip(&sources).zip(&inputs) {
+                    if let Some(raw) = source {
+                        let (from, bytes) = (
+                            op.dtype.bytes((i * chunk) as u64),
+                            op.dtype.bytes(buf.len() as u64),
+                        );
+                        decode_f32_into(op.dtype, &raw[from as usize..][..bytes as usize], buf);
+                    }
+                }
+                f(ins.each_ref().map(|b| &**b), outs);
+            });
         for (buf, &(field, op)) in out_bufs.iter().zip(&outputs) {
             if !op.is_none() {
                 let (at, bytes) = elements(op, start, len);
-                encode_f32(
-                    op.dtype,
-                    &buf[..len],
-                    ctx.mem.bytes_mut(field, op.space, at, bytes)?,
-                );
+                let raw = ctx.mem.bytes_mut(field, op.space, at, bytes)?;
+                let per_chunk = op.dtype.bytes(chunk as u64) as usize;
+                raw.par_chunks_mut(per_chunk)
+                    .zip(buf[..len].par_chunks(chunk))
+                    .for_each(|(raw, values)| encode_f32(op.dtype, values, raw));
             }
         }
         start += len;
@@ -83,6 +106,18 @@ pub fn map<const I: usize, const O: usize>(
         ctx.charge_write(op, n);
     }
     Ok(())
+}
+
+/// The first `len` values of every buffer in chunks of `chunk`.
+fn chunks<const M: usize>(bufs: &mut [Vec<f32>; M], len: usize, chunk: usize) -> [ChunksMut<'_, f32>; M] {
+    bufs.each_mut().map(|b| b[..len].chunks_mut(chunk))
+}
+
+/// The next chunk of every buffer (they have as many).
+fn next<'b, const M: usize>(chunks: &mut [ChunksMut<'b, f32>; M]) -> [&'b mut [f32]; M] {
+    chunks
+        .each_mut()
+        .map(|c| c.next().expect("every buffer has as many chunks"))
 }
 
 /// The byte address and length of elements `start..start + len` of `op` (`start` a multiple
@@ -165,7 +200,7 @@ mod tests {
 
     #[test]
     fn chunks_match_a_whole_pass_whatever_the_overlap() {
-        let n = 3 * CHUNK + 5;
+        let n = BATCH + 3 * CHUNK + 5;
         let init: Vec<f32> = (0..3 * n).map(|i| (i % 97) as f32 - 40.0).collect();
         let cases = [
             // Disjoint, in place (same and narrower dtype), overlapping ahead and behind.

@@ -14,6 +14,8 @@
 //! element-wise operation is f32.
 
 use super::{check_len, invalid, Result};
+use rayon::prelude::*;
+use std::ops::Range;
 
 /// Layout of a BN input: `n` images of `c` channels of `hw` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +33,40 @@ impl BnShape {
         self.n * self.c * self.hw
     }
 
-    /// Calls `f(channel, plane_range)` for every (image, channel) plane.
-    fn planes(&self, mut f: impl FnMut(usize, std::ops::Range<usize>)) {
-        for n in 0..self.n {
-            for c in 0..self.c {
-                let start = (n * self.c + c) * self.hw;
-                f(c, start..start + self.hw);
-            }
-        }
+    /// Calls `f(channel, plane_range, plane of y)` for every (image, channel) plane of `y` (a
+    /// tensor of this shape), planes in parallel when the tensor is large.
+    fn planes_mut(&self, y: &mut [f32], f: impl Fn(usize, Range<usize>, &mut [f32]) + Sync) {
+        let hw = self.hw.max(1);
+        y.par_chunks_mut(hw)
+            .enumerate()
+            .with_min_len(PAR_ELEMS.div_ceil(hw))
+            .for_each(|(i, plane)| f(i % self.c, i * hw..(i + 1) * hw, plane));
+    }
+
+    /// Per channel, `f` folded over the channel's plane ranges in image order, starting from
+    /// `init[c]`: the reductions a loop over the planes would give, channels in parallel when
+    /// the tensor is large.
+    pub(crate) fn channel_folds<T: Copy + Send + Sync>(
+        &self,
+        init: &[T],
+        f: impl Fn(T, Range<usize>) -> T + Sync,
+    ) -> Vec<T> {
+        let per_channel = self.n * self.hw;
+        init.par_iter()
+            .enumerate()
+            .with_min_len(PAR_ELEMS.div_ceil(per_channel.max(1)))
+            .map(|(c, &acc)| {
+                (0..self.n).fold(acc, |acc, n| {
+                    let start = (n * self.c + c) * self.hw;
+                    f(acc, start..start + self.hw)
+                })
+            })
+            .collect()
     }
 }
+
+/// Elements of a BN tensor from which its planes or channels are split across threads.
+const PAR_ELEMS: usize = 1 << 15;
 
 /// Per-channel forward statistics Σx, Σx² over `count` elements per channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,13 +102,14 @@ impl BnStats {
     pub fn accumulate(&mut self, shape: &BnShape, x: &[f32]) -> Result<()> {
         check_len("BN input", x, shape.len())?;
         check_len("BN statistics", &self.sum, shape.c)?;
-        shape.planes(|c, r| {
+        let init: Vec<(f64, f64)> = self.sum.iter().copied().zip(self.sumsq.iter().copied()).collect();
+        let sums = shape.channel_folds(&init, |(sum, sumsq), r| {
             let (s, q) = x[r].iter().fold((0.0f64, 0.0f64), |(s, q), &v| {
                 (s + f64::from(v), q + f64::from(v) * f64::from(v))
             });
-            self.sum[c] += s;
-            self.sumsq[c] += q;
+            (sum + s, sumsq + q)
         });
+        (self.sum, self.sumsq) = sums.into_iter().unzip();
         self.count += (shape.n * shape.hw) as u64;
         Ok(())
     }
@@ -143,10 +170,10 @@ pub fn bn_apply(
     check_len("BN input", x, shape.len())?;
     check_len("BN output", y, shape.len())?;
     check_channel_params(shape, norm, &[gamma, beta])?;
-    shape.planes(|c, r| {
+    shape.planes_mut(y, |c, r, y| {
         let scale = gamma[c] * norm.invstd[c];
         let shift = beta[c] - norm.mean[c] * scale;
-        for (o, &v) in y[r.clone()].iter_mut().zip(&x[r]) {
+        for (o, &v) in y.iter_mut().zip(&x[r]) {
             let t = v * scale + shift;
             *o = if relu { t.max(0.0) } else { t };
         }
@@ -178,7 +205,10 @@ impl BnGradStats {
         check_len("BN output gradient", dy, shape.len())?;
         check_len("BN gradient statistics", &self.sum_dy, shape.c)?;
         check_channel_params(shape, norm, &[])?;
-        shape.planes(|c, r| {
+        let init: Vec<(usize, f64, f64)> = (0..shape.c)
+            .map(|c| (c, self.sum_dy[c], self.sum_dy_xhat[c]))
+            .collect();
+        let sums = shape.channel_folds(&init, |(c, sum_dy, sum_dy_xhat), r| {
             let (mean, inv) = (norm.mean[c], norm.invstd[c]);
             let (s, sx) = x[r.clone()]
                 .iter()
@@ -186,9 +216,9 @@ impl BnGradStats {
                 .fold((0.0f64, 0.0f64), |(s, sx), (&v, &g)| {
                     (s + f64::from(g), sx + f64::from(g) * f64::from((v - mean) * inv))
                 });
-            self.sum_dy[c] += s;
-            self.sum_dy_xhat[c] += sx;
+            (c, sum_dy + s, sum_dy_xhat + sx)
         });
+        (self.sum_dy, self.sum_dy_xhat) = sums.into_iter().map(|(_, s, sx)| (s, sx)).unzip();
         Ok(())
     }
 
@@ -220,11 +250,11 @@ pub fn bn_input_grad(
     check_channel_params(shape, norm, &[gamma])?;
     check_len("BN gradient statistics", &grads.sum_dy, shape.c)?;
     let m = (shape.n * shape.hw) as f32;
-    shape.planes(|c, r| {
+    shape.planes_mut(dx, |c, r, dx| {
         let (mean, inv) = (norm.mean[c], norm.invstd[c]);
         let k = gamma[c] * inv / m;
         let (sdy, sdyx) = (grads.sum_dy[c] as f32, grads.sum_dy_xhat[c] as f32);
-        for ((d, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
+        for ((d, &v), &g) in dx.iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
             let t = k * (m * g - sdy - (v - mean) * inv * sdyx);
             *d = if accumulate { *d + t } else { t };
         }
@@ -244,6 +274,59 @@ fn check_channel_params(shape: &BnShape, norm: &BnNorm, params: &[&[f32]]) -> Re
 mod tests {
     use super::*;
     use crate::kernels::testutil::{assert_close, sparse_vec, Rng};
+
+    /// Tensors large enough to be split across threads give the bits of one loop over the
+    /// planes in order (per-channel sums in image order, element-wise results).
+    #[test]
+    fn large_tensors_split_across_threads_as_one_loop() {
+        let mut rng = Rng::new(9);
+        let shape = BnShape {
+            n: 3,
+            c: 5,
+            hw: PAR_ELEMS / 4 + 3,
+        };
+        let x = sparse_vec(&mut rng, shape.len(), 0.9);
+        let dy = sparse_vec(&mut rng, shape.len(), 0.6);
+        let gamma = sparse_vec(&mut rng, shape.c, 1.0);
+        let beta = sparse_vec(&mut rng, shape.c, 1.0);
+        let norm = BnNorm {
+            mean: sparse_vec(&mut rng, shape.c, 1.0),
+            invstd: (0..shape.c).map(|c| 1.0 + c as f32 / 8.0).collect(),
+        };
+        let planes = || (0..shape.n * shape.c).map(|i| (i % shape.c, i * shape.hw..(i + 1) * shape.hw));
+        let mut stats = BnStats::new(shape.c);
+        stats.accumulate(&shape, &x).unwrap();
+        let mut grads = BnGradStats::new(shape.c);
+        grads.accumulate(&shape, &x, &dy, &norm).unwrap();
+        let (mut sum, mut sumsq) = (vec![0.0f64; shape.c], vec![0.0f64; shape.c]);
+        let (mut sdy, mut sdyx) = (vec![0.0f64; shape.c], vec![0.0f64; shape.c]);
+        for (c, r) in planes() {
+            let (mut s, mut q, mut g, mut gx) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            for i in r {
+                let (v, d) = (f64::from(x[i]), f64::from(dy[i]));
+                (s, q) = (s + v, q + v * v);
+                (g, gx) = (g + d, gx + d * f64::from((x[i] - norm.mean[c]) * norm.invstd[c]));
+            }
+            (sum[c], sumsq[c], sdy[c], sdyx[c]) = (sum[c] + s, sumsq[c] + q, sdy[c] + g, sdyx[c] + gx);
+        }
+        assert_eq!((stats.sum, stats.sumsq), (sum, sumsq));
+        assert_eq!((&grads.sum_dy, &grads.sum_dy_xhat), (&sdy, &sdyx));
+        let (mut y, mut dx) = (vec![0.0; shape.len()], vec![0.0; shape.len()]);
+        bn_apply(&shape, &x, &norm, &gamma, &beta, true, &mut y).unwrap();
+        bn_input_grad(&shape, &x, &dy, &norm, &gamma, &grads, false, &mut dx).unwrap();
+        let m = (shape.n * shape.hw) as f32;
+        for (c, r) in planes() {
+            let scale = gamma[c] * norm.invstd[c];
+            let shift = beta[c] - norm.mean[c] * scale;
+            let k = gamma[c] * norm.invstd[c] / m;
+            for i in r {
+                assert_eq!(y[i].to_bits(), (x[i] * scale + shift).max(0.0).to_bits());
+                let xh = (x[i] - norm.mean[c]) * norm.invstd[c];
+                let t = k * (m * dy[i] - sdy[c] as f32 - xh * sdyx[c] as f32);
+                assert_eq!(dx[i].to_bits(), t.to_bits());
+            }
+        }
+    }
 
     #[test]
     fn bn_forward_backward_match_naive() {

@@ -14,7 +14,12 @@
 use super::{check_len, Result};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
 use std::sync::LazyLock;
+
+/// Elements from which a conversion is split across threads, in chunks this long (whole groups
+/// of the f16 kernels' eight: each chunk converts as the whole buffer would).
+const PAR_CHUNK: usize = 1 << 15;
 
 /// A storage format of tensor elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -353,6 +358,18 @@ impl Format {
     /// Encodes `src` into little-endian bytes; `dst` must hold `src.len() * self.bytes()` bytes.
     pub fn encode_slice(self, src: &[f32], dst: &mut [u8]) -> Result<()> {
         check_len("encoded buffer", dst, src.len() * self.bytes())?;
+        if src.len() >= 2 * PAR_CHUNK {
+            src.par_chunks(PAR_CHUNK)
+                .zip(dst.par_chunks_mut(PAR_CHUNK * self.bytes()))
+                .for_each(|(s, d)| self.encode_chunk(s, d));
+        } else {
+            self.encode_chunk(src, dst);
+        }
+        Ok(())
+    }
+
+    /// [`Format::encode_slice`] in this thread (lengths checked).
+    fn encode_chunk(self, src: &[f32], dst: &mut [u8]) {
         match self {
             Format::F32 => {
                 for (d, x) in dst.chunks_exact_mut(4).zip(src) {
@@ -363,18 +380,27 @@ impl Format {
             Format::E4M3 => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f32_to_e4m3(x)),
             Format::E5M2 => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f32_to_e5m2(x)),
         }
-        Ok(())
     }
 
     /// Rounds `data` to this format in place (as [`Format::quantize_slice`]) and encodes the
     /// rounded values into `dst` (as [`Format::encode_slice`]); f16 converts each value once.
     pub fn store_slice(self, data: &mut [f32], dst: &mut [u8]) -> Result<()> {
         check_len("encoded buffer", dst, data.len() * self.bytes())?;
-        if self != Format::F16 {
-            self.quantize_slice(data);
-            return self.encode_slice(data, dst);
+        let store = |data: &mut [f32], dst: &mut [u8]| {
+            if self != Format::F16 {
+                self.quantize_slice(data);
+                self.encode_chunk(data, dst);
+            } else {
+                f16_store(data, dst.as_chunks_mut::<2>().0);
+            }
+        };
+        if data.len() >= 2 * PAR_CHUNK {
+            data.par_chunks_mut(PAR_CHUNK)
+                .zip(dst.par_chunks_mut(PAR_CHUNK * self.bytes()))
+                .for_each(|(s, d)| store(s, d));
+        } else {
+            store(data, dst);
         }
-        f16_store(data, dst.as_chunks_mut::<2>().0);
         Ok(())
     }
 
@@ -390,8 +416,20 @@ impl Format {
     }
 
     /// Hands every value encoded in `src` to `put` with its element of `dst`.
-    fn decode_each(self, src: &[u8], dst: &mut [f32], put: impl Fn(&mut f32, f32)) -> Result<()> {
+    fn decode_each(self, src: &[u8], dst: &mut [f32], put: impl Fn(&mut f32, f32) + Sync) -> Result<()> {
         check_len("encoded buffer", src, dst.len() * self.bytes())?;
+        if dst.len() >= 2 * PAR_CHUNK {
+            dst.par_chunks_mut(PAR_CHUNK)
+                .zip(src.par_chunks(PAR_CHUNK * self.bytes()))
+                .for_each(|(d, s)| self.decode_chunk(s, d, &put));
+        } else {
+            self.decode_chunk(src, dst, put);
+        }
+        Ok(())
+    }
+
+    /// [`Format::decode_each`] in this thread (lengths checked).
+    fn decode_chunk(self, src: &[u8], dst: &mut [f32], put: impl Fn(&mut f32, f32)) {
         let by_table = |table: &[f32; 256], dst: &mut [f32]| {
             dst.iter_mut()
                 .zip(src)
@@ -406,7 +444,6 @@ impl Format {
             Format::E4M3 => by_table(&E4M3_TABLE, dst),
             Format::E5M2 => by_table(&E5M2_TABLE, dst),
         }
-        Ok(())
     }
 
     /// Encodes `src` into a new byte vector.
@@ -417,10 +454,17 @@ impl Format {
     }
 
     /// Decodes a byte buffer into a new f32 vector; its length must be a multiple of the element
-    /// size. The vector is filled as it is built (no zeroing pass first).
+    /// size. The vector is filled as it is built (no zeroing pass first), except for long buffers,
+    /// which decode across threads into a zeroed one.
     pub fn from_bytes(self, src: &[u8]) -> Result<Vec<f32>> {
         let n = src.len() / self.bytes();
         check_len("encoded buffer", src, n * self.bytes())?;
+        if n >= 2 * PAR_CHUNK {
+            // Long buffers decode across threads, into a zeroed vector.
+            let mut out = vec![0.0; n];
+            self.decode_into(src, &mut out)?;
+            return Ok(out);
+        }
         Ok(match self {
             Format::F32 => src
                 .as_chunks::<4>()
@@ -511,6 +555,43 @@ mod tests {
         assert_eq!(f32_to_e4m3(-0.0), 0x80);
         assert_eq!(f32_to_e4m3(2f32.powi(-10)), 0x00); // tie 0|min subnormal -> even (0)
         assert_eq!(f32_to_e4m3(1.5 * 2f32.powi(-9)), 0x02); // tie 1|2 subnormal units -> even
+    }
+
+    /// Buffers long enough to be split across threads convert exactly as in short pieces.
+    #[test]
+    fn long_buffers_convert_as_in_pieces() {
+        let mut state = 3u32;
+        let values: Vec<f32> = (0..2 * PAR_CHUNK + 13)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Any value but NaN, whose payload an addition may take from either operand.
+                Some(f32::from_bits(state) % 1e6)
+                    .filter(|v| !v.is_nan())
+                    .unwrap_or(1.5)
+            })
+            .collect();
+        const PIECE: usize = 1000;
+        for f in [Format::F32, Format::F16, Format::E4M3, Format::E5M2] {
+            let b = f.bytes();
+            let whole = f.to_bytes(&values);
+            let pieces: Vec<u8> = values.chunks(PIECE).flat_map(|c| f.to_bytes(c)).collect();
+            assert_eq!(whole, pieces, "{f:?} encode");
+            let (mut stored, mut raw) = (values.clone(), vec![0; values.len() * b]);
+            f.store_slice(&mut stored, &mut raw).unwrap();
+            assert_eq!(raw, whole, "{f:?} store");
+            let decoded = f.from_bytes(&whole).unwrap();
+            let in_pieces: Vec<f32> = whole
+                .chunks(PIECE * b)
+                .flat_map(|c| f.from_bytes(c).unwrap())
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&decoded), bits(&in_pieces), "{f:?} decode");
+            assert_eq!(bits(&stored), bits(&decoded), "{f:?} stored values");
+            let mut sums = values.clone();
+            f.add_decoded(&whole, &mut sums).unwrap();
+            let want: Vec<f32> = values.iter().zip(&decoded).map(|(v, d)| v + d).collect();
+            assert_eq!(bits(&sums), bits(&want), "{f:?} add");
+        }
     }
 
     #[test]
