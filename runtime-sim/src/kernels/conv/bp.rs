@@ -157,7 +157,9 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                     out.par_chunks_mut(width)
                         .enumerate()
                         .with_min_len(per_task)
-                        .for_each_init(Vec::new, |tap, (c, o)| forward_row(csr, c, kg, &col, o, tap));
+                        .for_each_init(Taps::default, |taps, (c, o)| {
+                            forward_row(csr, c, kg, &col, o, taps)
+                        });
                     // Each image's run of lines is contiguous in every channel of dx.
                     for n in batch.start / shape.h..batch.end.div_ceil(shape.h) {
                         let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
@@ -174,67 +176,107 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
         });
 }
 
-/// Columns of `out` summed at once in [`forward_row`] (a block of partial sums stays in cache).
+/// Columns of `out` summed at once in [`forward_row`] (a block of partial sums stays in
+/// registers or cache).
 const BLOCK: usize = 64;
 
-/// Row `c` of `W'_g · col_dy` into `out`, in col2im's order: the products of every kernel
-/// position (a run of `kg` columns, gathered in `tap`) summed from +0 block by block and added to
-/// `out`; a single product is added directly (`0 + p` and `p` differ only in the sign of a zero).
-fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], tap: &mut Vec<(usize, f32)>) {
+/// A row's non-zeros as [`forward_row`] groups them, kept between rows to reuse the memory.
+#[derive(Default)]
+struct Taps {
+    /// The row's `(column, weight)` entries in order.
+    entries: Vec<(usize, f32)>,
+    /// Where each kernel position's run of entries (columns `t·Kg..(t + 1)·Kg`) ends.
+    ends: Vec<usize>,
+}
+
+/// Row `c` of `W'_g · col_dy` into `out`, in col2im's order: starting from +0, the products of
+/// every kernel position (a run of `kg` columns) summed from +0 and added to the row; a single
+/// product is added directly (`0 + p` and `p` differ only in the sign of a zero). Block by block
+/// of [`BLOCK`] columns, each block's sums kept across the row's non-zeros.
+fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], taps: &mut Taps) {
     let n = out.len();
     let x = |j: usize| &col[j * n..][..n];
-    out.fill(0.0);
-    let mut entries = csr.row(c).peekable();
-    while let Some((j, v)) = entries.next() {
-        let end = (j / kg + 1) * kg;
-        tap.clear();
-        tap.push((j, v));
-        tap.extend(std::iter::from_fn(|| entries.next_if(|&(i, _)| i < end)));
-        if let [(j, v)] = tap[..] {
-            out.iter_mut().zip(x(j)).for_each(|(o, &x)| *o += v * x);
+    taps.entries.clear();
+    taps.ends.clear();
+    // The end of the current kernel position's columns (columns only grow).
+    let mut end = 0;
+    for (j, v) in csr.row(c) {
+        if j >= end {
+            if !taps.entries.is_empty() {
+                taps.ends.push(taps.entries.len());
+            }
+            end = (j / kg + 1) * kg;
+        }
+        taps.entries.push((j, v));
+    }
+    if !taps.entries.is_empty() {
+        taps.ends.push(taps.entries.len());
+    }
+    for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+        if o.len() == BLOCK && block_wide(o, taps, |j| &x(j)[b * BLOCK..][..BLOCK]) {
             continue;
         }
-        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
-            if o.len() == BLOCK && add_block_wide(o, tap, |j| &x(j)[b * BLOCK..][..BLOCK]) {
-                continue;
+        o.fill(0.0);
+        let (mut start, len) = (0, o.len());
+        for &e in &taps.ends {
+            let x = |j: usize| &x(j)[b * BLOCK..][..len];
+            match taps.entries[start..e] {
+                [(j, v)] => o.iter_mut().zip(x(j)).for_each(|(o, &x)| *o += v * x),
+                ref tap => {
+                    let mut sum = [0.0f32; BLOCK];
+                    let sum = &mut sum[..len];
+                    for &(j, v) in tap {
+                        sum.iter_mut().zip(x(j)).for_each(|(t, &x)| *t += v * x);
+                    }
+                    o.iter_mut().zip(sum).for_each(|(o, t)| *o += *t);
+                }
             }
-            let mut sum = [0.0f32; BLOCK];
-            let sum = &mut sum[..o.len()];
-            for &(j, v) in tap.iter() {
-                sum.iter_mut()
-                    .zip(&x(j)[b * BLOCK..])
-                    .for_each(|(t, &x)| *t += v * x);
-            }
-            o.iter_mut().zip(sum).for_each(|(o, t)| *o += *t);
+            start = e;
         }
     }
 }
 
 /// [`forward_row`]'s block of [`BLOCK`] outputs `o` in AVX-512 registers, where the build targets
-/// AVX-512: the sums stay in four registers across the taps (`x(j)`: tap `j`'s block of the
-/// column), the same operations in the same order. Returns whether it did the block.
+/// AVX-512: the row's sums and each kernel position's stay in registers across its non-zeros
+/// (`x(j)`: column `j`'s block), the same operations in the same order. Returns whether it did
+/// the block.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-fn add_block_wide<'c>(o: &mut [f32], tap: &[(usize, f32)], x: impl Fn(usize) -> &'c [f32]) -> bool {
+fn block_wide<'c>(o: &mut [f32], taps: &Taps, x: impl Fn(usize) -> &'c [f32]) -> bool {
     use std::arch::x86_64::{
         __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
         _mm512_storeu_ps,
     };
     const LANES: usize = 16;
+    type Block = [__m512; BLOCK / LANES];
     let o: &mut [f32; BLOCK] = o.try_into().expect("a whole block");
     // SAFETY: the build targets AVX-512F (the `cfg` of this function); every load and store is
     // of sixteen elements of a `BLOCK`-element array, and they need no alignment.
     unsafe {
-        let mut sum: [__m512; BLOCK / LANES] = [_mm512_setzero_ps(); BLOCK / LANES];
-        for &(j, v) in tap {
+        // `acc + v·x(j)`, lane by lane (the product rounded, then the sum).
+        let add = |acc: &mut Block, (j, v): (usize, f32)| {
             let (v, xj): (__m512, &[f32; BLOCK]) =
                 (_mm512_set1_ps(v), x(j).try_into().expect("a whole block"));
-            for (i, s) in sum.iter_mut().enumerate() {
+            for (i, s) in acc.iter_mut().enumerate() {
                 *s = _mm512_add_ps(*s, _mm512_mul_ps(v, _mm512_loadu_ps(xj[i * LANES..].as_ptr())));
             }
+        };
+        let mut row: Block = [_mm512_setzero_ps(); BLOCK / LANES];
+        let mut start = 0;
+        for &e in &taps.ends {
+            match taps.entries[start..e] {
+                [entry] => add(&mut row, entry),
+                ref tap => {
+                    let mut sum: Block = [_mm512_setzero_ps(); BLOCK / LANES];
+                    tap.iter().for_each(|&entry| add(&mut sum, entry));
+                    for (r, s) in row.iter_mut().zip(sum) {
+                        *r = _mm512_add_ps(*r, s);
+                    }
+                }
+            }
+            start = e;
         }
-        for (i, s) in sum.iter().enumerate() {
-            let at = o[i * LANES..].as_mut_ptr();
-            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), *s));
+        for (i, r) in row.iter().enumerate() {
+            _mm512_storeu_ps(o[i * LANES..].as_mut_ptr(), *r);
         }
     }
     true
@@ -242,7 +284,7 @@ fn add_block_wide<'c>(o: &mut [f32], tap: &[(usize, f32)], x: impl Fn(usize) -> 
 
 /// Without AVX-512 every block is left to [`forward_row`]'s loop.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-fn add_block_wide<'c>(_: &mut [f32], _: &[(usize, f32)], _: impl Fn(usize) -> &'c [f32]) -> bool {
+fn block_wide<'c>(_: &mut [f32], _: &Taps, _: impl Fn(usize) -> &'c [f32]) -> bool {
     false
 }
 
