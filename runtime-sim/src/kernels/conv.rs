@@ -254,8 +254,13 @@ impl ConvShape {
 
     /// Number of in-bounds non-zero taps of every im2col row (J counts) of one group, summed over
     /// images, given `nz`, the number of images non-zero at every input position of the group
-    /// (`ci·H·W + ih·W + iw`): from prefix sums of `nz` taken along the stride lattice.
+    /// (`ci·H·W + ih·W + iw`): at stride 1 from each plane's row and column totals
+    /// ([`ConvShape::window_counts`]), otherwise from prefix sums of `nz` taken along the stride
+    /// lattice.
     pub(crate) fn tap_row_counts(&self, nz: &[u32]) -> Vec<u64> {
+        if self.stride == (1, 1) {
+            return self.window_counts(nz);
+        }
         let (h, w) = (self.h, self.w);
         let (sh, sw) = self.stride;
         // sums[i][k] = Σ nz(i', k') over i' ≤ i, i' ≡ i (mod sh), k' ≤ k, k' ≡ k (mod sw): the
@@ -304,6 +309,53 @@ impl ConvShape {
                 })
             })
             .collect()
+    }
+
+    /// [`ConvShape::tap_row_counts`] at stride 1, where the in-bounds taps of a kernel position
+    /// read a rectangle of input rows and columns: its count is the plane's total, less the totals
+    /// of the rows and of the columns outside it, plus the positions outside both (subtracted
+    /// twice). One pass over each plane for its row and column totals, then a few terms per
+    /// kernel position (a rectangle leaves out about the padding's rows and columns).
+    fn window_counts(&self, nz: &[u32]) -> Vec<u64> {
+        let (h, w) = (self.h, self.w);
+        // Per kernel position, its rectangle's rows and columns.
+        let windows: Vec<Option<[Range<usize>; 2]>> = (0..self.r * self.s)
+            .map(|k| {
+                let (ys, xs) = self.kernel_in(k)?;
+                Some([ys.first..ys.last(1) + 1, xs.first..xs.last(1) + 1])
+            })
+            .collect();
+        let (mut rows, mut cols) = (vec![0u64; h], vec![0u32; w]);
+        let mut counts = Vec::with_capacity(self.j());
+        for plane in nz.chunks_exact(h * w) {
+            // A column's total is at most H·N (N images), far below u32's range.
+            cols.fill(0);
+            for (total, row) in rows.iter_mut().zip(plane.chunks_exact(w)) {
+                *total = row.iter().map(|&v| u64::from(v)).sum();
+                cols.iter_mut().zip(row).for_each(|(c, &v)| *c += v);
+            }
+            let total: u64 = rows.iter().sum();
+            for window in &windows {
+                let Some([ys, xs]) = window else {
+                    counts.push(0);
+                    continue;
+                };
+                // The indices below `n` outside `inside`.
+                let outside = |inside: &Range<usize>, n: usize| (0..inside.start).chain(inside.end..n);
+                let mut count = total;
+                for i in outside(ys, h) {
+                    count -= rows[i];
+                    for k in outside(xs, w) {
+                        count += u64::from(plane[i * w + k]);
+                    }
+                }
+                for k in outside(xs, w) {
+                    count -= u64::from(cols[k]);
+                }
+                counts.push(count);
+            }
+        }
+        counts
     }
 
     /// The im2col bit matrix of one group of images side by side (J×(N·P), image `n` at columns
