@@ -29,6 +29,12 @@ use trainer_isa::DType;
 /// images of the batch before moving to the next output-channel tile).
 const SLOTS: usize = 64;
 
+/// Weight entries kept: a layer's image tiles may each cycle through all its output-channel
+/// tiles (BP and FF of ResNet-18's last layers: 128 tiles of 4 channels per group of images), so
+/// the weights memo holds more of them, to reuse each tile's decoded weights and sparse forms
+/// in the next group of images. Weight tiles are small (tens of KiB).
+const WEIGHT_SLOTS: usize = 256;
+
 /// Key elements kept per kind at most (besides the newest entry, always kept): what an entry
 /// derives from its operand (decoded values, im2col matrices, sparse forms) grows with it, so
 /// large operands (ImageNet-size layers) keep fewer entries instead of up to [`SLOTS`] of them.
@@ -40,6 +46,8 @@ const KEY_BUDGET: usize = 32 << 20;
 #[derive(Debug)]
 struct Memo<H, K, V> {
     slots: Vec<(H, Arc<[K]>, Arc<V>)>,
+    /// Entries kept at most.
+    capacity: usize,
 }
 
 /// A copy shares the entries (they are never changed once filled).
@@ -47,13 +55,18 @@ impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
     fn clone(&self) -> Self {
         Self {
             slots: self.slots.clone(),
+            capacity: self.capacity,
         }
     }
 }
 
 impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
-    fn new() -> Self {
-        Self { slots: Vec::new() }
+    /// An empty memo keeping at most `capacity` entries.
+    fn new(capacity: usize) -> Self {
+        Self {
+            slots: Vec::new(),
+            capacity,
+        }
     }
 
     /// The entry of `(head, key)`, made on a miss by `make` from the memo's copy of the key.
@@ -70,10 +83,15 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
                 self.slots.insert(0, (head, key, entry));
                 // Keep the newest entries that fit the budget (the newest one always).
                 let mut kept = 0;
-                let fit = self.slots.iter().skip(1).take(SLOTS - 1).take_while(|(_, k, _)| {
-                    kept += k.len();
-                    kept <= KEY_BUDGET
-                });
+                let fit = self
+                    .slots
+                    .iter()
+                    .skip(1)
+                    .take(self.capacity - 1)
+                    .take_while(|(_, k, _)| {
+                        kept += k.len();
+                        kept <= KEY_BUDGET
+                    });
                 let keep = 1 + fit.count();
                 self.slots.truncate(keep);
             }
@@ -96,9 +114,9 @@ pub struct ConvViews {
 impl Default for ConvViews {
     fn default() -> Self {
         Self {
-            operands: Memo::new(),
-            weights: Memo::new(),
-            keeps: Memo::new(),
+            operands: Memo::new(SLOTS),
+            weights: Memo::new(WEIGHT_SLOTS),
+            keeps: Memo::new(SLOTS),
             outputs: Arc::default(),
         }
     }
@@ -595,6 +613,11 @@ mod tests {
         };
         let mask = || OnRead::Mask(DType::B1, vec![2]);
         let first = weights(mask());
+        assert!(Arc::ptr_eq(&first, &weights(mask())));
+        // More tiles than the other kinds keep: the first is still there.
+        for i in 0..2 * SLOTS {
+            weights(OnRead::Mask(DType::B1, vec![3, i as u8]));
+        }
         assert!(Arc::ptr_eq(&first, &weights(mask())));
         assert!(!Arc::ptr_eq(&first, &weights(OnRead::Mask(DType::B1, vec![3]))));
         assert!(!Arc::ptr_eq(&first, &weights(OnRead::AsIs)));
