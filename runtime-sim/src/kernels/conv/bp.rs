@@ -361,32 +361,35 @@ pub(super) fn transposed_weights(shape: &ConvShape, w: &[f32]) -> Vec<Option<Csr
 /// dx by col2im with sparse weights (`csrs`, every group's `W_gᵀ`) and the images side by side,
 /// in one thread: per group, every row of `dcol` of all the images at once
 /// (`W_gᵀ · [dy[0,g] … dy[N-1,g]]`, each column as [`by_col2im`] computes it), scattered into
-/// each image along a list of its kernel position's taps, or as one run where the geometry
-/// allows ([`crate::kernels::conv::Run`]: one add over the run, whose padding columns are made +0
-/// first). Every element of dx adds the same `dcol` elements in the same (row) order as
-/// [`by_col2im`], plus +0s, which change no sum (sums start at +0, so none is -0): same bits.
+/// each image along a list of its kernel position's taps (output position, input offset), or as
+/// one run where the geometry allows ([`crate::kernels::conv::Run`]: one add over the run, whose
+/// padding columns are made +0 first). The sums build up in dx itself when there is one group, no
+/// keep-mask and nothing to add to, else in zeroed planes stored per group. Every element of dx
+/// adds the same `dcol` elements in the same (row) order as [`by_col2im`], plus +0s, which change
+/// no sum (sums start at +0, so none is -0): same bits.
 fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
     let (p, rs) = (shape.p(), shape.r * shape.s);
     let (plane, np) = (shape.h * shape.w, shape.n * p);
     let in_plane = shape.cg() * plane;
     let table = shape.tap_table();
-    // Per kernel position, its spans of in-bounds taps (input offsets within the channel).
-    let taps: Vec<Vec<TapSpan>> = (0..rs)
+    // Per kernel position, its in-bounds taps: (output position, input offset within the
+    // channel) pairs in order.
+    let taps: Vec<Vec<(u32, u32)>> = (0..rs)
         .map(|t| {
-            let mut spans = Vec::new();
-            table.spans(t, |span| spans.push(span));
-            spans
+            let mut pairs = Vec::new();
+            table.spans(t, |span| {
+                pairs.extend(
+                    (0..span.len).map(|k| ((span.q + k) as u32, (span.src + k * shape.stride.1) as u32)),
+                )
+            });
+            pairs
         })
         .collect();
     let runs: Vec<_> = (0..rs).map(|t| table.run(t)).collect();
     let mut drow = vec![0.0; np];
-    let mut tmp = vec![0.0; shape.n * in_plane];
-    for (g, csr) in csrs.iter().enumerate() {
+    // Group `g`'s sums added into `sums` (the images' input planes of the group one after another).
+    let mut add_group = |g: usize, csr: &Csr, sums: &mut [f32]| {
         let dyg = dy_side_by_side(shape, dy, g);
-        // Fresh zeros for the first group.
-        if g > 0 {
-            tmp.fill(0.0);
-        }
         for (jj, (c, t)) in (0..shape.cg())
             .flat_map(|c| (0..rs).map(move |t| (c, t)))
             .enumerate()
@@ -395,7 +398,7 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                 continue;
             }
             gemm::spmm_row(csr, jj, &dyg, np, &mut drow);
-            for (tn, dn) in tmp.chunks_exact_mut(in_plane).zip(drow.chunks_exact_mut(p)) {
+            for (tn, dn) in sums.chunks_exact_mut(in_plane).zip(drow.chunks_exact_mut(p)) {
                 let tc = &mut tn[c * plane..][..plane];
                 match &runs[t] {
                     // One add of the run, its padding columns made +0 first: adding +0 leaves
@@ -407,11 +410,25 @@ fn by_col2im_batch(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                     }
                     None => taps[t]
                         .iter()
-                        .for_each(|&span| add_span(tc, span, dn, shape.stride.1)),
+                        .for_each(|&(q, src)| tc[src as usize] += dn[q as usize]),
                 }
             }
         }
-        for (n, src) in tmp.chunks_exact(in_plane).enumerate() {
+    };
+    // One group, every gradient kept and none added to: the sums are dx itself.
+    if shape.groups == 1 && opts.keep.is_none() && !opts.accumulate {
+        dx.fill(0.0);
+        add_group(0, &csrs[0], dx);
+        return;
+    }
+    let mut sums = vec![0.0; shape.n * in_plane];
+    for (g, csr) in csrs.iter().enumerate() {
+        // Fresh zeros for the first group.
+        if g > 0 {
+            sums.fill(0.0);
+        }
+        add_group(g, csr, &mut sums);
+        for (n, src) in sums.chunks_exact(in_plane).enumerate() {
             let at = (n * shape.groups + g) * in_plane;
             let keep = opts.keep.map(|m| &m[at..][..in_plane]);
             store(&mut dx[at..][..in_plane], src, keep, opts.accumulate);
