@@ -21,6 +21,9 @@ const CHUNK: usize = 4096;
 /// Elements of a streamed pass read, computed and written at a time, its chunks across threads.
 const BATCH: usize = 16 * CHUNK;
 
+/// One chunk of every input's and every output's buffer.
+type Piece<'b, const I: usize, const O: usize> = ([&'b mut [f32]; I], [&'b mut [f32]; O]);
+
 /// An operand of a pass: the field named in faults, and the operand. An absent input reads as
 /// zeros; an absent output is computed and dropped.
 pub type Field = (&'static str, Operand);
@@ -72,25 +75,31 @@ pub fn map<const I: usize, const O: usize>(
         let pieces: Vec<_> = (0..len.div_ceil(chunk))
             .map(|_| (next(&mut in_chunks), next(&mut out_chunks)))
             .collect();
-        pieces
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, (mut ins, outs))| {
-                for ((buf, source), &(_, op)) in ins.iter_mut().zip(&sources).zip(&inputs) {
-                    if let Some(raw) = source {
-                        let (from, bytes) = (
-                            op.dtype.bytes((i * chunk) as u64),
-                            op.dtype.bytes(buf.len() as u64),
-                        );
-                        decode_f32_into(op.dtype, &raw[from as usize..][..bytes as usize], buf);
-                    }
+        let piece = |(i, (mut ins, outs)): (usize, Piece<I, O>)| {
+            for ((buf, source), &(_, op)) in ins.iter_mut().zip(&sources).zip(&inputs) {
+                if let Some(raw) = source {
+                    let (from, bytes) = (
+                        op.dtype.bytes((i * chunk) as u64),
+                        op.dtype.bytes(buf.len() as u64),
+                    );
+                    decode_f32_into(op.dtype, &raw[from as usize..][..bytes as usize], buf);
                 }
-                f(ins.each_ref().map(|b| &**b), outs);
-            });
+            }
+            f(ins.each_ref().map(|b| &**b), outs);
+        };
+        // One chunk (most passes are short) runs here, without the fork-join.
+        match pieces.len() {
+            1 => pieces.into_iter().enumerate().for_each(piece),
+            _ => pieces.into_par_iter().enumerate().for_each(piece),
+        }
         for (buf, &(field, op)) in out_bufs.iter().zip(&outputs) {
             if !op.is_none() {
                 let (at, bytes) = elements(op, start, len);
                 let raw = ctx.mem.bytes_mut(field, op.space, at, bytes)?;
+                if len <= chunk {
+                    encode_f32(op.dtype, &buf[..len], raw);
+                    continue;
+                }
                 let per_chunk = op.dtype.bytes(chunk as u64) as usize;
                 raw.par_chunks_mut(per_chunk)
                     .zip(buf[..len].par_chunks(chunk))
@@ -219,10 +228,13 @@ mod tests {
             .map(|&(x, y)| streamable(&[("x", x)], &[("y", y)], n))
             .collect();
         assert_eq!(streams, [true, true, true, false, false, false, false, true]);
-        for (x, y) in cases {
-            let (done, bytes) = run(n, x, y, &init);
-            done.unwrap();
-            assert_eq!(bytes, whole(n, x, y, &init), "{x:?} -> {y:?}");
+        // Several batches, and passes of one chunk and less.
+        for n in [n, CHUNK, 5] {
+            for (x, y) in cases {
+                let (done, bytes) = run(n, x, y, &init);
+                done.unwrap();
+                assert_eq!(bytes, whole(n, x, y, &init), "{n}: {x:?} -> {y:?}");
+            }
         }
     }
 
