@@ -185,19 +185,20 @@ fn operand_use(op: Operand, elems: usize, nonzero: u64) -> OperandUse {
     }
 }
 
-/// [`operand_use`] of values as used.
-fn values_use(op: Operand, data: &[f32]) -> OperandUse {
-    operand_use(op, data.len(), count_nonzero(data))
-}
-
-/// The operands of `t` as the dataflow model sees them, from their values as used (`a` and `b`
-/// with their non-zeros counted).
-fn pe_operands(t: &TensorOp, df: Dataflow, a: (&[f32], u64), b: (&[f32], u64), out: &[f32]) -> PeOperands {
+/// The operands of `t` as the dataflow model sees them, from their values as used, each with its
+/// non-zeros counted.
+fn pe_operands(
+    t: &TensorOp,
+    df: Dataflow,
+    a: (&[f32], u64),
+    b: (&[f32], u64),
+    out: (&[f32], u64),
+) -> PeOperands {
     PeOperands {
         df,
         a: operand_use(t.a, a.0.len(), a.1),
         b: operand_use(t.b, b.0.len(), b.1),
-        out: values_use(t.out, out),
+        out: operand_use(t.out, out.0.len(), out.1),
         acc: t.acc,
         skip: t.skip,
     }
@@ -501,6 +502,8 @@ impl ConvJob {
             }
         }
         let census_keep = s3_keep.or_else(|| keep.filter(|_| t.skip.out));
+        // Counted while the output is in cache from its write (the census runs later).
+        let out_nonzero = count_nonzero(&y);
         ctx.deferred = Some(Deferred(Box::new(move || {
             let (a, b) = (a.values(), b.values());
             let census = conv_census(
@@ -511,7 +514,8 @@ impl ConvJob {
                 census_keep.as_deref(),
                 &census_views,
             );
-            let operands = pe_operands(&t, df, (&a.x, a.nonzero), (b.op.values(), b.nonzero), &y);
+            let out = (&y[..], out_nonzero);
+            let operands = pe_operands(&t, df, (&a.x, a.nonzero), (b.op.values(), b.nonzero), out);
             outputs.give(y);
             Settle(Box::new(move |act| account(act, &census, operands, pe)))
         })));
@@ -656,7 +660,8 @@ pub fn matmul(mo: &MatmulOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
         },
         &mut out,
     )?;
-    let operands = pe_operands(t, df, (&a, count_nonzero(&a)), (&b, count_nonzero(&b)), &out);
+    let out = (&out[..], count_nonzero(&out));
+    let operands = pe_operands(t, df, (&a, count_nonzero(&a)), (&b, count_nonzero(&b)), out);
     let pe = PeMode::of(ctx);
     account(&mut ctx.act, &census, operands, pe);
     Ok(())
