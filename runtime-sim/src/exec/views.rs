@@ -32,7 +32,8 @@ const SLOTS: usize = 64;
 /// Weight entries kept: a layer's image tiles may each cycle through all its output-channel
 /// tiles (BP and FF of ResNet-18's last layers: 128 tiles of 4 channels per group of images), so
 /// the weights memo holds more of them, to reuse each tile's decoded weights and sparse forms
-/// in the next group of images. Weight tiles are small (tens of KiB).
+/// in the next group of images. Weight tiles are small (tens of KiB), and their key budget
+/// ([`WEIGHT_KEY_BUDGET`]) smaller.
 const WEIGHT_SLOTS: usize = 256;
 
 /// Key elements kept per kind at most (besides the newest entry, always kept): what an entry
@@ -41,6 +42,11 @@ const WEIGHT_SLOTS: usize = 256;
 /// ResNet-18 CIFAR's largest tile operands are about 64 KiB: 64 of them stay far below it.
 const KEY_BUDGET: usize = 32 << 20;
 
+/// [`KEY_BUDGET`] of the weights memo: ResNet-18's 128 last-layer tiles take 4.5 MiB (f16), and
+/// what an entry derives (decoded values, sparse forms, S3's rounded copy) is several times its
+/// key.
+const WEIGHT_KEY_BUDGET: usize = 8 << 20;
+
 /// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
 /// bytes or flags (compared with `==`, which for these is a `memcmp`).
 #[derive(Debug)]
@@ -48,6 +54,8 @@ struct Memo<H, K, V> {
     slots: Vec<(H, Arc<[K]>, Arc<V>)>,
     /// Entries kept at most.
     capacity: usize,
+    /// Key elements kept at most (besides the newest entry's).
+    budget: usize,
 }
 
 /// A copy shares the entries (they are never changed once filled).
@@ -56,16 +64,19 @@ impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
         Self {
             slots: self.slots.clone(),
             capacity: self.capacity,
+            budget: self.budget,
         }
     }
 }
 
 impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
-    /// An empty memo keeping at most `capacity` entries.
-    fn new(capacity: usize) -> Self {
+    /// An empty memo keeping at most `capacity` entries and `budget` key elements besides the
+    /// newest entry's.
+    fn new(capacity: usize, budget: usize) -> Self {
         Self {
             slots: Vec::new(),
             capacity,
+            budget,
         }
     }
 
@@ -90,7 +101,7 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
                     .take(self.capacity - 1)
                     .take_while(|(_, k, _)| {
                         kept += k.len();
-                        kept <= KEY_BUDGET
+                        kept <= self.budget
                     });
                 let keep = 1 + fit.count();
                 self.slots.truncate(keep);
@@ -114,9 +125,9 @@ pub struct ConvViews {
 impl Default for ConvViews {
     fn default() -> Self {
         Self {
-            operands: Memo::new(SLOTS),
-            weights: Memo::new(WEIGHT_SLOTS),
-            keeps: Memo::new(SLOTS),
+            operands: Memo::new(SLOTS, KEY_BUDGET),
+            weights: Memo::new(WEIGHT_SLOTS, WEIGHT_KEY_BUDGET),
+            keeps: Memo::new(SLOTS, KEY_BUDGET),
             outputs: Arc::default(),
         }
     }
