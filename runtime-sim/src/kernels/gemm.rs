@@ -481,23 +481,15 @@ pub(crate) fn sddmm_with(
 ) {
     let n = keep.cols();
     let a_row = |i: usize| &a[i * p..(i + 1) * p];
-    // The kept rows of every column (relative to `rows.start`), by counting sort.
-    let mut start = vec![0; n + 1];
-    rows.clone()
-        .for_each(|i| set_bits(keep.row(i)).for_each(|j| start[j + 1] += 1));
-    for j in 0..n {
-        start[j + 1] += start[j];
-    }
-    let (mut next, mut kept) = (start.clone(), vec![0; start[n]]);
+    // The kept rows of every column (relative to `rows.start`): the keep-mask's rows transposed.
+    let mut columns = BitMatrix::zeros(n, rows.len());
     for i in rows.clone() {
-        set_bits(keep.row(i)).for_each(|j| {
-            kept[next[j]] = i - rows.start;
-            next[j] += 1;
-        });
+        set_bits(keep.row(i)).for_each(|j| columns.set(j, i - rows.start));
     }
-    let mut bj = vec![0.0; p];
+    let (mut column, mut bj) = (Vec::with_capacity(rows.len()), vec![0.0; p]);
     for j in 0..n {
-        let column = &kept[start[j]..start[j + 1]];
+        column.clear();
+        column.extend(set_bits(columns.row(j)));
         if column.is_empty() {
             continue;
         }
