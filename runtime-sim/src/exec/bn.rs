@@ -76,7 +76,7 @@ pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Vec<f64> {
         c,
         hw,
     };
-    let sums = s.channel_folds(&vec![(0.0f64, 0.0f64); c], |acc, r| {
+    let sums = s.channel_folds(&vec![(0.0f64, 0.0f64); c], |_, acc, r| {
         x[r].iter().fold(acc, |(s, q), &v| {
             (s + f64::from(v), q + f64::from(v) * f64::from(v))
         })

@@ -43,13 +43,13 @@ impl BnShape {
             .for_each(|(i, plane)| f(i % self.c, i * hw..(i + 1) * hw, plane));
     }
 
-    /// Per channel, `f` folded over the channel's plane ranges in image order, starting from
-    /// `init[c]`: the reductions a loop over the planes would give, channels in parallel when
-    /// the tensor is large.
+    /// Per channel `c`, `f(c, acc, plane_range)` folded over the channel's plane ranges in image
+    /// order, starting from `init[c]`: the reductions a loop over the planes would give, channels
+    /// in parallel when the tensor is large.
     pub(crate) fn channel_folds<T: Copy + Send + Sync>(
         &self,
         init: &[T],
-        f: impl Fn(T, Range<usize>) -> T + Sync,
+        f: impl Fn(usize, T, Range<usize>) -> T + Sync,
     ) -> Vec<T> {
         let per_channel = self.n * self.hw;
         init.par_iter()
@@ -58,7 +58,7 @@ impl BnShape {
             .map(|(c, &acc)| {
                 (0..self.n).fold(acc, |acc, n| {
                     let start = (n * self.c + c) * self.hw;
-                    f(acc, start..start + self.hw)
+                    f(c, acc, start..start + self.hw)
                 })
             })
             .collect()
@@ -103,7 +103,7 @@ impl BnStats {
         check_len("BN input", x, shape.len())?;
         check_len("BN statistics", &self.sum, shape.c)?;
         let init: Vec<(f64, f64)> = self.sum.iter().copied().zip(self.sumsq.iter().copied()).collect();
-        let sums = shape.channel_folds(&init, |(sum, sumsq), r| {
+        let sums = shape.channel_folds(&init, |_, (sum, sumsq), r| {
             let (s, q) = x[r].iter().fold((0.0f64, 0.0f64), |(s, q), &v| {
                 (s + f64::from(v), q + f64::from(v) * f64::from(v))
             });
@@ -205,10 +205,13 @@ impl BnGradStats {
         check_len("BN output gradient", dy, shape.len())?;
         check_len("BN gradient statistics", &self.sum_dy, shape.c)?;
         check_channel_params(shape, norm, &[])?;
-        let init: Vec<(usize, f64, f64)> = (0..shape.c)
-            .map(|c| (c, self.sum_dy[c], self.sum_dy_xhat[c]))
+        let init: Vec<(f64, f64)> = self
+            .sum_dy
+            .iter()
+            .copied()
+            .zip(self.sum_dy_xhat.iter().copied())
             .collect();
-        let sums = shape.channel_folds(&init, |(c, sum_dy, sum_dy_xhat), r| {
+        let sums = shape.channel_folds(&init, |c, (sum_dy, sum_dy_xhat), r| {
             let (mean, inv) = (norm.mean[c], norm.invstd[c]);
             let (s, sx) = x[r.clone()]
                 .iter()
@@ -216,9 +219,9 @@ impl BnGradStats {
                 .fold((0.0f64, 0.0f64), |(s, sx), (&v, &g)| {
                     (s + f64::from(g), sx + f64::from(g) * f64::from((v - mean) * inv))
                 });
-            (c, sum_dy + s, sum_dy_xhat + sx)
+            (sum_dy + s, sum_dy_xhat + sx)
         });
-        (self.sum_dy, self.sum_dy_xhat) = sums.into_iter().map(|(_, s, sx)| (s, sx)).unzip();
+        (self.sum_dy, self.sum_dy_xhat) = sums.into_iter().unzip();
         Ok(())
     }
 
