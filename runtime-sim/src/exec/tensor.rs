@@ -7,7 +7,7 @@
 use super::bn::{channel_sums, grad_sums, read_block, Block};
 use super::census::{split, Census};
 use super::conv_census::{conv_census, ff_effective, CensusViews};
-use super::views::{Decoded, DecodedValues, InputViews, OnRead, Outputs, WeightValues, Weights};
+use super::views::{Decoded, DecodedValues, InputViews, OnRead, OutBuf, Outputs, WeightValues, Weights};
 use super::{
     kernel_fault, Activity, Background, Ctx, Deferred, Left, OperandUse, PeOperands, Retire, Settle, Work,
 };
@@ -403,7 +403,7 @@ struct Speculated {
 impl ConvJob {
     /// The kernel, with S3's prediction beside it (both only read the operands): the output
     /// with the keep-mask applied, before the rest of the epilogue.
-    fn compute(&self) -> Result<(Vec<f32>, Option<Speculated>), KernelError> {
+    fn compute(&self) -> Result<(OutBuf, Option<Speculated>), KernelError> {
         let (s, t, a, b) = (&self.c.shape, &self.c.t, &self.a.values().x, self.b.values());
         // The pre-BN activation BP's BN statistics read when the conv retires: decoded here.
         if let Some((_, x)) = &self.bp_stats {
@@ -452,7 +452,7 @@ impl ConvJob {
     /// Retires the conv (program order): writes the output `y` and the BN statistics, records
     /// the speculation, and defers the census and the operands' non-zero counts — which only
     /// feed the accounting — to a job beside the instructions after this one.
-    fn retire(self, ctx: &mut Ctx, mut y: Vec<f32>, spec: Option<Speculated>) -> Result<(), FaultKind> {
+    fn retire(self, ctx: &mut Ctx, mut y: OutBuf, spec: Option<Speculated>) -> Result<(), FaultKind> {
         let ConvJob {
             c,
             a,

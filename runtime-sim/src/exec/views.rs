@@ -141,30 +141,55 @@ const SPARE_OUTPUTS: usize = 16;
 #[derive(Debug, Default)]
 pub struct Outputs(Mutex<Vec<Vec<f32>>>);
 
+/// A conv output from [`Outputs`]: the first `len` values of a buffer that may be longer (the
+/// values after them are stale, and nothing reads them).
+#[derive(Debug)]
+pub struct OutBuf {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+impl std::ops::Deref for OutBuf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for OutBuf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[..self.len]
+    }
+}
+
 impl Outputs {
-    /// A buffer of `len` values for an output its kernel overwrites whole: a handed-back one with
-    /// room for them if there is one (the values it holds are stale, not cleared), else a new
-    /// one of zeros.
-    pub fn take(&self, len: usize) -> Vec<f32> {
+    /// A buffer of `len` values for an output its kernel overwrites whole (the values it holds
+    /// are stale, not cleared): the shortest handed-back buffer that is long enough, else the
+    /// longest one lengthened (only the new part is zeroed), else a new one of zeros.
+    pub fn take(&self, len: usize) -> OutBuf {
         let spare = {
             let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            let fits = spare.iter().position(|b| b.capacity() >= len);
-            fits.map(|i| spare.swap_remove(i))
+            let fits = (0..spare.len())
+                .filter(|&i| spare[i].len() >= len)
+                .min_by_key(|&i| spare[i].len());
+            let longest = (0..spare.len()).max_by_key(|&i| spare[i].len());
+            fits.or(longest).map(|i| spare.swap_remove(i))
         };
-        match spare {
-            Some(mut y) => {
-                y.resize(len, 0.0);
-                y
-            }
-            None => vec![0.0; len],
+        let mut buf = spare.unwrap_or_default();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
         }
+        OutBuf { buf, len }
     }
 
-    /// Hands back a buffer nothing reads any more (kept if fewer than [`SPARE_OUTPUTS`] are).
-    pub fn give(&self, y: Vec<f32>) {
+    /// Hands back a buffer nothing reads any more (of at most [`SPARE_OUTPUTS`] kept, the
+    /// shortest is dropped).
+    pub fn give(&self, y: OutBuf) {
         let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < SPARE_OUTPUTS {
-            spare.push(y);
+        spare.push(y.buf);
+        if spare.len() > SPARE_OUTPUTS {
+            let shortest = (0..spare.len()).min_by_key(|&i| spare[i].len());
+            shortest.map(|i| spare.swap_remove(i));
         }
     }
 }
@@ -516,19 +541,32 @@ mod tests {
     #[test]
     fn outputs_hand_back_buffers_with_room() {
         let outputs = Outputs::default();
-        let first = outputs.take(8);
-        assert_eq!(first, [0.0; 8]);
+        let mut first = outputs.take(8);
+        assert_eq!(*first, [0.0; 8]);
+        first.fill(1.0);
         let at = first.as_ptr();
         outputs.give(first);
-        // Room for five: the same buffer, five long.
+        // Room for five: the same buffer, five long, stale values kept.
         let again = outputs.take(5);
-        assert_eq!((again.len(), again.as_ptr()), (5, at));
-        // No room anywhere: a new buffer of zeros.
-        assert_eq!(outputs.take(100), [0.0; 100]);
-        for _ in 0..2 * SPARE_OUTPUTS {
-            outputs.give(vec![1.0; 3]);
-        }
-        assert_eq!(outputs.0.lock().unwrap().len(), SPARE_OUTPUTS);
+        assert_eq!((&*again, again.as_ptr()), (&[1.0; 5][..], at));
+        outputs.give(again);
+        // Room for eight again, with no zeroing: the buffer kept its length.
+        assert_eq!(*outputs.take(8), [1.0; 8]);
+        // Too short: a new buffer of zeros; then the longest spare lengthened, its new part zeroed.
+        assert_eq!(*outputs.take(100), [0.0; 100]);
+        let mut short = outputs.take(3);
+        short.fill(2.0);
+        outputs.give(short);
+        let long = outputs.take(6);
+        assert_eq!(*long, [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
+        outputs.give(long);
+        // The shortest spares go first.
+        let fresh = Outputs::default();
+        let many: Vec<OutBuf> = (0..2 * SPARE_OUTPUTS).map(|len| fresh.take(len + 1)).collect();
+        many.into_iter().for_each(|y| fresh.give(y));
+        let mut lens: Vec<usize> = fresh.0.lock().unwrap().iter().map(Vec::len).collect();
+        lens.sort_unstable();
+        assert_eq!(lens, (SPARE_OUTPUTS + 1..=2 * SPARE_OUTPUTS).collect::<Vec<_>>());
     }
 
     #[test]
