@@ -305,11 +305,7 @@ impl Memory {
     pub fn write_mask(&mut self, field: &'static str, op: Operand, mask: &[bool]) -> Result<(), FaultKind> {
         if op.dtype == DType::B1 {
             let r = self.op_range(field, op, mask.len() as u64)?;
-            pack_bits(
-                &mut self.space_mut(op.space).expect("checked")[r],
-                mask.len(),
-                |i| mask[i],
-            );
+            pack_flags(&mut self.space_mut(op.space).expect("checked")[r], mask);
             return Ok(());
         }
         let Some(f) = float_format(op.dtype) else {
@@ -459,6 +455,18 @@ fn pack_bits(raw: &mut [u8], n: usize, bit: impl Fn(usize) -> bool) {
     }
 }
 
+/// [`pack_bits`] of the flags `mask`, eight at a time: flag `i` of eight is byte `i` (0 or 1)
+/// of a word, and one multiplication gathers bit 0 of byte `i` at bit `56 + i` (every partial
+/// product lands on its own bit, and no other reaches bits 56 to 63).
+fn pack_flags(raw: &mut [u8], mask: &[bool]) {
+    let (eights, rest) = mask.as_chunks::<8>();
+    for (byte, flags) in raw.iter_mut().zip(eights) {
+        let word = u64::from_le_bytes(flags.map(u8::from));
+        *byte = (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+    }
+    pack_bits(&mut raw[eights.len()..], rest.len(), |i| rest[i]);
+}
+
 /// Number of non-zero elements in raw bytes of dtype `d` (`n` elements; set bits for `b1`).
 pub fn count_nonzero_raw(d: DType, raw: &[u8], n: usize) -> u64 {
     match d {
@@ -503,6 +511,26 @@ mod tests {
         ));
         let huge = Operand::new(Space::Dram, DType::F32, u32::MAX);
         assert!(m.write_f32("a", huge, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn flags_pack_as_bit_by_bit() {
+        let mut state = 1u32;
+        for n in [0, 1, 7, 8, 9, 63, 64, 100] {
+            let mask: Vec<bool> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    state >> 16 & 1 == 1
+                })
+                .collect();
+            let (mut fast, mut slow) = (vec![0xA5u8; n / 8 + 2], vec![0xA5u8; n / 8 + 2]);
+            pack_flags(&mut fast, &mask);
+            pack_bits(&mut slow, n, |i| mask[i]);
+            assert_eq!(fast, slow, "{n} flags");
+        }
+        let mut all = [0u8; 2];
+        pack_flags(&mut all, &[true; 16]);
+        assert_eq!(all, [0xFF; 2]);
     }
 
     #[test]

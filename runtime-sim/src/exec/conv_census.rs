@@ -303,11 +303,17 @@ fn bp_group(
     };
     let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
     for k in 0..kg {
+        // Row `jj`'s input channel `jj / rs` and the channel's first row, moved along as `jj`
+        // grows (no division per weight).
+        let (mut ci, mut first) = (0, 0);
         for jj in set_bits(w.row(k)) {
-            let ci = jj / rs;
+            while jj >= first + rs {
+                ci += 1;
+                first += rs;
+            }
             b_nonzero[ci] += kept.rows[jj];
             effective[ci] += match keep {
-                None => per_tap[jj % rs * kg + k],
+                None => per_tap[(jj - first) * kg + k],
                 Some(_) => meet(jj, k),
             };
         }
