@@ -6,7 +6,7 @@
 //! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
 
 use crate::error::FaultKind;
-use crate::kernels::density::count_by;
+use crate::kernels::density::{count_by, Indicator};
 use crate::kernels::numeric::Format;
 use std::ops::Range;
 use trainer_isa::{DType, NamedEnum, Operand, Space};
@@ -455,16 +455,14 @@ fn pack_bits(raw: &mut [u8], n: usize, bit: impl Fn(usize) -> bool) {
     }
 }
 
-/// [`pack_bits`] of the flags `mask`, eight at a time: flag `i` of eight is byte `i` (0 or 1)
-/// of a word, and one multiplication gathers bit 0 of byte `i` at bit `56 + i` (every partial
-/// product lands on its own bit, and no other reaches bits 56 to 63).
+/// [`pack_bits`] of the flags `mask`, 64 at a time ([`Indicator::pack`]: a bitmap word is its
+/// eight bytes little-endian).
 fn pack_flags(raw: &mut [u8], mask: &[bool]) {
-    let (eights, rest) = mask.as_chunks::<8>();
-    for (byte, flags) in raw.iter_mut().zip(eights) {
-        let word = u64::from_le_bytes(flags.map(u8::from));
-        *byte = (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+    let (words, rest) = mask.as_chunks::<64>();
+    for (bytes, flags) in raw.chunks_exact_mut(8).zip(words) {
+        bytes.copy_from_slice(&bool::pack(flags).to_le_bytes());
     }
-    pack_bits(&mut raw[eights.len()..], rest.len(), |i| rest[i]);
+    pack_bits(&mut raw[8 * words.len()..], rest.len(), |i| rest[i]);
 }
 
 /// Number of non-zero elements in raw bytes of dtype `d` (`n` elements; set bits for `b1`).
@@ -516,7 +514,7 @@ mod tests {
     #[test]
     fn flags_pack_as_bit_by_bit() {
         let mut state = 1u32;
-        for n in [0, 1, 7, 8, 9, 63, 64, 100] {
+        for n in [0, 1, 7, 8, 9, 63, 64, 100, 128, 200] {
             let mask: Vec<bool> = (0..n)
                 .map(|_| {
                     state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);

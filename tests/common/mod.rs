@@ -1,6 +1,9 @@
 //! Helpers shared by the CLI tests: running the `trainer` binary and reading/writing NumPy files.
 #![allow(dead_code)] // each test crate uses a subset
 
+#[path = "npz_values.rs"]
+mod npz_values;
+
 use npyz::WriterBuilder;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -89,23 +92,7 @@ pub fn read_npz(path: &Path, name: &str) -> (Vec<u64>, Vec<f64>) {
         .by_name(name)
         .unwrap()
         .unwrap_or_else(|| panic!("no `{name}` in {}", path.display()));
-    let shape = arr.shape().to_vec();
-    let values = match arr.dtype() {
-        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
-            .into_vec::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        npyz::DType::Plain(t) if t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
-        _ => arr
-            .into_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-    };
-    (shape, values)
+    (arr.shape().to_vec(), npz_values::values_f64(arr))
 }
 
 /// Names of the arrays of an `.npz`.

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/common/npz_values.rs"]
+mod npz_values;
+
 use npyz::npz::NpzArchive;
 use std::fs::File;
 use std::io::BufReader;
@@ -34,22 +37,7 @@ pub fn npz_array(npz: &mut Npz, name: &str) -> (Vec<usize>, Vec<f64>) {
         .unwrap()
         .unwrap_or_else(|| panic!("no array {name}"));
     let shape = arr.shape().iter().map(|&d| d as usize).collect();
-    let values = match arr.dtype() {
-        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Int => arr
-            .into_vec::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        npyz::DType::Plain(t) if t.size_field() == 8 => arr.into_vec::<f64>().unwrap(),
-        _ => arr
-            .into_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-    };
-    (shape, values)
+    (shape, npz_values::values_f64(arr))
 }
 
 /// Deterministic pseudo-random values in [0, 1).
