@@ -5,7 +5,7 @@ use crate::decode::DmaOp;
 use crate::error::FaultKind;
 use crate::hazard;
 use crate::ledger::Event;
-use crate::memory::{count_nonzero_raw, Strided};
+use crate::memory::Strided;
 use trainer_isa::names::Counter;
 use trainer_isa::{DType, Space};
 
@@ -51,17 +51,14 @@ fn transfer(d: &DmaOp, base: u64, ctx: &mut Ctx) -> Result<(), FaultKind> {
         stride: d.bstride.into(),
     };
     let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
-    ctx.mem.copy_rows(from, to, (len, d.rows.into()), |row| {
-        let z = if count {
-            count_nonzero_raw(dtype, row, elems as usize)
-        } else {
-            0
-        };
-        nonzero += z;
-        let row_bits = if bitmap { elems + z * elem_bits } else { 8 * len };
-        bits += row_bits;
-        sram_bytes += row_bits.div_ceil(8);
-    })?;
+    let counting = count.then_some((dtype, elems as usize));
+    ctx.mem
+        .copy_rows(from, to, (len, d.rows.into()), counting, |_, z| {
+            nonzero += z;
+            let row_bits = if bitmap { elems + z * elem_bits } else { 8 * len };
+            bits += row_bits;
+            sram_bytes += row_bits.div_ceil(8);
+        })?;
     ctx.state.add_dc(d.ctr, nonzero);
     let (dram_ev, sram_ev) = if d.load {
         (Event::DramRead, Event::write(d.buf.space))
