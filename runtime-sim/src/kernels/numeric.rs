@@ -21,6 +21,45 @@ use std::sync::LazyLock;
 /// of the f16 kernels' eight: each chunk converts as the whole buffer would).
 const PAR_CHUNK: usize = 1 << 15;
 
+/// A slice that [`split`] cuts into chunks: shared or mutable.
+trait Chunks: Sized + Send {
+    /// Its elements.
+    fn elements(&self) -> usize;
+    /// Its chunks of `size` elements, to go across threads.
+    fn chunks_across(self, size: usize) -> impl IndexedParallelIterator<Item = Self>;
+}
+
+impl<T: Sync> Chunks for &[T] {
+    fn elements(&self) -> usize {
+        self.len()
+    }
+    fn chunks_across(self, size: usize) -> impl IndexedParallelIterator<Item = Self> {
+        self.par_chunks(size)
+    }
+}
+
+impl<T: Send> Chunks for &mut [T] {
+    fn elements(&self) -> usize {
+        self.len()
+    }
+    fn chunks_across(self, size: usize) -> impl IndexedParallelIterator<Item = Self> {
+        self.par_chunks_mut(size)
+    }
+}
+
+/// Runs `f` on `values` and their encoding `codes` (`bytes` per value): on matching chunks of
+/// [`PAR_CHUNK`] values across threads when there are two chunks or more, else whole, here.
+fn split<V: Chunks, C: Chunks>(values: V, codes: C, bytes: usize, f: impl Fn(V, C) + Sync + Send) {
+    if values.elements() >= 2 * PAR_CHUNK {
+        values
+            .chunks_across(PAR_CHUNK)
+            .zip(codes.chunks_across(PAR_CHUNK * bytes))
+            .for_each(|(v, c)| f(v, c));
+    } else {
+        f(values, codes);
+    }
+}
+
 /// A storage format of tensor elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -358,13 +397,7 @@ impl Format {
     /// Encodes `src` into little-endian bytes; `dst` must hold `src.len() * self.bytes()` bytes.
     pub fn encode_slice(self, src: &[f32], dst: &mut [u8]) -> Result<()> {
         check_len("encoded buffer", dst, src.len() * self.bytes())?;
-        if src.len() >= 2 * PAR_CHUNK {
-            src.par_chunks(PAR_CHUNK)
-                .zip(dst.par_chunks_mut(PAR_CHUNK * self.bytes()))
-                .for_each(|(s, d)| self.encode_chunk(s, d));
-        } else {
-            self.encode_chunk(src, dst);
-        }
+        split(src, dst, self.bytes(), |s, d| self.encode_chunk(s, d));
         Ok(())
     }
 
@@ -394,13 +427,7 @@ impl Format {
                 f16_store(data, dst.as_chunks_mut::<2>().0);
             }
         };
-        if data.len() >= 2 * PAR_CHUNK {
-            data.par_chunks_mut(PAR_CHUNK)
-                .zip(dst.par_chunks_mut(PAR_CHUNK * self.bytes()))
-                .for_each(|(s, d)| store(s, d));
-        } else {
-            store(data, dst);
-        }
+        split(data, dst, self.bytes(), store);
         Ok(())
     }
 
@@ -419,13 +446,7 @@ impl Format {
     /// exactly once).
     fn decode_each<T: Send>(self, src: &[u8], dst: &mut [T], put: impl Fn(&mut T, f32) + Sync) -> Result<()> {
         check_len("encoded buffer", src, dst.len() * self.bytes())?;
-        if dst.len() >= 2 * PAR_CHUNK {
-            dst.par_chunks_mut(PAR_CHUNK)
-                .zip(src.par_chunks(PAR_CHUNK * self.bytes()))
-                .for_each(|(d, s)| self.decode_chunk(s, d, &put));
-        } else {
-            self.decode_chunk(src, dst, put);
-        }
+        split(dst, src, self.bytes(), |d, s| self.decode_chunk(s, d, &put));
         Ok(())
     }
 
