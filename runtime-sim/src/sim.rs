@@ -415,6 +415,11 @@ impl Simulator {
 /// 1024 leaves [`BACKGROUND`] as the limit (measured: the step takes about 0.85× as long as with 32).
 const IN_FLIGHT: usize = 1024;
 
+/// How often the books look for settled instructions: every this many issued (one look per
+/// instruction polled a pending census's channel up to 190 thousand times per ResNet-18 step,
+/// 0.9% of the step's CPU samples). Accounting is in program order whenever it happens.
+const POLL_EVERY: usize = 16;
+
 /// Instructions that may be pending at once (convs whose kernels run in the background, stores
 /// waiting for them), by default.
 const BACKGROUND: usize = 8;
@@ -610,10 +615,13 @@ impl Books {
         }
     }
 
-    /// Queues `issued`, then accounts every queued instruction that is ready (all of them up to
-    /// [`IN_FLIGHT`] from the end).
+    /// Queues `issued`, then, every [`POLL_EVERY`] instructions, accounts every queued
+    /// instruction that is ready (and always all of them up to [`IN_FLIGHT`] from the end).
     fn issue(&mut self, sim: &Simulator, issued: Issued) -> Result<(), Fault> {
         self.queue.push_back(issued);
+        if self.queue.len() <= IN_FLIGHT && !self.queue.len().is_multiple_of(POLL_EVERY) {
+            return Ok(());
+        }
         while let Some(front) = self.queue.front_mut() {
             if !front.poll() && self.queue.len() <= IN_FLIGHT {
                 break;
