@@ -147,7 +147,8 @@ impl Memory {
 
     /// Copies `rows` rows of `len` bytes from `from` to `to`, in row order, and hands every row
     /// to `each` at its destination right after copying it, with its non-zero count when `count`
-    /// says how to count (the dtype and the elements of a row, [`count_nonzero_raw`]; 0 without).
+    /// names the dtype to count it as (every whole element of the row, [`count_nonzero_raw`]; 0
+    /// without).
     /// Every row is checked first: when one is out of bounds, nothing is copied and the fault is
     /// that of the first such row (its source checked before its destination), so a faulting
     /// transfer leaves memory as it was.
@@ -156,7 +157,7 @@ impl Memory {
         from: Strided,
         to: Strided,
         (len, rows): (u64, u64),
-        count: Option<(DType, usize)>,
+        count: Option<DType>,
         mut each: impl FnMut(&[u8], u64),
     ) -> Result<(), FaultKind> {
         let bad = |s: &Strided| self.first_bad_row(s, len, rows);
@@ -169,7 +170,11 @@ impl Memory {
         // In bounds: addresses fit in usize.
         let at = |s: &Strided, r: u64| (s.start + r * s.stride) as usize;
         let len = len as usize;
-        let counted = |row: &[u8]| count.map_or(0, |(d, n)| count_nonzero_raw(d, row, n));
+        let counted = |row: &[u8]| {
+            count.map_or(0, |d| {
+                count_nonzero_raw(d, row, 8 * row.len() / d.bits(1) as usize)
+            })
+        };
         if from.space == to.space {
             let space = self.space_mut(to.space).expect("checked");
             for r in 0..rows {
@@ -194,7 +199,7 @@ impl Memory {
             let (src, dst) = (at(&from, r), at(&to, r));
             let row = &mut b[dst..dst + len];
             let nonzero = match count {
-                Some((DType::F16, _)) => copy_counting_f16(row, &a[src..src + len]),
+                Some(DType::F16) => copy_counting_f16(row, &a[src..src + len]),
                 _ => {
                     row.copy_from_slice(&a[src..src + len]);
                     counted(row)
@@ -695,7 +700,7 @@ mod tests {
         m.dram.bytes_mut()[..16].copy_from_slice(&bytes);
         let (s, d) = (side("s", Space::Dram, 0, 4), side("d", Space::Ibuf, 2, 3));
         let mut counts = Vec::new();
-        m.copy_rows(s, d, (4, 4), Some((DType::F16, 2)), |_, z| counts.push(z))
+        m.copy_rows(s, d, (4, 4), Some(DType::F16), |_, z| counts.push(z))
             .unwrap();
         assert_eq!(counts, [1, 1, 1, 1]);
         // Rows overlap at the destination (stride 3 < 4 bytes): each row as copied, in order.

@@ -51,9 +51,8 @@ fn transfer(d: &DmaOp, base: u64, ctx: &mut Ctx) -> Result<(), FaultKind> {
         stride: d.bstride.into(),
     };
     let (from, to) = if d.load { (dram, buf) } else { (buf, dram) };
-    let counting = count.then_some((dtype, elems as usize));
     ctx.mem
-        .copy_rows(from, to, (len, d.rows.into()), counting, |_, z| {
+        .copy_rows(from, to, (len, d.rows.into()), count.then_some(dtype), |_, z| {
             nonzero += z;
             let row_bits = if bitmap { elems + z * elem_bits } else { 8 * len };
             bits += row_bits;
