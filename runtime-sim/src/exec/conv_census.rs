@@ -281,17 +281,8 @@ fn bp_group(
     kept: &KeptTaps,
     g: usize,
 ) {
-    let (kg, p, rs, cg) = (s.kg(), s.p(), s.r * s.s, s.cg());
-    let in_plane = cg * s.h * s.w;
-    let mut a_nonzero = vec![0; cg];
-    for n in 0..s.n {
-        let dy_n = &dy[(n * s.k + g * kg) * p..][..kg * p];
-        let keep_n = keep.map(|m| &m[(n * s.groups + g) * in_plane..][..in_plane]);
-        a_nonzero
-            .iter_mut()
-            .zip(bp_a_nonzero(s, dy_n, keep_n))
-            .for_each(|(t, c)| *t += c);
-    }
+    let (kg, rs, cg) = (s.kg(), s.r * s.s, s.cg());
+    let a_nonzero = bp_a_nonzero(s, dy, keep, g);
     let dy = DyRows::new(s, dy, g);
     // Kept taps of im2col row `jj` meeting non-zeros of row `k` of dy.
     let meet = |jj: usize, k: usize| dy.meet(k, kept.bits.row(jj), kept.rows[jj]);
@@ -302,18 +293,14 @@ fn bp_group(
         Some(_) => Vec::new(),
     };
     let (mut effective, mut b_nonzero) = (vec![0; cg], vec![0; cg]);
+    let by_rs = Divisor::new(rs, w.cols());
     for k in 0..kg {
-        // Row `jj`'s input channel `jj / rs` and the channel's first row, moved along as `jj`
-        // grows (no division per weight).
-        let (mut ci, mut first) = (0, 0);
         for jj in set_bits(w.row(k)) {
-            while jj >= first + rs {
-                ci += 1;
-                first += rs;
-            }
+            // Row `jj`'s input channel and kernel position.
+            let (ci, tap) = by_rs.div_rem(jj);
             b_nonzero[ci] += kept.rows[jj];
             effective[ci] += match keep {
-                None => per_tap[(jj - first) * kg + k],
+                None => per_tap[tap * kg + k],
                 Some(_) => meet(jj, k),
             };
         }
@@ -330,29 +317,71 @@ fn bp_group(
     }
 }
 
-/// BP slots of one (image, group) whose output gradient is non-zero, per input channel: the
-/// non-zeros of `dy` (Kg×P) at every output position, summed onto the kept inputs (`keep`,
-/// `None`: all) their taps read.
-fn bp_a_nonzero(s: &ConvShape, dy: &[f32], keep: Option<&[bool]>) -> Vec<u64> {
-    let mut per_q = vec![0u64; s.p()];
-    for row in dy.chunks_exact(s.p()) {
-        per_q
-            .iter_mut()
-            .zip(row)
-            .for_each(|(c, &v)| *c += u64::from(v != 0.0));
+/// Division by a fixed `d` of numbers below a bound, by a multiplication and a shift.
+#[derive(Debug, Clone, Copy)]
+struct Divisor {
+    d: usize,
+    /// `⌈2³²/d⌉`, exact for dividends below `2³²/d`; `None` when the dividends may not be.
+    m: Option<u64>,
+}
+
+impl Divisor {
+    /// Divides by `d > 0` numbers below `below`.
+    fn new(d: usize, below: usize) -> Self {
+        let exact = (below as u64) <= (1u64 << 32) / d as u64;
+        Self {
+            d,
+            m: exact.then(|| (1u64 << 32).div_ceil(d as u64)),
+        }
     }
-    let dy_taps = s.tap_sums(Some(&per_q));
+
+    /// `(n / d, n % d)`.
+    fn div_rem(self, n: usize) -> (usize, usize) {
+        let q = match self.m {
+            Some(m) => ((n as u64 * m) >> 32) as usize,
+            None => n / self.d,
+        };
+        (q, n - q * self.d)
+    }
+}
+
+/// BP slots of group `g` whose output gradient is non-zero, per input channel, over the batch:
+/// the non-zeros of every image's `dy` (N×K×P) at each output position, summed onto the kept
+/// inputs (`keep`, N×C×H×W; `None`: all) their taps read. Without a keep-mask every channel
+/// counts the same, so the images' counts are added before the taps are.
+fn bp_a_nonzero(s: &ConvShape, dy: &[f32], keep: Option<&[bool]>, g: usize) -> Vec<u64> {
+    let (kg, p, plane) = (s.kg(), s.p(), s.h * s.w);
+    let mut per_q = vec![0u64; p];
+    let count = |per_q: &mut [u64], n: usize| {
+        for row in dy[(n * s.k + g * kg) * p..][..kg * p].chunks_exact(p) {
+            per_q
+                .iter_mut()
+                .zip(row)
+                .for_each(|(c, &v)| *c += u64::from(v != 0.0));
+        }
+    };
     match keep {
-        None => vec![dy_taps.iter().sum(); s.cg()],
-        Some(m) => m
-            .chunks_exact(s.h * s.w)
-            .map(|mc| {
-                mc.iter()
-                    .zip(&dy_taps)
-                    .map(|(&k, &v)| if k { v } else { 0 })
-                    .sum()
-            })
-            .collect(),
+        None => {
+            (0..s.n).for_each(|n| count(&mut per_q, n));
+            vec![s.tap_sums(Some(&per_q)).iter().sum(); s.cg()]
+        }
+        Some(m) => {
+            let mut out = vec![0; s.cg()];
+            for n in 0..s.n {
+                per_q.fill(0);
+                count(&mut per_q, n);
+                let dy_taps = s.tap_sums(Some(&per_q));
+                let keep_n = m[(n * s.groups + g) * s.cg() * plane..].chunks_exact(plane);
+                for (total, mc) in out.iter_mut().zip(keep_n) {
+                    *total += mc
+                        .iter()
+                        .zip(&dy_taps)
+                        .map(|(&k, &v)| v & u64::from(k).wrapping_neg())
+                        .sum::<u64>();
+                }
+            }
+            out
+        }
     }
 }
 
@@ -505,6 +534,29 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn divisor_matches_division() {
+        for d in 1..=49 {
+            let below = 1 << 16;
+            let by = Divisor::new(d, below);
+            assert!(by.m.is_some());
+            for n in 0..below {
+                assert_eq!(by.div_rem(n), (n / d, n % d), "{n} / {d}");
+            }
+        }
+        // The largest exact range, at its end, and a range too large for the multiplication.
+        for d in [3, 9, 25, 49] {
+            let below = ((1u64 << 32) / d as u64) as usize;
+            let by = Divisor::new(d, below);
+            for n in below - 2 * d..below {
+                assert_eq!(by.div_rem(n), (n / d, n % d), "{n} / {d}");
+            }
+            let wide = Divisor::new(d, below + 1);
+            assert!(wide.m.is_none());
+            assert_eq!(wide.div_rem(below), (below / d, below % d));
         }
     }
 }
