@@ -8,6 +8,7 @@ use super::census::{Census, RowCounts, UnitWork};
 use super::views::{ConvViews, InputViews, KeepViews, KeptTaps};
 use crate::kernels::conv::ConvShape;
 use crate::kernels::density::{and_popcount, set_bits, BitMatrix, Indicator};
+use crate::kernels::Divisor;
 use std::sync::{Arc, OnceLock};
 use trainer_isa::names::Mode;
 
@@ -317,34 +318,6 @@ fn bp_group(
     }
 }
 
-/// Division by a fixed `d` of numbers below a bound, by a multiplication and a shift.
-#[derive(Debug, Clone, Copy)]
-struct Divisor {
-    d: usize,
-    /// `⌈2³²/d⌉`, exact for dividends below `2³²/d`; `None` when the dividends may not be.
-    m: Option<u64>,
-}
-
-impl Divisor {
-    /// Divides by `d > 0` numbers below `below`.
-    fn new(d: usize, below: usize) -> Self {
-        let exact = (below as u64) <= (1u64 << 32) / d as u64;
-        Self {
-            d,
-            m: exact.then(|| (1u64 << 32).div_ceil(d as u64)),
-        }
-    }
-
-    /// `(n / d, n % d)`.
-    fn div_rem(self, n: usize) -> (usize, usize) {
-        let q = match self.m {
-            Some(m) => ((n as u64 * m) >> 32) as usize,
-            None => n / self.d,
-        };
-        (q, n - q * self.d)
-    }
-}
-
 /// BP slots of group `g` whose output gradient is non-zero, per input channel, over the batch:
 /// the non-zeros of every image's `dy` (N×K×P) at each output position, summed onto the kept
 /// inputs (`keep`, N×C×H×W; `None`: all) their taps read. Without a keep-mask every channel
@@ -534,29 +507,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn divisor_matches_division() {
-        for d in 1..=49 {
-            let below = 1 << 16;
-            let by = Divisor::new(d, below);
-            assert!(by.m.is_some());
-            for n in 0..below {
-                assert_eq!(by.div_rem(n), (n / d, n % d), "{n} / {d}");
-            }
-        }
-        // The largest exact range, at its end, and a range too large for the multiplication.
-        for d in [3, 9, 25, 49] {
-            let below = ((1u64 << 32) / d as u64) as usize;
-            let by = Divisor::new(d, below);
-            for n in below - 2 * d..below {
-                assert_eq!(by.div_rem(n), (n / d, n % d), "{n} / {d}");
-            }
-            let wide = Divisor::new(d, below + 1);
-            assert!(wide.m.is_none());
-            assert_eq!(wide.div_rem(below), (below / d, below % d));
         }
     }
 }

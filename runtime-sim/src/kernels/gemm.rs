@@ -294,6 +294,17 @@ impl Csr {
             .zip(self.vals[at].iter().copied())
     }
 
+    /// The columns and values of row `r`, in column order.
+    pub(crate) fn row_slices(&self, r: usize) -> (&[u32], &[f32]) {
+        let at = self.row_ptr[r]..self.row_ptr[r + 1];
+        (&self.cols[at.clone()], &self.vals[at])
+    }
+
+    /// Number of columns.
+    pub(crate) fn ncols(&self) -> usize {
+        self.ncols
+    }
+
     /// Number of non-zeros.
     pub(crate) fn nnz(&self) -> usize {
         self.vals.len()

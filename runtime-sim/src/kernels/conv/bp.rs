@@ -25,7 +25,7 @@ use super::{
 use crate::kernels::density::{nonzero_bitmap, set_bits, BitMatrix, Counting, WorkCounts};
 use crate::kernels::gemm::{self, Csr, MatRef};
 use crate::kernels::mask::store;
-use crate::kernels::{check_len, Result};
+use crate::kernels::{check_len, Divisor, Result};
 use rayon::prelude::*;
 
 /// Floats of `col_dy` built at once (it is read once per non-zero weight, so it should stay in
@@ -75,7 +75,7 @@ pub fn conv_bp(
 /// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
 /// clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice:
 /// when `k` is well below `c`, as in the simulator's output-channel tiles.
-pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> {
+pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<ForwardCsr>> {
     let (cg, kg, rs) = (shape.cg(), shape.kg(), shape.r * shape.s);
     let hw = shape.h * shape.w;
     if shape.stride != (1, 1) || (kg * rs + cg) * hw >= cg * rs * shape.p() {
@@ -85,7 +85,80 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Csr>> 
         .chunks_exact(kg * cg * rs)
         .map(|wg| transposed_csr(wg, cg * rs, rs))
         .collect::<Option<_>>()?;
-    csrs.iter().all(Csr::all_finite).then_some(csrs)
+    csrs.iter()
+        .all(Csr::all_finite)
+        .then(|| csrs.into_iter().map(|csr| ForwardCsr::new(csr, kg)).collect())
+}
+
+/// One group's `W'_g` in CSR with every row's non-zeros in runs, one per kernel position
+/// (columns `t·Kg..(t + 1)·Kg`): the groups [`forward_row`] sums separately, found once for
+/// every call that shares the weights.
+#[derive(Debug)]
+pub(crate) struct ForwardCsr {
+    csr: Csr,
+    /// Where each run ends, relative to its row's first non-zero, the rows one after another.
+    run_ends: Vec<u32>,
+    /// Row `c`'s runs end at `run_ends[row_runs[c]..row_runs[c + 1]]`.
+    row_runs: Vec<usize>,
+}
+
+impl ForwardCsr {
+    fn new(csr: Csr, kg: usize) -> Self {
+        let (mut run_ends, mut row_runs) = (Vec::new(), vec![0]);
+        let by_kg = Divisor::new(kg, csr.ncols());
+        for c in 0..csr.rows() {
+            let cols = csr.row_slices(c).0;
+            // The end of the current run's columns (columns only grow).
+            let mut end = 0;
+            for (i, &j) in cols.iter().enumerate() {
+                if j as usize >= end {
+                    if i > 0 {
+                        run_ends.push(i as u32);
+                    }
+                    end = (by_kg.div_rem(j as usize).0 + 1) * kg;
+                }
+            }
+            if !cols.is_empty() {
+                run_ends.push(cols.len() as u32);
+            }
+            row_runs.push(run_ends.len());
+        }
+        ForwardCsr {
+            csr,
+            run_ends,
+            row_runs,
+        }
+    }
+
+    /// Row `c`'s non-zeros in their runs.
+    fn runs(&self, c: usize) -> Runs<'_> {
+        let (cols, vals) = self.csr.row_slices(c);
+        Runs {
+            cols,
+            vals,
+            ends: &self.run_ends[self.row_runs[c]..self.row_runs[c + 1]],
+        }
+    }
+}
+
+/// One row of a [`ForwardCsr`]: its columns and values, and where each run ends.
+#[derive(Clone, Copy)]
+struct Runs<'a> {
+    cols: &'a [u32],
+    vals: &'a [f32],
+    ends: &'a [u32],
+}
+
+impl Runs<'_> {
+    /// Hands `f` every run's columns and values, in order.
+    fn each(self, mut f: impl FnMut(&[u32], &[f32])) {
+        let mut start = 0;
+        for &e in self.ends {
+            let e = e as usize;
+            f(&self.cols[start..e], &self.vals[start..e]);
+            start = e;
+        }
+    }
 }
 
 /// One group's weights `wg` (Kg × J) transposed into CSR if they are sparse enough for
@@ -128,7 +201,7 @@ pub(super) fn transposed_csr(wg: &[f32], j: usize, taps: usize) -> Option<Csr> {
 /// dx by the forward-convolution formulation (see the module documentation), on batches of input
 /// rows `(n, ih)` (line `n·H + ih`) of at most [`COL_BUDGET`] `col_dy` floats: whole images in
 /// parallel, or the lines of one image in turn, output channels in parallel.
-fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
+fn by_forward_conv(shape: &ConvShape, csrs: &[ForwardCsr], dy: &[f32], dx: &mut [f32], opts: &ConvOpts) {
     let (cg, kg, w) = (shape.cg(), shape.kg(), shape.w);
     let rows = kg * shape.r * shape.s;
     let lines = (COL_BUDGET / (rows * w)).clamp(1, shape.n * shape.h);
@@ -153,13 +226,11 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
                 out.resize(cg * width, 0.0);
                 for (g, csr) in csrs.iter().enumerate() {
                     shape.dy_im2col(dy, g, batch.clone(), &mut col);
-                    let per_task = (TASK_MACS / (csr.nnz() * width / cg).max(1)).max(1);
+                    let per_task = (TASK_MACS / (csr.csr.nnz() * width / cg).max(1)).max(1);
                     out.par_chunks_mut(width)
                         .enumerate()
                         .with_min_len(per_task)
-                        .for_each_init(Taps::default, |taps, (c, o)| {
-                            forward_row(csr, c, kg, &col, o, taps)
-                        });
+                        .for_each(|(c, o)| forward_row(csr.runs(c), &col, o));
                     // Each image's run of lines is contiguous in every channel of dx.
                     for n in batch.start / shape.h..batch.end.div_ceil(shape.h) {
                         let run = batch.start.max(n * shape.h)..batch.end.min((n + 1) * shape.h);
@@ -180,59 +251,33 @@ fn by_forward_conv(shape: &ConvShape, csrs: &[Csr], dy: &[f32], dx: &mut [f32], 
 /// registers or cache).
 const BLOCK: usize = 64;
 
-/// A row's non-zeros as [`forward_row`] groups them, kept between rows to reuse the memory.
-#[derive(Default)]
-struct Taps {
-    /// The row's `(column, weight)` entries in order.
-    entries: Vec<(usize, f32)>,
-    /// Where each kernel position's run of entries (columns `t·Kg..(t + 1)·Kg`) ends.
-    ends: Vec<usize>,
-}
-
-/// Row `c` of `W'_g · col_dy` into `out`, in col2im's order: starting from +0, the products of
-/// every kernel position (a run of `kg` columns) summed from +0 and added to the row; a single
-/// product is added directly (`0 + p` and `p` differ only in the sign of a zero). Block by block
-/// of [`BLOCK`] columns, each block's sums kept across the row's non-zeros.
-fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], taps: &mut Taps) {
+/// Row `c` of `W'_g · col_dy` into `out` from the row's runs, in col2im's order: starting from
+/// +0, the products of every kernel position (a run) summed from +0 and added to the row; a
+/// single product is added directly (`0 + p` and `p` differ only in the sign of a zero). Block by
+/// block of [`BLOCK`] columns, each block's sums kept across the row's non-zeros.
+fn forward_row(runs: Runs, col: &[f32], out: &mut [f32]) {
     let n = out.len();
-    let x = |j: usize| &col[j * n..][..n];
-    taps.entries.clear();
-    taps.ends.clear();
-    // The end of the current kernel position's columns (columns only grow).
-    let mut end = 0;
-    for (j, v) in csr.row(c) {
-        if j >= end {
-            if !taps.entries.is_empty() {
-                taps.ends.push(taps.entries.len());
-            }
-            end = (j / kg + 1) * kg;
-        }
-        taps.entries.push((j, v));
-    }
-    if !taps.entries.is_empty() {
-        taps.ends.push(taps.entries.len());
-    }
+    let x = |j: u32| &col[j as usize * n..][..n];
     for (b, o) in out.chunks_mut(BLOCK).enumerate() {
-        if o.len() == BLOCK && block_wide(o, taps, |j| &x(j)[b * BLOCK..][..BLOCK]) {
+        if o.len() == BLOCK && block_wide(o, runs, |j| &x(j)[b * BLOCK..][..BLOCK]) {
             continue;
         }
         o.fill(0.0);
-        let (mut start, len) = (0, o.len());
-        for &e in &taps.ends {
-            let x = |j: usize| &x(j)[b * BLOCK..][..len];
-            match taps.entries[start..e] {
-                [(j, v)] => o.iter_mut().zip(x(j)).for_each(|(o, &x)| *o += v * x),
-                ref tap => {
+        let len = o.len();
+        runs.each(|cols, vals| {
+            let x = |j: u32| &x(j)[b * BLOCK..][..len];
+            match (cols, vals) {
+                ([j], [v]) => o.iter_mut().zip(x(*j)).for_each(|(o, &x)| *o += v * x),
+                _ => {
                     let mut sum = [0.0f32; BLOCK];
                     let sum = &mut sum[..len];
-                    for &(j, v) in tap {
+                    for (&j, &v) in cols.iter().zip(vals) {
                         sum.iter_mut().zip(x(j)).for_each(|(t, &x)| *t += v * x);
                     }
                     o.iter_mut().zip(sum).for_each(|(o, t)| *o += *t);
                 }
             }
-            start = e;
-        }
+        });
     }
 }
 
@@ -241,7 +286,7 @@ fn forward_row(csr: &Csr, c: usize, kg: usize, col: &[f32], out: &mut [f32], tap
 /// (`x(j)`: column `j`'s block), the same operations in the same order. Returns whether it did
 /// the block.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-fn block_wide<'c>(o: &mut [f32], taps: &Taps, x: impl Fn(usize) -> &'c [f32]) -> bool {
+fn block_wide<'c>(o: &mut [f32], runs: Runs, x: impl Fn(u32) -> &'c [f32]) -> bool {
     use std::arch::x86_64::{
         __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
         _mm512_storeu_ps,
@@ -253,7 +298,7 @@ fn block_wide<'c>(o: &mut [f32], taps: &Taps, x: impl Fn(usize) -> &'c [f32]) ->
     // of sixteen elements of a `BLOCK`-element array, and they need no alignment.
     unsafe {
         // `acc + v·x(j)`, lane by lane (the product rounded, then the sum).
-        let add = |acc: &mut Block, (j, v): (usize, f32)| {
+        let add = |acc: &mut Block, j: u32, v: f32| {
             let (v, xj): (__m512, &[f32; BLOCK]) =
                 (_mm512_set1_ps(v), x(j).try_into().expect("a whole block"));
             for (i, s) in acc.iter_mut().enumerate() {
@@ -261,20 +306,16 @@ fn block_wide<'c>(o: &mut [f32], taps: &Taps, x: impl Fn(usize) -> &'c [f32]) ->
             }
         };
         let mut row: Block = [_mm512_setzero_ps(); BLOCK / LANES];
-        let mut start = 0;
-        for &e in &taps.ends {
-            match taps.entries[start..e] {
-                [entry] => add(&mut row, entry),
-                ref tap => {
-                    let mut sum: Block = [_mm512_setzero_ps(); BLOCK / LANES];
-                    tap.iter().for_each(|&entry| add(&mut sum, entry));
-                    for (r, s) in row.iter_mut().zip(sum) {
-                        *r = _mm512_add_ps(*r, s);
-                    }
+        runs.each(|cols, vals| match (cols, vals) {
+            ([j], [v]) => add(&mut row, *j, *v),
+            _ => {
+                let mut sum: Block = [_mm512_setzero_ps(); BLOCK / LANES];
+                cols.iter().zip(vals).for_each(|(&j, &v)| add(&mut sum, j, v));
+                for (r, s) in row.iter_mut().zip(sum) {
+                    *r = _mm512_add_ps(*r, s);
                 }
             }
-            start = e;
-        }
+        });
         for (i, r) in row.iter().enumerate() {
             _mm512_storeu_ps(o[i * LANES..].as_mut_ptr(), *r);
         }
@@ -284,7 +325,7 @@ fn block_wide<'c>(o: &mut [f32], taps: &Taps, x: impl Fn(usize) -> &'c [f32]) ->
 
 /// Without AVX-512 every block is left to [`forward_row`]'s loop.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-fn block_wide<'c>(_: &mut [f32], _: &Taps, _: impl Fn(usize) -> &'c [f32]) -> bool {
+fn block_wide<'c>(_: &mut [f32], _: Runs, _: impl Fn(u32) -> &'c [f32]) -> bool {
     false
 }
 

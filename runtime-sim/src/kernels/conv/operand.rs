@@ -1,6 +1,6 @@
 //! The `b` operand of the conv kernels with the forms they derive from it, kept for reuse.
 
-use super::bp::{forward_weights, transposed_weights};
+use super::bp::{forward_weights, transposed_weights, ForwardCsr};
 use super::{check_len, invalid, sparse_rows, ConvShape, Result};
 use crate::kernels::gemm::{Csr, MatRef};
 use std::sync::OnceLock;
@@ -30,7 +30,7 @@ struct Shaped<T> {
 #[derive(Debug)]
 pub(super) enum BpWeights {
     /// Every group's `W'_g` in CSR: the forward-convolution formulation.
-    Forward(Vec<Csr>),
+    Forward(Vec<ForwardCsr>),
     /// Every group's `W_gᵀ` in CSR: col2im with the images side by side.
     Col2im(Vec<Csr>),
     /// Some group too dense for the sparse kernel: col2im image by image, with every group's
