@@ -53,7 +53,7 @@ fn train(p: Program, sparsity: f64, steps: usize) -> (Vec<u8>, Vec<RunStats>) {
         stats.push(s.run_entry("train", &[]).unwrap());
     }
     stats.push(s.run_entry("eval", &[]).unwrap());
-    (s.memory().dram.bytes().to_vec(), stats)
+    (s.memory().dram().bytes().to_vec(), stats)
 }
 
 /// Statistics with `ctrl/issue` and the instruction count left out.

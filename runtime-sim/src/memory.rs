@@ -5,6 +5,11 @@
 //! f32 values the executors compute on, through [`crate::kernels::numeric::Format`]
 //! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
 
+mod stamps;
+
+pub use stamps::Stamp;
+use stamps::Stamps;
+
 use crate::error::FaultKind;
 use crate::kernels::density::{count_by, Indicator};
 use crate::kernels::numeric::Format;
@@ -58,8 +63,7 @@ impl Buffers {
         }
     }
 
-    /// Clears every buffer to zero (between independent runs).
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.bufs.iter_mut().for_each(|b| b.fill(0));
     }
 }
@@ -89,16 +93,60 @@ pub struct Strided {
     pub stride: u64,
 }
 
-/// DRAM plus buffers: the address spaces a program can name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// DRAM plus buffers: the address spaces a program can name, with the write versions of their
+/// bytes ([`Memory::stamp`]).
+#[derive(Debug, Clone)]
 pub struct Memory {
-    /// Off-chip memory.
-    pub dram: Dram,
-    /// On-chip buffers.
-    pub buffers: Buffers,
+    dram: Dram,
+    buffers: Buffers,
+    stamps: Stamps,
 }
 
+/// Memories are equal when they hold the same bytes (whatever their write versions).
+impl PartialEq for Memory {
+    fn eq(&self, other: &Self) -> bool {
+        self.dram == other.dram && self.buffers == other.buffers
+    }
+}
+
+impl Eq for Memory {}
+
 impl Memory {
+    /// Memory of DRAM image `dram` and buffers `buffers`.
+    pub fn new(dram: Dram, buffers: Buffers) -> Self {
+        let [i, w, o, g] = buffers.bufs.each_ref().map(Vec::len);
+        let sizes = [dram.bytes.len(), i, w, o, g];
+        Memory {
+            dram,
+            buffers,
+            stamps: Stamps::new(sizes),
+        }
+    }
+
+    /// The DRAM image.
+    pub fn dram(&self) -> &Dram {
+        &self.dram
+    }
+
+    /// Clears every buffer to zero (between independent runs).
+    pub fn clear_buffers(&mut self) {
+        self.buffers.clear();
+        self.stamps.cleared_buffers();
+    }
+
+    /// The stamp of `len` bytes at `start` in `space` (a range the caller has checked, else
+    /// `None`): two reads with equal stamps read the same bytes, whatever happened between them.
+    pub fn stamp(&self, space: Space, start: u64, len: u64) -> Option<Stamp> {
+        let r = self.range("stamp", space, start, len).ok()?;
+        self.stamps.stamp(space, r)
+    }
+
+    /// The bytes `r` (checked) of `space`, marked written.
+    fn written(&mut self, space: Space, r: Range<usize>) -> &mut [u8] {
+        self.stamps.wrote(space, r.clone());
+        &mut self.space_mut(space).expect("range checked the space")[r]
+    }
+
     /// The bytes of `space` (`None` for the absent space).
     fn space(&self, space: Space) -> Option<&[u8]> {
         match space {
@@ -170,6 +218,16 @@ impl Memory {
         // In bounds: addresses fit in usize.
         let at = |s: &Strided, r: u64| (s.start + r * s.stride) as usize;
         let len = len as usize;
+        // Every row written (and whatever lies between strided rows, as far as the versions
+        // tell); a contiguous copy from DRAM to a buffer is remembered as one.
+        if rows > 0 {
+            let span = at(&to, 0).min(at(&to, rows - 1))..at(&to, 0).max(at(&to, rows - 1)) + len;
+            let contiguous = rows == 1 || (from.stride == len as u64 && to.stride == len as u64);
+            match from.space == Space::Dram && contiguous {
+                true => self.stamps.copied(to.space, span, at(&from, 0)),
+                false => self.stamps.wrote(to.space, span),
+            }
+        }
         let counted = |row: &[u8]| {
             count.map_or(0, |d| {
                 count_nonzero_raw(d, row, 8 * row.len() / d.bits(1) as usize)
@@ -242,7 +300,7 @@ impl Memory {
 
     /// Two different spaces, the first to read and the second to write (both checked present).
     fn two_spaces(&mut self, a: Space, b: Space) -> (&[u8], &mut [u8]) {
-        let Memory { dram, buffers } = self;
+        let Memory { dram, buffers, .. } = self;
         let (ia, ib) = (Buffers::index(a), Buffers::index(b));
         match (ia, ib) {
             (None, Some(j)) => (&dram.bytes, &mut buffers.bufs[j]),
@@ -268,7 +326,7 @@ impl Memory {
         len: u64,
     ) -> Result<&mut [u8], FaultKind> {
         let r = self.range(field, space, start, len)?;
-        Ok(&mut self.space_mut(space).expect("range checked the space")[r])
+        Ok(self.written(space, r))
     }
 
     /// Reads `n` elements of `op` as f32 (floats converted exactly, `b1` as 0/1, integers by value).
@@ -285,7 +343,7 @@ impl Memory {
     /// Writes `data` to `op`, converting to its dtype ([`encode_f32`]).
     pub fn write_f32(&mut self, field: &'static str, op: Operand, data: &[f32]) -> Result<(), FaultKind> {
         let r = self.op_range(field, op, data.len() as u64)?;
-        encode_f32(op.dtype, data, &mut self.space_mut(op.space).expect("checked")[r]);
+        encode_f32(op.dtype, data, self.written(op.space, r));
         Ok(())
     }
 
@@ -296,7 +354,7 @@ impl Memory {
             return self.write_f32(field, op, data);
         };
         let r = self.op_range(field, op, data.len() as u64)?;
-        let raw = &mut self.space_mut(op.space).expect("checked")[r];
+        let raw = self.written(op.space, r);
         f.store_slice(data, raw).expect("range sized from data");
         Ok(())
     }
@@ -324,7 +382,7 @@ impl Memory {
     pub fn write_mask(&mut self, field: &'static str, op: Operand, mask: &[bool]) -> Result<(), FaultKind> {
         if op.dtype == DType::B1 {
             let r = self.op_range(field, op, mask.len() as u64)?;
-            pack_flags(&mut self.space_mut(op.space).expect("checked")[r], mask);
+            pack_flags(self.written(op.space, r), mask);
             return Ok(());
         }
         let Some(f) = float_format(op.dtype) else {
@@ -333,7 +391,7 @@ impl Memory {
         };
         let (zero, one) = (f.to_bytes(&[0.0]), f.to_bytes(&[1.0]));
         let r = self.op_range(field, op, mask.len() as u64)?;
-        let raw = &mut self.space_mut(op.space).expect("checked")[r];
+        let raw = self.written(op.space, r);
         match f.bytes() {
             1 => fill_mask::<1>(raw, mask, &zero, &one),
             2 => fill_mask::<2>(raw, mask, &zero, &one),
@@ -548,10 +606,7 @@ mod tests {
     use super::*;
 
     fn mem() -> Memory {
-        Memory {
-            dram: Dram::new(64),
-            buffers: Buffers::new([16, 16, 16, 16]),
-        }
+        Memory::new(Dram::new(64), Buffers::new([16, 16, 16, 16]))
     }
 
     #[test]
@@ -668,6 +723,53 @@ mod tests {
         let (s, d) = (side("s", from.0, from.1, 0), side("d", to.0, to.1, 0));
         m.copy_rows(s, d, (len, 1), None, |r, _| rows.push(r.to_vec()))?;
         Ok(rows.concat())
+    }
+
+    #[test]
+    fn every_write_changes_the_stamp_and_loads_take_their_sources() {
+        let mut m = mem();
+        let f = |space, addr| Operand::new(space, DType::F32, addr);
+        let stamp = |m: &Memory, space, start| m.stamp(space, start, 8);
+        let dram = stamp(&m, Space::Dram, 0);
+        assert_eq!(dram, stamp(&m, Space::Dram, 0));
+        m.write_f32("x", f(Space::Dram, 0), &[1.0, 2.0]).unwrap();
+        let dram_now = stamp(&m, Space::Dram, 0);
+        assert_ne!(dram, dram_now);
+        // A load of the bytes reads as them; a strided one does not.
+        copy_one(&mut m, (Space::Dram, 0), (Space::Ibuf, 4), 8).unwrap();
+        assert_eq!(stamp(&m, Space::Ibuf, 4), dram_now);
+        let (s, d) = (side("s", Space::Dram, 0, 4), side("d", Space::Wbuf, 0, 8));
+        m.copy_rows(s, d, (4, 2), None, |_, _| {}).unwrap();
+        assert_ne!(stamp(&m, Space::Wbuf, 0), dram_now);
+        // Each kind of write ends the load's stamp.
+        type Write = fn(&mut Memory);
+        let writes: [Write; 4] = [
+            |m| {
+                m.write_f32("y", Operand::new(Space::Ibuf, DType::F32, 8), &[3.0])
+                    .unwrap()
+            },
+            |m| {
+                m.store_f32("y", Operand::new(Space::Ibuf, DType::F16, 6), &mut [3.0])
+                    .unwrap()
+            },
+            |m| {
+                m.write_mask("y", Operand::new(Space::Ibuf, DType::B1, 11), &[true])
+                    .unwrap()
+            },
+            |m| m.bytes_mut("y", Space::Ibuf, 4, 1).unwrap()[0] = 7,
+        ];
+        for write in writes {
+            copy_one(&mut m, (Space::Dram, 0), (Space::Ibuf, 4), 8).unwrap();
+            assert_eq!(stamp(&m, Space::Ibuf, 4), dram_now);
+            let before = stamp(&m, Space::Ibuf, 0);
+            write(&mut m);
+            assert_ne!(stamp(&m, Space::Ibuf, 4), dram_now);
+            assert_ne!(stamp(&m, Space::Ibuf, 0), before);
+        }
+        copy_one(&mut m, (Space::Dram, 0), (Space::Ibuf, 4), 8).unwrap();
+        m.clear_buffers();
+        assert_ne!(stamp(&m, Space::Ibuf, 4), dram_now);
+        assert_eq!(m.stamp(Space::Ibuf, 12, 8), None, "out of bounds");
     }
 
     #[test]

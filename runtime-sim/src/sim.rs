@@ -87,10 +87,7 @@ impl Simulator {
             let at = seg.addr as usize;
             dram.bytes_mut()[at..at + seg.bytes.len()].copy_from_slice(&seg.bytes);
         }
-        let mem = Memory {
-            dram,
-            buffers: Buffers::new(cost.buffers),
-        };
+        let mem = Memory::new(dram, Buffers::new(cost.buffers));
         Ok(Simulator {
             prog,
             cost,
@@ -262,7 +259,7 @@ impl Simulator {
         start: usize,
         mut state: State,
     ) -> Result<RunStats, Fault> {
-        self.mem.buffers.clear();
+        self.mem.clear_buffers();
         let mut books = Books::new();
         let mut inflight = InFlight::new(self.background);
         // The parts of the simulator executors work on (a macro: the loop keeps borrowing the

@@ -170,10 +170,7 @@ mod tests {
 
     /// DRAM holding `init`.
     fn memory(init: &[f32]) -> Memory {
-        let mut mem = Memory {
-            dram: Dram::new(4 * init.len()),
-            buffers: Buffers::new([0; 4]),
-        };
+        let mut mem = Memory::new(Dram::new(4 * init.len()), Buffers::new([0; 4]));
         mem.write_f32("init", op(DType::F32, 0), init).unwrap();
         mem
     }
@@ -195,7 +192,7 @@ mod tests {
         let done = map(&mut ctx, n, [("x", x)], [("y", y)], |[x], [y]| {
             y.iter_mut().zip(x).for_each(|(o, &v)| *o = 2.0 * v + 1.0);
         });
-        (done, mem.dram.bytes().to_vec())
+        (done, mem.dram().bytes().to_vec())
     }
 
     /// The same computation read whole, then written whole.
@@ -204,7 +201,7 @@ mod tests {
         let xs = mem.read_f32("x", x, n).unwrap();
         let ys: Vec<f32> = xs.iter().map(|&v| 2.0 * v + 1.0).collect();
         mem.write_f32("y", y, &ys).unwrap();
-        mem.dram.bytes().to_vec()
+        mem.dram().bytes().to_vec()
     }
 
     #[test]
@@ -243,7 +240,7 @@ mod tests {
         let init: Vec<f32> = (0..2 * CHUNK).map(|i| i as f32).collect();
         // The output's first chunk fits, the rest runs past the end of memory.
         let n = CHUNK + 8;
-        let untouched = memory(&init).dram.bytes().to_vec();
+        let untouched = memory(&init).dram().bytes().to_vec();
         let (done, bytes) = run(n, op(DType::F32, 0), op(DType::F32, 4 * CHUNK as u32), &init);
         assert!(
             matches!(done, Err(FaultKind::OutOfBounds { field: "y", .. })),

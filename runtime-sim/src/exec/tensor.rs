@@ -21,7 +21,7 @@ use crate::kernels::mask::apply_mask;
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::KernelError;
 use crate::ledger::Event;
-use crate::memory::{decode_f32, decode_mask};
+use crate::memory::{decode_f32, decode_mask, Stamp};
 use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
@@ -72,7 +72,7 @@ fn read_operand(
     n: usize,
     bn: Option<(&Block, bool)>,
 ) -> Result<Arc<Decoded>, FaultKind> {
-    let raw = ctx.mem.operand_bytes(field, op, n)?;
+    let raw = (ctx.mem.operand_bytes(field, op, n)?, stamp(ctx, op, n));
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
     let (dtype, shape) = (op.dtype, *s);
     Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
@@ -103,7 +103,7 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
     let how = mask
         .clone()
         .map_or(OnRead::AsIs, |(dtype, bytes)| OnRead::Mask(dtype, bytes));
-    let raw = ctx.mem.operand_bytes("b", t.b, n)?;
+    let raw = (ctx.mem.operand_bytes("b", t.b, n)?, stamp(ctx, t.b, n));
     let dtype = t.b.dtype;
     Ok(ctx.views.weights(s, (dtype, how), raw, |raw| {
         Box::new(move || {
@@ -114,6 +114,11 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
             WeightValues::new(x)
         })
     }))
+}
+
+/// The stamp of the `n` elements of operand `op` (whose bounds the caller checked).
+fn stamp(ctx: &Ctx, op: Operand, n: usize) -> Option<Stamp> {
+    ctx.mem.stamp(op.space, op.addr.into(), op.dtype.bytes(n as u64))
 }
 
 /// The values of a BN block as f32 bits.

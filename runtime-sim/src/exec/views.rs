@@ -5,9 +5,11 @@
 //! Operands are looked up by their bytes in memory, their dtype and what the PE array does to them
 //! on read (the BN block an input is normalised with, the mask applied to the weights): a lookup
 //! compares the full contents bit for bit, and the shape, so a hit is always exact, and comparing
-//! the stored bytes is much cheaper than decoding them again. An entry owns a copy of its bytes
-//! and decodes them on first use: a conv's input when it issues, its weights in the first kernel
-//! job that uses them.
+//! the stored bytes is much cheaper than decoding them again. Bytes whose memory stamp
+//! ([`crate::memory::Memory::stamp`]) is the one an entry last saw are the entry's without the
+//! comparison: an operand not written since, or loaded again from the same unchanged DRAM bytes.
+//! An entry owns a copy of its bytes and decodes them on first use: a conv's input when it
+//! issues, its weights in the first kernel job that uses them.
 //!
 //! What the census and the kernels derive from an operand — tap counts per im2col row, im2col
 //! matrices and bit matrices, per-position tap counts, the weights' sparse forms — depends only on
@@ -22,6 +24,7 @@ use super::conv_census::WeightViews;
 use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
+use crate::memory::Stamp;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use trainer_isa::DType;
 
@@ -48,15 +51,20 @@ const KEY_BUDGET: usize = 32 << 20;
 const WEIGHT_KEY_BUDGET: usize = 8 << 20;
 
 /// A small most-recently-used memo keyed by a head (a conv shape, or more) and a sequence of
-/// bytes or flags (compared with `==`, which for these is a `memcmp`).
+/// bytes or flags (compared with `==`, which for these is a `memcmp`). An entry read from memory
+/// also keeps the key's [`Stamp`]: a key with the same stamp holds the same bytes, so it hits
+/// without the comparison.
 #[derive(Debug)]
 struct Memo<H, K, V> {
-    slots: Vec<(H, Arc<[K]>, Arc<V>)>,
+    slots: Vec<Slot<H, K, V>>,
     /// Entries kept at most.
     capacity: usize,
     /// Key elements kept at most (besides the newest entry's).
     budget: usize,
 }
+
+/// One entry of a [`Memo`]: its head, its key's latest stamp, its key and its value.
+type Slot<H, K, V> = (H, Option<Stamp>, Arc<[K]>, Arc<V>);
 
 /// A copy shares the entries (they are never changed once filled).
 impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
@@ -80,18 +88,31 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
         }
     }
 
-    /// The entry of `(head, key)`, made on a miss by `make` from the memo's copy of the key.
-    fn get(&mut self, head: H, key: &[K], make: impl FnOnce(Arc<[K]>) -> V) -> Arc<V> {
-        let hit = self
-            .slots
-            .iter()
-            .position(|(h, k, _)| *h == head && k[..] == key[..]);
+    /// The entry of `(head, key)`, made on a miss by `make` from the memo's copy of the key;
+    /// `stamp` is the key's, if it was read from memory.
+    fn get(
+        &mut self,
+        head: H,
+        (key, stamp): (&[K], Option<Stamp>),
+        make: impl FnOnce(Arc<[K]>) -> V,
+    ) -> Arc<V> {
+        let same = |s: &Option<Stamp>| stamp.is_some() && *s == stamp;
+        let hit = self.slots.iter().position(|(h, s, k, _)| {
+            *h == head && {
+                let by_stamp = same(s);
+                debug_assert!(!by_stamp || k[..] == key[..], "equal stamps, different bytes");
+                by_stamp || k[..] == key[..]
+            }
+        });
         match hit {
-            Some(i) => self.slots[..=i].rotate_right(1),
+            Some(i) => {
+                self.slots[i].1 = stamp;
+                self.slots[..=i].rotate_right(1);
+            }
             None => {
                 let key: Arc<[K]> = key.into();
                 let entry = Arc::new(make(Arc::clone(&key)));
-                self.slots.insert(0, (head, key, entry));
+                self.slots.insert(0, (head, stamp, key, entry));
                 // Keep the newest entries that fit the budget (the newest one always).
                 let mut kept = 0;
                 let fit = self
@@ -99,7 +120,7 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
                     .iter()
                     .skip(1)
                     .take(self.capacity - 1)
-                    .take_while(|(_, k, _)| {
+                    .take_while(|(_, _, k, _)| {
                         kept += k.len();
                         kept <= self.budget
                     });
@@ -107,7 +128,7 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
                 self.slots.truncate(keep);
             }
         }
-        Arc::clone(&self.slots[0].2)
+        Arc::clone(&self.slots[0].3)
     }
 }
 
@@ -196,13 +217,13 @@ impl Outputs {
 
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
-    /// memory are `raw`, read as `dtype` and transformed on read as `how` says; `make` makes its
+    /// memory are `raw` (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype` and transformed on read as `how` says; `make` makes its
     /// values when first used, from the memo's copy of `raw` (see [`Decoded`]).
     pub fn operand(
         &mut self,
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
-        raw: &[u8],
+        raw: (&[u8], Option<Stamp>),
         make: impl FnOnce(Arc<[u8]>) -> MakeValues<DecodedValues>,
     ) -> Arc<Decoded> {
         let head = OperandHead {
@@ -220,7 +241,7 @@ impl ConvViews {
         &mut self,
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
-        raw: &[u8],
+        raw: (&[u8], Option<Stamp>),
         make: impl FnOnce(Arc<[u8]>) -> MakeValues<WeightValues>,
     ) -> Arc<Weights> {
         let head = OperandHead {
@@ -236,7 +257,7 @@ impl ConvViews {
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
         self.keeps
-            .get(*shape, keep.unwrap_or_default(), |_| KeepViews::default())
+            .get(*shape, (keep.unwrap_or_default(), None), |_| KeepViews::default())
     }
 }
 
@@ -599,7 +620,7 @@ mod tests {
 
     /// The operand entry of `raw` read as `dtype` and `how`; its values hold the bytes' count.
     fn operand(v: &mut ConvViews, s: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
-        v.operand(s, (dtype, how), raw, |raw| {
+        v.operand(s, (dtype, how), (raw, None), |raw| {
             Box::new(move || DecodedValues::new(vec![raw.len() as f32], None))
         })
     }
@@ -635,7 +656,7 @@ mod tests {
         let made = Arc::new(AtomicUsize::new(0));
         let mut weights = |raw: &[u8]| {
             let made = Arc::clone(&made);
-            v.weights(&s, (DType::F16, OnRead::AsIs), raw, move |raw| {
+            v.weights(&s, (DType::F16, OnRead::AsIs), (raw, None), move |raw| {
                 Box::new(move || {
                     made.fetch_add(1, Ordering::SeqCst);
                     WeightValues::new(raw.iter().map(|&b| f32::from(b)).collect())
@@ -656,7 +677,7 @@ mod tests {
         let mut v = ConvViews::default();
         let raw = [0u8, 60, 0, 188];
         let mut weights = |how: OnRead| {
-            v.weights(&s, (DType::F16, how), &raw, |_| {
+            v.weights(&s, (DType::F16, how), (&raw, None), |_| {
                 Box::new(|| WeightValues::new(Vec::new()))
             })
         };
@@ -671,5 +692,29 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &weights(OnRead::Mask(DType::B1, vec![3]))));
         assert!(!Arc::ptr_eq(&first, &weights(OnRead::AsIs)));
         assert!(Arc::ptr_eq(&first, &weights(mask())));
+    }
+
+    #[test]
+    fn entries_hit_by_their_stamp_or_their_bytes() {
+        use crate::memory::{Buffers, Dram, Memory};
+        use trainer_isa::{Operand, Space};
+        let s = ConvShape::simple(1, 1, 2, 1, 1, 1, 0);
+        let mut v = ConvViews::default();
+        let mut m = Memory::new(Dram::new(64), Buffers::new([16, 16, 16, 16]));
+        let op = Operand::new(Space::Ibuf, DType::F16, 0);
+        let mut lookup = |m: &Memory| {
+            let raw = (m.operand_bytes("a", op, 4).unwrap(), m.stamp(Space::Ibuf, 0, 8));
+            v.weights(&s, (DType::F16, OnRead::AsIs), raw, |_| {
+                Box::new(|| WeightValues::new(Vec::new()))
+            })
+        };
+        m.write_f32("a", op, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let first = lookup(&m);
+        assert!(Arc::ptr_eq(&first, &lookup(&m)), "same stamp");
+        // Written again with the same values: a new stamp, the same bytes.
+        m.write_f32("a", op, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!(Arc::ptr_eq(&first, &lookup(&m)), "same bytes");
+        m.write_f32("a", op, &[1.0, 2.0, 3.0, 5.0]).unwrap();
+        assert!(!Arc::ptr_eq(&first, &lookup(&m)), "other bytes");
     }
 }
