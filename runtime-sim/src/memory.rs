@@ -359,6 +359,27 @@ impl Memory {
         Ok(())
     }
 
+    /// Adds the `y.len()` elements of `op` to `y`, maps each sum by `post`, and stores the
+    /// results to `op` as [`Memory::store_f32`] does (leaving in `y` the values as stored): an
+    /// accumulating output in one pass ([`Format::add_store`]).
+    pub fn add_store_f32(
+        &mut self,
+        field: &'static str,
+        op: Operand,
+        y: &mut [f32],
+        post: impl Fn(f32) -> f32 + Sync,
+    ) -> Result<(), FaultKind> {
+        let Some(f) = float_format(op.dtype) else {
+            self.add_to(field, op, y)?;
+            y.iter_mut().for_each(|v| *v = post(*v));
+            return self.store_f32(field, op, y);
+        };
+        let r = self.op_range(field, op, y.len() as u64)?;
+        f.add_store(y, self.written(op.space, r), post)
+            .expect("range sized from y");
+        Ok(())
+    }
+
     /// Adds the `y.len()` elements of `op` to `y`.
     pub fn add_to(&self, field: &'static str, op: Operand, y: &mut [f32]) -> Result<(), FaultKind> {
         let raw = self.operand_bytes(field, op, y.len())?;

@@ -140,11 +140,12 @@ struct Epilogue<'a> {
 /// Writes `y` to `out` with `omask`/`acc`/`relu` semantics; leaves in `y` the values as stored.
 fn write_output(ctx: &mut Ctx, e: &Epilogue, y: &mut [f32]) -> Result<(), FaultKind> {
     apply_mask(y, e.keep);
+    let relu = |v: f32| if e.relu { v.max(0.0) } else { v };
     if e.acc {
-        ctx.mem.add_to("out", e.out, y)?;
+        return ctx.mem.add_store_f32("out", e.out, y, relu);
     }
     if e.relu {
-        y.iter_mut().for_each(|v| *v = v.max(0.0));
+        y.iter_mut().for_each(|v| *v = relu(*v));
     }
     ctx.mem.store_f32("out", e.out, y)
 }
