@@ -217,8 +217,9 @@ impl Outputs {
 
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
-    /// memory are `raw` (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype` and transformed on read as `how` says; `make` makes its
-    /// values when first used, from the memo's copy of `raw` (see [`Decoded`]).
+    /// memory are `raw` (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype`
+    /// and transformed on read as `how` says; `make` makes its values when first used, from the
+    /// memo's copy of `raw` (see [`Decoded`]).
     pub fn operand(
         &mut self,
         shape: &ConvShape,

@@ -69,12 +69,13 @@ pub fn conv_bp(
     count(shape, w.values(), dy, opts)
 }
 
-/// Every group's `W'_g` (columns `(r, s, k)`) in CSR when the forward-convolution formulation
-/// applies and is expected to be faster: stride 1, every group sparse enough for [`gemm::spmm`]
-/// with finite weights, and building `col_dy` (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`),
-/// counted twice (about their relative cost per float on the benchmark tiles), cheaper than
-/// clearing and scattering `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice:
-/// when `k` is well below `c`, as in the simulator's output-channel tiles.
+/// Every group's `W'_g` (columns `(r, s, k)`) in CSR, with its rows' runs ([`ForwardCsr`]), when
+/// the forward-convolution formulation applies and is expected to be faster: stride 1, every
+/// group sparse enough for [`gemm::spmm`] with finite weights, and building `col_dy`
+/// (`Kg·R·S·H·W` floats per image) and copying out the result (`Cg·H·W`), counted twice (about
+/// their relative cost per float on the benchmark tiles), cheaper than clearing and scattering
+/// `dcol` (`2·Cg·R·S·P`); both multiply-add `nnz(W)·P`. In practice: when `k` is well below `c`,
+/// as in the simulator's output-channel tiles.
 pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<ForwardCsr>> {
     let (cg, kg, rs) = (shape.cg(), shape.kg(), shape.r * shape.s);
     let hw = shape.h * shape.w;
