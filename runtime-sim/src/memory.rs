@@ -701,7 +701,7 @@ mod tests {
     fn bitmap_writes_keep_the_bits_after_them() {
         for len in [0, 1, 7, 8, 9, 15, 16, 17, 23] {
             let mut m = mem();
-            m.dram.bytes_mut().fill(0xA5);
+            m.bytes_mut("x", Space::Dram, 0, 64).unwrap().fill(0xA5);
             let mask: Vec<bool> = (0..len).map(|i| i % 3 == 0).collect();
             let op = Operand::new(Space::Dram, DType::B1, 2);
             m.write_mask("m", op, &mask).unwrap();
@@ -820,7 +820,9 @@ mod tests {
         let mut m = mem();
         let halves = [0x3C00u16, 0, 0x8000, 0x7E00, 1, 0, 0, 0x4000];
         let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
-        m.dram.bytes_mut()[..16].copy_from_slice(&bytes);
+        m.bytes_mut("x", Space::Dram, 0, 16)
+            .unwrap()
+            .copy_from_slice(&bytes);
         let (s, d) = (side("s", Space::Dram, 0, 4), side("d", Space::Ibuf, 2, 3));
         let mut counts = Vec::new();
         m.copy_rows(s, d, (4, 4), Some(DType::F16), |_, z| counts.push(z))
@@ -836,7 +838,9 @@ mod tests {
     #[test]
     fn copies_between_and_within_spaces() {
         let mut m = mem();
-        m.dram.bytes_mut()[..4].copy_from_slice(&[1, 2, 3, 4]);
+        m.bytes_mut("x", Space::Dram, 0, 4)
+            .unwrap()
+            .copy_from_slice(&[1, 2, 3, 4]);
         let cases = [
             ((Space::Dram, 0), (Space::Obuf, 8), 4, &[1, 2, 3, 4][..]),
             ((Space::Obuf, 8), (Space::Ibuf, 0), 4, &[1, 2, 3, 4]),
@@ -861,7 +865,9 @@ mod tests {
     #[test]
     fn copies_strided_rows_and_faults_before_copying() {
         let mut m = mem();
-        m.dram.bytes_mut()[..12].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        m.bytes_mut("x", Space::Dram, 0, 12)
+            .unwrap()
+            .copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         let mut seen = Vec::new();
         // Two bytes of every fourth DRAM byte, packed in obuf; then back to back both ways.
         let (s, d) = (side("s", Space::Dram, 0, 4), side("d", Space::Obuf, 0, 2));

@@ -419,16 +419,19 @@ impl Format {
     /// rounded values into `dst` (as [`Format::encode_slice`]); f16 converts each value once.
     pub fn store_slice(self, data: &mut [f32], dst: &mut [u8]) -> Result<()> {
         check_len("encoded buffer", dst, data.len() * self.bytes())?;
-        let store = |data: &mut [f32], dst: &mut [u8]| {
-            if self != Format::F16 {
+        split(data, dst, self.bytes(), |data, dst| self.store_chunk(data, dst));
+        Ok(())
+    }
+
+    /// [`Format::store_slice`] in this thread (lengths checked).
+    fn store_chunk(self, data: &mut [f32], dst: &mut [u8]) {
+        match self {
+            Format::F16 => f16_store(data, dst.as_chunks_mut::<2>().0),
+            _ => {
                 self.quantize_slice(data);
                 self.encode_chunk(data, dst);
-            } else {
-                f16_store(data, dst.as_chunks_mut::<2>().0);
             }
-        };
-        split(data, dst, self.bytes(), store);
-        Ok(())
+        }
     }
 
     /// Adds the values encoded in `codes` to `data`, maps each sum by `post`, and stores the
@@ -444,13 +447,7 @@ impl Format {
         check_len("encoded buffer", codes, data.len() * self.bytes())?;
         let block = |data: &mut [f32], codes: &mut [u8]| {
             self.decode_chunk(codes, data, |d, v| *d = post(*d + v));
-            match self {
-                Format::F16 => f16_store(data, codes.as_chunks_mut::<2>().0),
-                _ => {
-                    self.quantize_slice(data);
-                    self.encode_chunk(data, codes);
-                }
-            }
+            self.store_chunk(data, codes);
         };
         split(data, codes, self.bytes(), |data, codes| {
             let blocks = data

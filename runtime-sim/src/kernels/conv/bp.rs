@@ -95,7 +95,7 @@ pub(super) fn forward_weights(shape: &ConvShape, w: &[f32]) -> Option<Vec<Forwar
 /// (columns `t·Kg..(t + 1)·Kg`): the groups [`forward_row`] sums separately, found once for
 /// every call that shares the weights.
 #[derive(Debug)]
-pub(crate) struct ForwardCsr {
+pub(super) struct ForwardCsr {
     csr: Csr,
     /// Where each run ends, relative to its row's first non-zero, the rows one after another.
     run_ends: Vec<u32>,
