@@ -57,7 +57,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
             let raw = ctx
                 .mem
                 .bytes("src", src.space, src.addr.into(), src.dtype.bytes(n as u64))?;
-            let nz = count_nonzero_raw(src.dtype, raw, n);
+            let nz = count_nonzero_raw(src.dtype, &raw, n);
             ctx.charge_read(src, n);
             ctx.state.add_dc(ctr, nz);
             ctx.ev(Event::VecOp, n as u64);

@@ -72,7 +72,8 @@ fn read_operand(
     n: usize,
     bn: Option<(&Block, bool)>,
 ) -> Result<Arc<Decoded>, FaultKind> {
-    let raw = (ctx.mem.operand_bytes(field, op, n)?, stamp(ctx, op, n));
+    let bytes = ctx.mem.operand_bytes(field, op, n)?;
+    let raw = (&*bytes, stamp(ctx, op, n));
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
     let (dtype, shape) = (op.dtype, *s);
     Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
@@ -103,7 +104,8 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
     let how = mask
         .clone()
         .map_or(OnRead::AsIs, |(dtype, bytes)| OnRead::Mask(dtype, bytes));
-    let raw = (ctx.mem.operand_bytes("b", t.b, n)?, stamp(ctx, t.b, n));
+    let bytes = ctx.mem.operand_bytes("b", t.b, n)?;
+    let raw = (&*bytes, stamp(ctx, t.b, n));
     let dtype = t.b.dtype;
     Ok(ctx.views.weights(s, (dtype, how), raw, |raw| {
         Box::new(move || {

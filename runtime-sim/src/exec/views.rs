@@ -704,7 +704,8 @@ mod tests {
         let mut m = Memory::new(Dram::new(64), Buffers::new([16, 16, 16, 16]));
         let op = Operand::new(Space::Ibuf, DType::F16, 0);
         let mut lookup = |m: &Memory| {
-            let raw = (m.operand_bytes("a", op, 4).unwrap(), m.stamp(Space::Ibuf, 0, 8));
+            let bytes = m.operand_bytes("a", op, 4).unwrap();
+            let raw = (&*bytes, m.stamp(Space::Ibuf, 0, 8));
             v.weights(&s, (DType::F16, OnRead::AsIs), raw, |_| {
                 Box::new(|| WeightValues::new(Vec::new()))
             })
