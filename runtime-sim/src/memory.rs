@@ -5,9 +5,11 @@
 //! f32 values the executors compute on, through [`crate::kernels::numeric::Format`]
 //! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
 
+mod counts;
 mod deferred;
 mod stamps;
 
+use counts::Counts;
 use deferred::{Deferred, Found, Load};
 pub use stamps::Stamp;
 use stamps::Stamps;
@@ -108,6 +110,7 @@ pub struct Memory {
     buffers: Buffers,
     stamps: Stamps,
     deferred: Deferred,
+    counts: Counts,
 }
 
 /// Memories are equal when they hold the same bytes (whatever their write versions, and
@@ -136,6 +139,7 @@ impl Memory {
             buffers,
             stamps: Stamps::new(sizes),
             deferred: Deferred::default(),
+            counts: Counts::default(),
         }
     }
 
@@ -267,7 +271,8 @@ impl Memory {
     /// bytes to `each` right after copying it, with its non-zero count when `count` names the
     /// dtype to count it as (every whole element of the row, [`count_nonzero_raw`]; 0 without).
     /// A contiguous load from DRAM into a buffer is deferred (see [`deferred`]): its rows are
-    /// handed over from DRAM.
+    /// handed over from DRAM. Rows of DRAM counted before and unchanged since take their counts
+    /// (see [`counts`]).
     /// Every row is checked first: when one is out of bounds, nothing is copied and the fault is
     /// that of the first such row (its source checked before its destination), so a faulting
     /// transfer leaves memory as it was.
@@ -286,6 +291,50 @@ impl Memory {
             (None, Some(d)) => return Err(self.row_fault(&to, d, len)),
             (None, None) => {}
         }
+        if rows == 0 {
+            return Ok(());
+        }
+        // Rows of an unchanged DRAM source counted before take their counts.
+        let key = count.map(|d| (from.start, from.stride, len, rows, d));
+        let end = from.start + (rows - 1) * from.stride + len;
+        let source = key
+            .filter(|_| from.space == Space::Dram)
+            .and_then(|k| Some((k, self.stamp(Space::Dram, from.start, end - from.start)?)));
+        let known = source.and_then(|(k, s)| self.counts.take(&k, s));
+        let mut found = Vec::with_capacity(source.filter(|_| known.is_none()).map_or(0, |_| rows as usize));
+        let mut row = 0;
+        self.move_rows(
+            from,
+            to,
+            (len, rows),
+            count.filter(|_| known.is_none()),
+            |bytes, z| {
+                let z = match &known {
+                    Some(counts) => counts[row],
+                    None => {
+                        found.push(z);
+                        z
+                    }
+                };
+                row += 1;
+                each(bytes, z)
+            },
+        );
+        if let Some((k, s)) = source {
+            self.counts.put(k, s, known.unwrap_or(found));
+        }
+        Ok(())
+    }
+
+    /// [`Memory::copy_rows`] of rows in bounds (at least one), counting them as `count` says.
+    fn move_rows(
+        &mut self,
+        from: Strided,
+        to: Strided,
+        (len, rows): (u64, u64),
+        count: Option<DType>,
+        mut each: impl FnMut(&[u8], u64),
+    ) {
         // In bounds: addresses fit in usize.
         let at = |s: &Strided, r: u64| (s.start + r * s.stride) as usize;
         let len = len as usize;
@@ -294,9 +343,6 @@ impl Memory {
                 count_nonzero_raw(d, row, 8 * row.len() / d.bits(1) as usize)
             })
         };
-        if rows == 0 {
-            return Ok(());
-        }
         // Every row written (and whatever lies between strided rows, as far as the versions
         // tell); a contiguous copy from DRAM to a buffer is remembered as one, and deferred.
         let span = |s: &Strided| at(s, 0).min(at(s, rows - 1))..at(s, 0).max(at(s, rows - 1)) + len;
@@ -316,7 +362,7 @@ impl Memory {
                 let row = &self.dram.bytes[at(&from, r)..][..len];
                 each(row, counted(row));
             }
-            return Ok(());
+            return;
         }
         // The source as it is, then the destination's deferred loads out of the way.
         if let Some(b) = Buffers::index(from.space) {
@@ -336,7 +382,7 @@ impl Memory {
                 let row = &space[dst..dst + len];
                 each(row, counted(row));
             }
-            return Ok(());
+            return;
         }
         let (a, b) = self.two_spaces(from.space, to.space);
         // Rows back to back on both sides, not counted: one copy.
@@ -346,7 +392,7 @@ impl Memory {
             b[dst..dst + n]
                 .chunks_exact(len.max(1))
                 .for_each(|row| each(row, 0));
-            return Ok(());
+            return;
         }
         for r in 0..rows {
             let (src, dst) = (at(&from, r), at(&to, r));
@@ -360,7 +406,6 @@ impl Memory {
             };
             each(row, nonzero);
         }
-        Ok(())
     }
 
     /// The first of `rows` rows of `len` bytes of `s` that is out of bounds, if any (rows only
@@ -957,11 +1002,11 @@ mod tests {
         assert_ne!(m, same);
     }
 
-    /// A copy or write in the model memory test: copies are (from, to, len, rows) with each side
-    /// (space, start, stride); writes are (space, start, byte).
+    /// A copy or write in the model memory test: copies are (from, to, len, rows, counted as
+    /// f16) with each side (space, start, stride); writes are (space, start, byte).
     #[derive(Debug, Clone)]
     enum Step {
-        Copy((usize, u64, u64), (usize, u64, u64), u64, u64),
+        Copy((usize, u64, u64), (usize, u64, u64), u64, u64, bool),
         Write(usize, u64, u8),
         Clear,
     }
@@ -971,22 +1016,25 @@ mod tests {
     fn step() -> impl Strategy<Value = Step> {
         let side = || (0..5usize, 0..40u64, 0..12u64);
         prop_oneof![
-            6 => (side(), side(), 1..10u64, 1..4u64).prop_map(|(f, t, len, rows)| {
+            6 => (side(), side(), 1..10u64, 1..4u64, any::<bool>()).prop_map(|(f, t, len, rows, c)| {
                 // Contiguous rows half the time (the loads that are deferred).
                 let (f, t) = match (f.2 + t.2) % 2 {
                     0 => ((f.0, f.1, len), (t.0, t.1, len)),
                     _ => (f, t),
                 };
-                Step::Copy(f, t, len, rows)
+                Step::Copy(f, t, len, rows, c)
             }),
             3 => (0..5usize, 0..48u64, any::<u8>()).prop_map(|(s, at, v)| Step::Write(s, at, v)),
             1 => Just(Step::Clear),
+            // The same load again, as the steps of a training program repeat it.
+            2 => (1..10u64, 1..4u64).prop_map(|(len, rows)| Step::Copy((0, 2, 2 * len), (1, 0, len), len, rows, true)),
         ]
     }
 
     proptest! {
         /// Any sequence of copies, writes and clears reads back as a plain byte-array model
-        /// would (copies row by row, in order), whatever loads were deferred.
+        /// would (copies row by row, in order), whatever loads were deferred, and counts every
+        /// row's non-zeros as they are, whatever counts were remembered.
         #[test]
         fn memory_reads_as_a_plain_model(steps in proptest::collection::vec(step(), 1..40)) {
             let sizes = [64usize, 48, 48, 32, 16];
@@ -998,18 +1046,24 @@ mod tests {
             m.bytes_mut("x", Space::Dram, 0, 64).unwrap().copy_from_slice(&model[0]);
             for st in steps {
                 match st {
-                    Step::Copy(f, t, len, rows) => {
+                    Step::Copy(f, t, len, rows, counted) => {
                         let (from, to) = (side("s", SPACES[f.0], f.1, f.2), side("d", SPACES[t.0], t.1, t.2));
                         let fits = |(sp, start, stride): (usize, u64, u64)| {
                             start + (rows - 1) * stride + len <= sizes[sp] as u64
                         };
-                        let ok = m.copy_rows(from, to, (len, rows), None, |_, _| {}).is_ok();
+                        let mut counts = Vec::new();
+                        let dtype = counted.then_some(DType::F16);
+                        let ok = m.copy_rows(from, to, (len, rows), dtype, |_, z| counts.push(z)).is_ok();
                         prop_assert_eq!(ok, fits(f) && fits(t));
+                        let mut want = Vec::new();
                         for r in (0..rows).filter(|_| ok) {
                             let (a, b) = ((f.1 + r * f.2) as usize, (t.1 + r * t.2) as usize);
                             let row = model[f.0][a..a + len as usize].to_vec();
+                            let nonzero = row.chunks_exact(2).filter(|c| c[0] != 0 || c[1] & 0x7F != 0);
+                            want.push(if counted { nonzero.count() as u64 } else { 0 });
                             model[t.0][b..b + len as usize].copy_from_slice(&row);
                         }
+                        prop_assert_eq!(counts, want);
                     }
                     Step::Write(sp, at, v) => {
                         if let Ok(bytes) = m.bytes_mut("x", SPACES[sp], at, 1) {
