@@ -72,8 +72,12 @@ fn read_operand(
     n: usize,
     bn: Option<(&Block, bool)>,
 ) -> Result<Arc<Decoded>, FaultKind> {
-    let bytes = ctx.mem.operand_bytes(field, op, n)?;
-    let raw = (&*bytes, stamp(ctx, op, n));
+    ctx.check(field, op, n)?;
+    let mem = &*ctx.mem;
+    let raw = (
+        || mem.operand_bytes(field, op, n).expect("checked"),
+        stamp(ctx, op, n),
+    );
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
     let (dtype, shape) = (op.dtype, *s);
     Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
@@ -104,8 +108,12 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
     let how = mask
         .clone()
         .map_or(OnRead::AsIs, |(dtype, bytes)| OnRead::Mask(dtype, bytes));
-    let bytes = ctx.mem.operand_bytes("b", t.b, n)?;
-    let raw = (&*bytes, stamp(ctx, t.b, n));
+    ctx.check("b", t.b, n)?;
+    let mem = &*ctx.mem;
+    let raw = (
+        || mem.operand_bytes("b", t.b, n).expect("checked"),
+        stamp(ctx, t.b, n),
+    );
     let dtype = t.b.dtype;
     Ok(ctx.views.weights(s, (dtype, how), raw, |raw| {
         Box::new(move || {
@@ -289,8 +297,8 @@ pub fn conv(c: &ConvOp, ctx: &mut Ctx) -> Result<(), FaultKind> {
     let in_len = s.input_len();
     let (a_len, b_len, o_len) = c.operand_lens();
     // `a` is read below, after its BN block; its bounds are checked first (faults in operand order).
-    ctx.mem.operand_bytes("a", t.a, a_len)?;
-    ctx.mem.operand_bytes("b", t.b, b_len)?;
+    ctx.check("a", t.a, a_len)?;
+    ctx.check("b", t.b, b_len)?;
     ctx.check("out", t.out, o_len)?;
     let b = read_weights(ctx, s, t, b_len)?;
     // Decoupled BN on read.

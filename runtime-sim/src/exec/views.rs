@@ -25,6 +25,7 @@ use crate::kernels::conv::{ConvShape, OperandB};
 use crate::kernels::density::{count_nonzero, nonzero_bitmap, BitMatrix};
 use crate::kernels::numeric::Format;
 use crate::memory::Stamp;
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use trainer_isa::DType;
 
@@ -64,7 +65,7 @@ struct Memo<H, K, V> {
 }
 
 /// One entry of a [`Memo`]: its head, its key's latest stamp, its key and its value.
-type Slot<H, K, V> = (H, Option<Stamp>, Arc<[K]>, Arc<V>);
+type Slot<H, K, V> = (H, Option<Stamp>, Arc<Vec<K>>, Arc<V>);
 
 /// A copy shares the entries (they are never changed once filled).
 impl<H: Clone, K: Clone, V> Clone for Memo<H, K, V> {
@@ -89,20 +90,29 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
     }
 
     /// The entry of `(head, key)`, made on a miss by `make` from the memo's copy of the key;
-    /// `stamp` is the key's, if it was read from memory.
-    fn get(
+    /// `stamp` is the key's, if it was read from memory. The key is asked for only when no
+    /// entry has the stamp (and, in debug builds, to check that one that has it holds it).
+    fn get<'k>(
         &mut self,
         head: H,
-        (key, stamp): (&[K], Option<Stamp>),
-        make: impl FnOnce(Arc<[K]>) -> V,
-    ) -> Arc<V> {
-        let same = |s: &Option<Stamp>| stamp.is_some() && *s == stamp;
-        let hit = self.slots.iter().position(|(h, s, k, _)| {
-            *h == head && {
-                let by_stamp = same(s);
-                debug_assert!(!by_stamp || k[..] == key[..], "equal stamps, different bytes");
-                by_stamp || k[..] == key[..]
+        (key, stamp): (impl FnOnce() -> Cow<'k, [K]>, Option<Stamp>),
+        make: impl FnOnce(Arc<Vec<K>>) -> V,
+    ) -> Arc<V>
+    where
+        K: 'k,
+    {
+        let by_stamp =
+            stamp.and_then(|st| (self.slots.iter()).position(|(h, s, _, _)| *h == head && *s == Some(st)));
+        let key = match by_stamp {
+            Some(i) => {
+                debug_assert!(self.slots[i].2[..] == key()[..], "equal stamps, different bytes");
+                None
             }
+            None => Some(key()),
+        };
+        let hit = by_stamp.or_else(|| {
+            let key = key.as_deref().expect("asked for without a stamp hit");
+            (self.slots.iter()).position(|(h, _, k, _)| *h == head && k[..] == key[..])
         });
         match hit {
             Some(i) => {
@@ -110,7 +120,7 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
                 self.slots[..=i].rotate_right(1);
             }
             None => {
-                let key: Arc<[K]> = key.into();
+                let key = Arc::new(key.expect("asked for without a stamp hit").into_owned());
                 let entry = Arc::new(make(Arc::clone(&key)));
                 self.slots.insert(0, (head, stamp, key, entry));
                 // Keep the newest entries that fit the budget (the newest one always).
@@ -217,15 +227,15 @@ impl Outputs {
 
 impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
-    /// memory are `raw` (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype`
+    /// memory `raw` reads (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype`
     /// and transformed on read as `how` says; `make` makes its values when first used, from the
     /// memo's copy of `raw` (see [`Decoded`]).
-    pub fn operand(
+    pub fn operand<'k>(
         &mut self,
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
-        raw: (&[u8], Option<Stamp>),
-        make: impl FnOnce(Arc<[u8]>) -> MakeValues<DecodedValues>,
+        raw: (impl FnOnce() -> Cow<'k, [u8]>, Option<Stamp>),
+        make: impl FnOnce(Arc<Vec<u8>>) -> MakeValues<DecodedValues>,
     ) -> Arc<Decoded> {
         let head = OperandHead {
             shape: *shape,
@@ -238,12 +248,12 @@ impl ConvViews {
     /// The entry of a weight operand (`b`: the weights in FF and BP, dy in WG), as
     /// [`ConvViews::operand`] (its own entries: the image tiles of a layer reuse the weights of
     /// an output-channel tile while its input changes).
-    pub fn weights(
+    pub fn weights<'k>(
         &mut self,
         shape: &ConvShape,
         (dtype, how): (DType, OnRead),
-        raw: (&[u8], Option<Stamp>),
-        make: impl FnOnce(Arc<[u8]>) -> MakeValues<WeightValues>,
+        raw: (impl FnOnce() -> Cow<'k, [u8]>, Option<Stamp>),
+        make: impl FnOnce(Arc<Vec<u8>>) -> MakeValues<WeightValues>,
     ) -> Arc<Weights> {
         let head = OperandHead {
             shape: *shape,
@@ -258,7 +268,9 @@ impl ConvViews {
     /// The views of BP input-gradient keep-mask `keep` (`None`: all kept) of `shape`.
     pub fn keep(&mut self, shape: &ConvShape, keep: Option<&[bool]>) -> Arc<KeepViews> {
         self.keeps
-            .get(*shape, (keep.unwrap_or_default(), None), |_| KeepViews::default())
+            .get(*shape, (|| Cow::Borrowed(keep.unwrap_or_default()), None), |_| {
+                KeepViews::default()
+            })
     }
 }
 
@@ -621,7 +633,7 @@ mod tests {
 
     /// The operand entry of `raw` read as `dtype` and `how`; its values hold the bytes' count.
     fn operand(v: &mut ConvViews, s: &ConvShape, dtype: DType, how: OnRead, raw: &[u8]) -> Arc<Decoded> {
-        v.operand(s, (dtype, how), (raw, None), |raw| {
+        v.operand(s, (dtype, how), (|| Cow::Borrowed(raw), None), |raw| {
             Box::new(move || DecodedValues::new(vec![raw.len() as f32], None))
         })
     }
@@ -657,12 +669,17 @@ mod tests {
         let made = Arc::new(AtomicUsize::new(0));
         let mut weights = |raw: &[u8]| {
             let made = Arc::clone(&made);
-            v.weights(&s, (DType::F16, OnRead::AsIs), (raw, None), move |raw| {
-                Box::new(move || {
-                    made.fetch_add(1, Ordering::SeqCst);
-                    WeightValues::new(raw.iter().map(|&b| f32::from(b)).collect())
-                })
-            })
+            v.weights(
+                &s,
+                (DType::F16, OnRead::AsIs),
+                (|| Cow::Borrowed(raw), None),
+                move |raw| {
+                    Box::new(move || {
+                        made.fetch_add(1, Ordering::SeqCst);
+                        WeightValues::new(raw.iter().map(|&b| f32::from(b)).collect())
+                    })
+                },
+            )
         };
         let first = weights(&[0, 60, 0, 188]);
         let again = weights(&[0, 60, 0, 188]);
@@ -678,7 +695,7 @@ mod tests {
         let mut v = ConvViews::default();
         let raw = [0u8, 60, 0, 188];
         let mut weights = |how: OnRead| {
-            v.weights(&s, (DType::F16, how), (&raw, None), |_| {
+            v.weights(&s, (DType::F16, how), (|| Cow::Borrowed(&raw[..]), None), |_| {
                 Box::new(|| WeightValues::new(Vec::new()))
             })
         };
@@ -703,16 +720,26 @@ mod tests {
         let mut v = ConvViews::default();
         let mut m = Memory::new(Dram::new(64), Buffers::new([16, 16, 16, 16]));
         let op = Operand::new(Space::Ibuf, DType::F16, 0);
+        // Times the memo asked for the bytes.
+        let asked = std::cell::Cell::new(0);
         let mut lookup = |m: &Memory| {
-            let bytes = m.operand_bytes("a", op, 4).unwrap();
-            let raw = (&*bytes, m.stamp(Space::Ibuf, 0, 8));
-            v.weights(&s, (DType::F16, OnRead::AsIs), raw, |_| {
-                Box::new(|| WeightValues::new(Vec::new()))
-            })
+            let bytes = || {
+                asked.set(asked.get() + 1);
+                m.operand_bytes("a", op, 4).unwrap()
+            };
+            v.weights(
+                &s,
+                (DType::F16, OnRead::AsIs),
+                (bytes, m.stamp(Space::Ibuf, 0, 8)),
+                |_| Box::new(|| WeightValues::new(Vec::new())),
+            )
         };
         m.write_f32("a", op, &[1.0, 2.0, 3.0, 4.0]).unwrap();
         let first = lookup(&m);
+        assert_eq!(asked.get(), 1);
         assert!(Arc::ptr_eq(&first, &lookup(&m)), "same stamp");
+        // Not asked again, but for the debug builds' check.
+        assert_eq!(asked.get(), 1 + usize::from(cfg!(debug_assertions)));
         // Written again with the same values: a new stamp, the same bytes.
         m.write_f32("a", op, &[1.0, 2.0, 3.0, 4.0]).unwrap();
         assert!(Arc::ptr_eq(&first, &lookup(&m)), "same bytes");

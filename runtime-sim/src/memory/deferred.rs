@@ -1,5 +1,5 @@
-//! DMA loads not yet copied: a contiguous load from DRAM into a buffer is only written down, and
-//! its bytes are read from DRAM until something makes the copy necessary.
+//! DMA loads not yet copied: a load from DRAM into consecutive buffer bytes is only written down,
+//! and its bytes are read from DRAM until something makes the copy necessary.
 //!
 //! Most of a training step's loads bring a tensor that the reader takes from a cache (an input
 //! loaded again for each output-channel tile) or reads once, so copying them would only move
@@ -13,25 +13,67 @@ use std::ops::Range;
 /// Deferred loads per buffer at most: a new one beyond it materialises the oldest.
 const LOADS: usize = 64;
 
-/// One deferred load: buffer bytes `dst` hold DRAM bytes from `src` on.
+/// One deferred load: buffer bytes `dst` hold rows of `row` bytes from DRAM, the first at `src`
+/// and each `stride` bytes after the one before (a contiguous load is one row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Load {
     /// The buffer's bytes.
     pub dst: Range<usize>,
-    /// Where they are in DRAM.
-    pub src: usize,
+    /// Where the first row is in DRAM.
+    src: usize,
+    /// Bytes per row (more than 0).
+    row: usize,
+    /// DRAM bytes from one row to the next.
+    stride: usize,
 }
 
 impl Load {
-    /// The DRAM bytes of `dst`'s part `r` (within `dst`).
-    pub fn source_of(&self, r: &Range<usize>) -> Range<usize> {
-        let at = self.src + (r.start - self.dst.start);
-        at..at + r.len()
+    /// A load of `rows` rows of `row` bytes (`rows * row` > 0) into buffer bytes from `dst` on,
+    /// from DRAM at `src` on, `stride` bytes apart.
+    pub fn new(dst: usize, (src, stride): (usize, usize), (row, rows): (usize, usize)) -> Self {
+        let len = row * rows;
+        let (row, stride) = match rows == 1 || stride == row {
+            true => (len, len),
+            false => (row, stride),
+        };
+        Load {
+            dst: dst..dst + len,
+            src,
+            row,
+            stride,
+        }
     }
 
-    /// The DRAM bytes the load reads.
-    fn source(&self) -> Range<usize> {
-        self.source_of(&self.dst)
+    /// The DRAM bytes of `dst`'s part `r` (within `dst`), if they are consecutive (`r` within
+    /// one row).
+    pub fn source_of(&self, r: &Range<usize>) -> Option<Range<usize>> {
+        let off = r.start - self.dst.start;
+        let (i, at) = (off / self.row, off % self.row);
+        let start = self.src + i * self.stride + at;
+        (at + r.len() <= self.row).then_some(start..start + r.len())
+    }
+
+    /// The DRAM bytes of `dst`'s part `r` (within `dst`), in order: one range per row it
+    /// touches.
+    pub fn pieces(&self, r: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+        let mut at = r.start;
+        std::iter::from_fn(move || {
+            let n = (self.row - (at - self.dst.start) % self.row).min(r.end.checked_sub(at)?);
+            let piece = self.source_of(&(at..at + n)).expect("within one row");
+            at += n;
+            (n > 0).then_some(piece)
+        })
+    }
+
+    /// Bytes per row and DRAM bytes from one row to the next.
+    pub fn rows(&self) -> (usize, usize) {
+        (self.row, self.stride)
+    }
+
+    /// The DRAM bytes the load reads (and those between its rows).
+    pub fn source(&self) -> Range<usize> {
+        let rows = self.dst.len() / self.row;
+        self.src..self.src + (rows - 1) * self.stride + self.row
     }
 }
 
@@ -40,9 +82,9 @@ impl Load {
 pub enum Found<'a> {
     /// In the buffer: no deferred load overlaps the range.
     Buffer,
-    /// In DRAM: the range lies within this load.
-    Within(&'a Load),
-    /// Partly in DRAM: these loads overlap the range (none holds all of it).
+    /// In DRAM: these consecutive bytes (the range lies within one row of a load).
+    Dram(Range<usize>),
+    /// Partly or in pieces in DRAM: these loads overlap the range.
     Pieces(Vec<&'a Load>),
 }
 
@@ -65,9 +107,10 @@ impl Deferred {
             return Found::Buffer;
         };
         let rest: Vec<&Load> = hits.collect();
-        match rest.is_empty() && first.dst.start <= r.start && r.end <= first.dst.end {
-            true => Found::Within(first),
-            false => Found::Pieces([vec![first], rest].concat()),
+        let within = rest.is_empty() && first.dst.start <= r.start && r.end <= first.dst.end;
+        match within.then(|| first.source_of(r)).flatten() {
+            Some(dram) => Found::Dram(dram),
+            None => Found::Pieces([vec![first], rest].concat()),
         }
     }
 
@@ -124,7 +167,28 @@ mod tests {
     use super::*;
 
     fn load(dst: Range<usize>, src: usize) -> Load {
-        Load { dst, src }
+        Load::new(dst.start, (src, 0), (dst.len(), 1))
+    }
+
+    #[test]
+    fn strided_loads_read_row_by_row() {
+        let dram: Vec<u8> = (0..64).collect();
+        // Three rows of 4 bytes, 10 apart, into bytes 8..20.
+        let l = Load::new(8, (2, 10), (4, 3));
+        assert_eq!(l.dst, 8..20);
+        assert_eq!(l.source(), 2..26);
+        assert_eq!(l.source_of(&(12..16)), Some(12..16));
+        assert_eq!(l.source_of(&(13..15)), Some(13..15));
+        assert_eq!(l.source_of(&(14..17)), None, "across rows");
+        let out: Vec<u8> = l.pieces(10..17).flat_map(|p| dram[p].to_vec()).collect();
+        assert_eq!(out, [4, 5, 12, 13, 14, 15, 22]);
+        assert_eq!(l.pieces(12..12).count(), 0);
+        let mut d = Deferred::default();
+        d.push(0, l.clone());
+        assert_eq!(d.find(0, &(16..20)), Found::Dram(22..26));
+        assert_eq!(d.find(0, &(15..17)), Found::Pieces(vec![&l]));
+        // Consecutive rows are one row.
+        assert_eq!(Load::new(0, (5, 4), (4, 3)), load(0..12, 5));
     }
 
     #[test]
@@ -134,8 +198,7 @@ mod tests {
         assert!(d.push(0, load(200..300, 5000)).is_empty());
         assert_eq!(d.find(0, &(0..100)), Found::Buffer);
         assert_eq!(d.find(1, &(100..200)), Found::Buffer);
-        assert_eq!(d.find(0, &(120..130)), Found::Within(&load(100..200, 1000)));
-        assert_eq!(load(100..200, 1000).source_of(&(120..130)), 1020..1030);
+        assert_eq!(d.find(0, &(120..130)), Found::Dram(1020..1030));
         let pieces = |r: Range<usize>| match d.find(0, &r) {
             Found::Pieces(p) => p.len(),
             _ => 0,
@@ -155,7 +218,7 @@ mod tests {
         d.push(0, load(300..400, 3000));
         // Covers the second whole, overlaps the first in part.
         assert_eq!(d.push(0, load(50..250, 7000)), vec![load(0..100, 0)]);
-        assert_eq!(d.find(0, &(100..200)), Found::Within(&load(50..250, 7000)));
+        assert_eq!(d.find(0, &(100..200)), Found::Dram(7050..7150));
         assert_eq!(d.find(0, &(0..50)), Found::Buffer);
         // Too many: the oldest comes back.
         let mut d = Deferred::default();

@@ -8,6 +8,7 @@
 //! (an output-channel tile's weights for each image tile, an input for each weight tile) is
 //! recognised.
 
+use super::deferred::Load;
 use std::ops::Range;
 use trainer_isa::Space;
 
@@ -25,6 +26,8 @@ pub struct Stamp {
     space: Space,
     start: u64,
     len: u64,
+    /// Bytes per row and from one row to the next (a range is one row).
+    rows: (u64, u64),
     /// The latest write to the range's pages.
     version: u64,
 }
@@ -32,10 +35,8 @@ pub struct Stamp {
 /// A DMA copy of DRAM bytes into a buffer, still in place.
 #[derive(Debug, Clone)]
 struct Copied {
-    /// The buffer's bytes.
-    dst: Range<usize>,
-    /// Where they came from in DRAM.
-    src: usize,
+    /// The buffer's bytes and where they came from.
+    load: Load,
     /// The clock when they were copied.
     at: u64,
 }
@@ -81,7 +82,7 @@ impl Stamps {
             pages.fill(clock);
         }
         if let Some(copies) = i.checked_sub(1).map(|b| &mut self.copies[b]) {
-            copies.retain(|c| c.dst.end <= r.start || r.end <= c.dst.start);
+            copies.retain(|c| c.load.dst.end <= r.start || r.end <= c.load.dst.start);
         }
     }
 
@@ -93,10 +94,10 @@ impl Stamps {
         self.copies.iter_mut().for_each(Vec::clear);
     }
 
-    /// Marks bytes `dst` of `to` written by a copy from DRAM at `src`, remembered if `to` is a
-    /// buffer.
-    pub fn copied(&mut self, to: Space, dst: Range<usize>, src: usize) {
-        self.wrote(to, dst.clone());
+    /// Marks the bytes `load` writes in `to` written by a copy from DRAM, remembered if `to` is
+    /// a buffer.
+    pub fn copied(&mut self, to: Space, load: &Load) {
+        self.wrote(to, load.dst.clone());
         let Some(b) = slot(to).and_then(|i| i.checked_sub(1)) else {
             return;
         };
@@ -105,35 +106,44 @@ impl Stamps {
             copies.remove(0);
         }
         copies.push(Copied {
-            dst,
-            src,
+            load: load.clone(),
             at: self.clock,
         });
     }
 
     /// The stamp of bytes `r` of `space` (a bounds-checked range): of their DRAM source if they
-    /// are a copy still in place whose source has not changed since.
+    /// are a copy still in place whose source has not changed since (consecutive DRAM bytes, or
+    /// the rows of a whole strided copy).
     pub fn stamp(&self, space: Space, r: Range<usize>) -> Option<Stamp> {
         let i = slot(space)?;
-        let len = r.len();
+        let len = r.len() as u64;
         let source = i.checked_sub(1).and_then(|b| {
             let c = self.copies[b]
                 .iter()
                 .rev()
-                .find(|c| c.dst.start <= r.start && r.end <= c.dst.end)?;
-            let src = c.src + (r.start - c.dst.start);
-            let version = self.version(0, src..src + len);
+                .find(|c| c.load.dst.start <= r.start && r.end <= c.load.dst.end)?;
+            let (src, rows) = match c.load.source_of(&r) {
+                Some(src) => (src, (len, len)),
+                None if r == c.load.dst => {
+                    let (row, stride) = c.load.rows();
+                    (c.load.source(), (row as u64, stride as u64))
+                }
+                None => return None,
+            };
+            let version = self.version(0, src.clone());
             (version <= c.at).then_some(Stamp {
                 space: Space::Dram,
-                start: src as u64,
-                len: len as u64,
+                start: src.start as u64,
+                len,
+                rows,
                 version,
             })
         });
         source.or(Some(Stamp {
             space,
             start: r.start as u64,
-            len: len as u64,
+            len,
+            rows: (len, len),
             version: self.version(i, r),
         }))
     }
@@ -157,6 +167,11 @@ fn pages_of(r: &Range<usize>) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A contiguous load of `len` bytes into `dst` on from DRAM at `src`.
+    fn load(dst: usize, src: usize, len: usize) -> Load {
+        Load::new(dst, (src, len), (len, 1))
+    }
 
     fn stamps() -> Stamps {
         Stamps::new([1 << 16, 1 << 12, 1 << 12, 1 << 12, 1 << 12])
@@ -184,8 +199,8 @@ mod tests {
         s.wrote(Space::Dram, src.clone());
         let dram = s.stamp(Space::Dram, src.clone());
         // Loaded twice, into two places: both read as the DRAM bytes, and so does a part.
-        s.copied(Space::Ibuf, 0..512, src.start);
-        s.copied(Space::Wbuf, 1024..1536, src.start);
+        s.copied(Space::Ibuf, &load(0, src.start, 512));
+        s.copied(Space::Wbuf, &load(1024, src.start, 512));
         assert_eq!(s.stamp(Space::Ibuf, 0..512), dram);
         assert_eq!(s.stamp(Space::Wbuf, 1024..1536), dram);
         assert_eq!(
@@ -202,14 +217,36 @@ mod tests {
         assert_ne!(held, dram);
         assert_ne!(held, s.stamp(Space::Dram, src.clone()));
         // Clearing the buffers ends every copy.
-        s.copied(Space::Ibuf, 0..512, src.start);
+        s.copied(Space::Ibuf, &load(0, src.start, 512));
         assert_eq!(s.stamp(Space::Ibuf, 0..512), s.stamp(Space::Dram, src.clone()));
         s.cleared_buffers();
         assert_ne!(s.stamp(Space::Ibuf, 0..512), s.stamp(Space::Dram, src.clone()));
         // A copy within DRAM writes its destination and is not remembered.
         let before = s.stamp(Space::Dram, 0..512);
-        s.copied(Space::Dram, 0..512, src.start);
+        s.copied(Space::Dram, &load(0, src.start, 512));
         assert_ne!(s.stamp(Space::Dram, 0..512), before);
         assert_ne!(s.stamp(Space::Dram, 0..512), s.stamp(Space::Dram, src));
+    }
+
+    #[test]
+    fn strided_copies_take_their_sources_stamp_whole_or_row_by_row() {
+        let mut s = stamps();
+        // Four rows of 256 bytes, 1 KiB apart, loaded twice: the same stamp, not a range's.
+        let rows = Load::new(0, (4 * PAGE, PAGE), (256, 4));
+        s.copied(Space::Ibuf, &rows);
+        let whole = s.stamp(Space::Ibuf, 0..1024);
+        s.copied(Space::Wbuf, &Load::new(1024, (4 * PAGE, PAGE), (256, 4)));
+        assert_eq!(s.stamp(Space::Wbuf, 1024..2048), whole);
+        assert_ne!(whole, s.stamp(Space::Dram, 4 * PAGE..4 * PAGE + 1024));
+        // Another stride, or part of a row: other bytes.
+        s.copied(Space::Obuf, &Load::new(0, (4 * PAGE, 512), (256, 4)));
+        assert_ne!(s.stamp(Space::Obuf, 0..1024), whole);
+        assert_eq!(
+            s.stamp(Space::Ibuf, 260..300),
+            s.stamp(Space::Dram, 5 * PAGE + 4..5 * PAGE + 44)
+        );
+        // A write between the rows, within the span the copy read, ends it.
+        s.wrote(Space::Dram, 5 * PAGE + 600..5 * PAGE + 601);
+        assert_ne!(s.stamp(Space::Ibuf, 0..1024), whole);
     }
 }
