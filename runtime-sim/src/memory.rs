@@ -102,8 +102,8 @@ pub struct Strided {
 }
 
 /// DRAM plus buffers: the address spaces a program can name, with the write versions of their
-/// bytes ([`Memory::stamp`]). A contiguous DMA load from DRAM into a buffer is deferred (see
-/// [`deferred`]): its bytes are read from DRAM until a write makes the copy necessary.
+/// bytes ([`Memory::stamp`]). A DMA load from DRAM into consecutive buffer bytes is deferred
+/// (see [`deferred`]): its bytes are read from DRAM until a write makes the copy necessary.
 #[derive(Debug, Clone)]
 pub struct Memory {
     dram: Dram,
@@ -279,8 +279,8 @@ impl Memory {
     /// Copies `rows` rows of `len` bytes from `from` to `to`, in row order, and hands every row's
     /// bytes to `each` right after copying it, with its non-zero count when `count` names the
     /// dtype to count it as (every whole element of the row, [`count_nonzero_raw`]; 0 without).
-    /// A contiguous load from DRAM into a buffer is deferred (see [`deferred`]): its rows are
-    /// handed over from DRAM. Rows of DRAM counted before and unchanged since take their counts
+    /// A load from DRAM into consecutive buffer bytes (rows packed at the destination) is
+    /// deferred (see [`deferred`]): its rows are handed over from DRAM. Rows of DRAM counted before and unchanged since take their counts
     /// (see [`counts`]).
     /// Every row is checked first: when one is out of bounds, nothing is copied and the fault is
     /// that of the first such row (its source checked before its destination), so a faulting
