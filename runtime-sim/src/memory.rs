@@ -103,7 +103,8 @@ pub struct Strided {
 
 /// DRAM plus buffers: the address spaces a program can name, with the write versions of their
 /// bytes ([`Memory::stamp`]). A DMA load from DRAM into consecutive buffer bytes is deferred
-/// (see [`deferred`]): its bytes are read from DRAM until a write makes the copy necessary.
+/// (see the `deferred` module): its bytes are read from DRAM until a write makes the copy
+/// necessary.
 #[derive(Debug, Clone)]
 pub struct Memory {
     dram: Dram,
@@ -280,8 +281,8 @@ impl Memory {
     /// bytes to `each` right after copying it, with its non-zero count when `count` names the
     /// dtype to count it as (every whole element of the row, [`count_nonzero_raw`]; 0 without).
     /// A load from DRAM into consecutive buffer bytes (rows packed at the destination) is
-    /// deferred (see [`deferred`]): its rows are handed over from DRAM. Rows of DRAM counted before and unchanged since take their counts
-    /// (see [`counts`]).
+    /// deferred (see the `deferred` module): its rows are handed over from DRAM. Rows of DRAM
+    /// counted before and unchanged since take their counts (see the `counts` module).
     /// Every row is checked first: when one is out of bounds, nothing is copied and the fault is
     /// that of the first such row (its source checked before its destination), so a faulting
     /// transfer leaves memory as it was.
