@@ -6,11 +6,11 @@
 //! (round-to-nearest-even, saturating as `spec/isa.md` §1.2 requires).
 
 mod counts;
-mod deferred;
+mod loads;
 mod stamps;
 
 use counts::Counts;
-use deferred::{Deferred, Found, Load};
+use loads::{Found, Load, Loads};
 pub use stamps::Stamp;
 use stamps::Stamps;
 
@@ -103,14 +103,14 @@ pub struct Strided {
 
 /// DRAM plus buffers: the address spaces a program can name, with the write versions of their
 /// bytes ([`Memory::stamp`]). A DMA load from DRAM into consecutive buffer bytes is deferred
-/// (see the `deferred` module): its bytes are read from DRAM until a write makes the copy
+/// (see the `loads` module): its bytes are read from DRAM until a write makes the copy
 /// necessary.
 #[derive(Debug, Clone)]
 pub struct Memory {
     dram: Dram,
     buffers: Buffers,
     stamps: Stamps,
-    deferred: Deferred,
+    loads: Loads,
     counts: Counts,
 }
 
@@ -139,7 +139,7 @@ impl Memory {
             dram,
             buffers,
             stamps: Stamps::new(sizes),
-            deferred: Deferred::default(),
+            loads: Loads::default(),
             counts: Counts::default(),
         }
     }
@@ -153,14 +153,17 @@ impl Memory {
     pub fn clear_buffers(&mut self) {
         self.buffers.clear();
         self.stamps.cleared_buffers();
-        self.deferred.clear();
+        self.loads.clear();
     }
 
     /// The stamp of `len` bytes at `start` in `space` (a range the caller has checked, else
     /// `None`): two reads with equal stamps read the same bytes, whatever happened between them.
     pub fn stamp(&self, space: Space, start: u64, len: u64) -> Option<Stamp> {
         let r = self.range("stamp", space, start, len).ok()?;
-        self.stamps.stamp(space, r)
+        let loaded = Buffers::index(space)
+            .and_then(|b| self.loads.source(b, &r))
+            .and_then(|(src, rows, at)| self.stamps.loaded(src, r.len(), rows, at));
+        loaded.or_else(|| self.stamps.stamp(space, r))
     }
 
     /// The bytes `r` (checked) of `space`, marked written (and with their current values: the
@@ -177,7 +180,7 @@ impl Memory {
         let Some(b) = Buffers::index(space) else {
             return Cow::Borrowed(&self.dram.bytes[r]);
         };
-        match self.deferred.find(b, &r) {
+        match self.loads.find(b, &r) {
             Found::Buffer => Cow::Borrowed(&self.buffers.bufs[b][r]),
             Found::Dram(dram) => Cow::Borrowed(&self.dram.bytes[dram]),
             Found::Pieces(mut loads) => {
@@ -203,11 +206,11 @@ impl Memory {
     fn settle(&mut self, space: Space, r: &Range<usize>) {
         match Buffers::index(space) {
             Some(b) => {
-                let loads = self.deferred.take_into(b, r);
+                let loads = self.loads.wrote(b, r);
                 self.materialise(b, loads);
             }
             None => {
-                for (b, load) in self.deferred.take_from(r) {
+                for (b, load) in self.loads.wrote_dram(r) {
                     self.materialise(b, vec![load]);
                 }
             }
@@ -281,7 +284,7 @@ impl Memory {
     /// bytes to `each` right after copying it, with its non-zero count when `count` names the
     /// dtype to count it as (every whole element of the row, [`count_nonzero_raw`]; 0 without).
     /// A load from DRAM into consecutive buffer bytes (rows packed at the destination) is
-    /// deferred (see the `deferred` module): its rows are handed over from DRAM. Rows of DRAM
+    /// deferred (see the `loads` module): its rows are handed over from DRAM. Rows of DRAM
     /// counted before and unchanged since take their counts (see the `counts` module).
     /// Every row is checked first: when one is out of bounds, nothing is copied and the fault is
     /// that of the first such row (its source checked before its destination), so a faulting
@@ -305,33 +308,27 @@ impl Memory {
             return Ok(());
         }
         // Rows of an unchanged DRAM source counted before take their counts.
-        let key = count.map(|d| (from.start, from.stride, len, rows, d));
-        let end = from.start + (rows - 1) * from.stride + len;
-        let source = key
-            .filter(|_| from.space == Space::Dram)
-            .and_then(|k| Some((k, self.stamp(Space::Dram, from.start, end - from.start)?)));
+        let source = match (count, from.space) {
+            (Some(d), Space::Dram) => {
+                let rows_of = (from.start, from.stride, len, rows, d);
+                let span = (rows - 1) * from.stride + len;
+                self.stamp(Space::Dram, from.start, span).map(|s| (rows_of, s))
+            }
+            _ => None,
+        };
         let known = source.and_then(|(k, s)| self.counts.take(&k, s));
-        let mut found = Vec::with_capacity(source.filter(|_| known.is_none()).map_or(0, |_| rows as usize));
-        let mut row = 0;
-        self.move_rows(
-            from,
-            to,
-            (len, rows),
-            count.filter(|_| known.is_none()),
-            |bytes, z| {
-                let z = match &known {
-                    Some(counts) => counts[row],
-                    None => {
-                        found.push(z);
-                        z
-                    }
-                };
-                row += 1;
-                each(bytes, z)
-            },
-        );
+        let count = count.filter(|_| known.is_none());
+        let mut counts = Vec::with_capacity(source.map_or(0, |_| rows as usize));
+        let mut known = known.into_iter().flatten();
+        self.move_rows(from, to, (len, rows), count, |bytes, z| {
+            let z = known.next().unwrap_or(z);
+            if source.is_some() {
+                counts.push(z);
+            }
+            each(bytes, z)
+        });
         if let Some((k, s)) = source {
-            self.counts.put(k, s, known.unwrap_or(found));
+            self.counts.put(k, s, counts);
         }
         Ok(())
     }
@@ -365,8 +362,8 @@ impl Memory {
                 (at(&from, 0), from.stride as usize),
                 (len, rows as usize),
             );
-            self.stamps.copied(to.space, &load);
-            let stale = self.deferred.push(b, load);
+            self.stamps.wrote(to.space, load.dst.clone());
+            let stale = self.loads.push(b, load, self.stamps.clock());
             self.materialise(b, stale);
             for r in 0..rows {
                 let row = &self.dram.bytes[at(&from, r)..][..len];
@@ -376,7 +373,7 @@ impl Memory {
         }
         // The source as it is, then the destination's deferred loads out of the way.
         if let Some(b) = Buffers::index(from.space) {
-            let loads = self.deferred.take_into(b, &span(&from));
+            let loads = self.loads.copied_from(b, &span(&from));
             self.materialise(b, loads);
         }
         self.settle(to.space, &span(&to));
@@ -962,6 +959,86 @@ mod tests {
         m.clear_buffers();
         assert_ne!(stamp(&m, Space::Ibuf, 4), dram_now);
         assert_eq!(m.stamp(Space::Ibuf, 12, 8), None, "out of bounds");
+    }
+
+    /// A memory of 64 KiB of DRAM and 4 KiB buffers.
+    fn big() -> Memory {
+        Memory::new(Dram::new(1 << 16), Buffers::new([1 << 12; 4]))
+    }
+
+    /// A load of `rows` rows of `row` bytes from DRAM at `src`, `stride` apart, packed into
+    /// `space` at `dst`.
+    fn load(m: &mut Memory, (space, dst): (Space, u64), (src, stride): (u64, u64), (row, rows): (u64, u64)) {
+        let (s, d) = (side("s", Space::Dram, src, stride), side("d", space, dst, row));
+        m.copy_rows(s, d, (row, rows), None, |_, _| {}).unwrap();
+    }
+
+    #[test]
+    fn loads_take_their_sources_stamp_while_both_stay() {
+        let mut m = big();
+        let stamp = |m: &Memory, space, r: Range<u64>| m.stamp(space, r.start, r.end - r.start);
+        let src = 2048..2048 + 512;
+        m.bytes_mut("x", Space::Dram, src.start, 512).unwrap().fill(3);
+        let dram = stamp(&m, Space::Dram, src.clone());
+        // Loaded twice, into two places: both read as the DRAM bytes, and so does a part.
+        load(&mut m, (Space::Ibuf, 0), (src.start, 512), (512, 1));
+        load(&mut m, (Space::Wbuf, 1024), (src.start, 512), (512, 1));
+        assert_eq!(stamp(&m, Space::Ibuf, 0..512), dram);
+        assert_eq!(stamp(&m, Space::Wbuf, 1024..1536), dram);
+        assert_eq!(
+            stamp(&m, Space::Ibuf, 8..16),
+            stamp(&m, Space::Dram, src.start + 8..src.start + 16)
+        );
+        // A copy out of the buffer keeps the stamp.
+        copy_one(&mut m, (Space::Wbuf, 1024), (Space::Obuf, 0), 512).unwrap();
+        assert_eq!(stamp(&m, Space::Wbuf, 1024..1536), dram);
+        // A write into the load ends it; a range beyond it has its own stamp.
+        m.bytes_mut("x", Space::Ibuf, 100, 1).unwrap()[0] = 3;
+        assert_ne!(stamp(&m, Space::Ibuf, 0..512), dram);
+        assert_ne!(stamp(&m, Space::Wbuf, 1024..1540), dram);
+        // A write to the source: the other load no longer holds its bytes.
+        m.bytes_mut("x", Space::Dram, src.start, 1).unwrap()[0] = 3;
+        let held = stamp(&m, Space::Wbuf, 1024..1536);
+        assert_ne!(held, dram);
+        assert_ne!(held, stamp(&m, Space::Dram, src.clone()));
+        // Clearing the buffers ends every load.
+        load(&mut m, (Space::Ibuf, 0), (src.start, 512), (512, 1));
+        assert_eq!(
+            stamp(&m, Space::Ibuf, 0..512),
+            stamp(&m, Space::Dram, src.clone())
+        );
+        m.clear_buffers();
+        assert_ne!(
+            stamp(&m, Space::Ibuf, 0..512),
+            stamp(&m, Space::Dram, src.clone())
+        );
+        // A copy within DRAM writes its destination and is not remembered.
+        let before = stamp(&m, Space::Dram, 0..512);
+        copy_one(&mut m, (Space::Dram, src.start), (Space::Dram, 0), 512).unwrap();
+        assert_ne!(stamp(&m, Space::Dram, 0..512), before);
+        assert_ne!(stamp(&m, Space::Dram, 0..512), stamp(&m, Space::Dram, src));
+    }
+
+    #[test]
+    fn strided_loads_take_their_sources_stamp_whole_or_row_by_row() {
+        let mut m = big();
+        let stamp = |m: &Memory, space, r: Range<u64>| m.stamp(space, r.start, r.end - r.start);
+        // Four rows of 256 bytes, 1 KiB apart, loaded twice: the same stamp, not a range's.
+        load(&mut m, (Space::Ibuf, 0), (4096, 1024), (256, 4));
+        let whole = stamp(&m, Space::Ibuf, 0..1024);
+        load(&mut m, (Space::Wbuf, 1024), (4096, 1024), (256, 4));
+        assert_eq!(stamp(&m, Space::Wbuf, 1024..2048), whole);
+        assert_ne!(whole, stamp(&m, Space::Dram, 4096..4096 + 1024));
+        // Another stride, or part of a row: other bytes.
+        load(&mut m, (Space::Obuf, 0), (4096, 512), (256, 4));
+        assert_ne!(stamp(&m, Space::Obuf, 0..1024), whole);
+        assert_eq!(
+            stamp(&m, Space::Ibuf, 260..300),
+            stamp(&m, Space::Dram, 5124..5164)
+        );
+        // A write between the rows, within the span the load read, ends it.
+        m.bytes_mut("x", Space::Dram, 5120 + 600, 1).unwrap()[0] = 0;
+        assert_ne!(stamp(&m, Space::Ibuf, 0..1024), whole);
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::kernels::mask::apply_mask;
 use crate::kernels::matmul::{matmul as mm, MatmulOpts, MatmulShape};
 use crate::kernels::KernelError;
 use crate::ledger::Event;
-use crate::memory::{decode_f32, decode_mask, Stamp};
+use crate::memory::{decode_f32, decode_mask, Memory, Stamp};
+use std::borrow::Cow;
 use std::sync::Arc;
 use trainer_isa::names::{CfgF32, Dataflow, Mode, Precision};
 use trainer_isa::{DType, NamedEnum, Operand};
@@ -73,11 +74,7 @@ fn read_operand(
     bn: Option<(&Block, bool)>,
 ) -> Result<Arc<Decoded>, FaultKind> {
     ctx.check(field, op, n)?;
-    let mem = &*ctx.mem;
-    let raw = (
-        || mem.operand_bytes(field, op, n).expect("checked"),
-        stamp(ctx, op, n),
-    );
+    let raw = memo_key(ctx.mem, op, n);
     let how = bn.map_or(OnRead::AsIs, |(blk, relu)| OnRead::Bn(block_bits(blk), relu));
     let (dtype, shape) = (op.dtype, *s);
     Ok(ctx.views.operand(s, (dtype, how), raw, |raw| {
@@ -109,11 +106,7 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
         .clone()
         .map_or(OnRead::AsIs, |(dtype, bytes)| OnRead::Mask(dtype, bytes));
     ctx.check("b", t.b, n)?;
-    let mem = &*ctx.mem;
-    let raw = (
-        || mem.operand_bytes("b", t.b, n).expect("checked"),
-        stamp(ctx, t.b, n),
-    );
+    let raw = memo_key(ctx.mem, t.b, n);
     let dtype = t.b.dtype;
     Ok(ctx.views.weights(s, (dtype, how), raw, |raw| {
         Box::new(move || {
@@ -126,9 +119,14 @@ fn read_weights(ctx: &mut Ctx, s: &ConvShape, t: &TensorOp, n: usize) -> Result<
     }))
 }
 
-/// The stamp of the `n` elements of operand `op` (whose bounds the caller checked).
-fn stamp(ctx: &Ctx, op: Operand, n: usize) -> Option<Stamp> {
-    ctx.mem.stamp(op.space, op.addr.into(), op.dtype.bytes(n as u64))
+/// The `n` elements of conv operand `op` (whose bounds the caller checked) as a memo key
+/// ([`super::views::ConvViews::operand`]): a reader of their bytes, and their stamp.
+fn memo_key<'m>(mem: &'m Memory, op: Operand, n: usize) -> (impl FnOnce() -> Cow<'m, [u8]>, Option<Stamp>) {
+    let bytes = move || mem.operand_bytes("memo key", op, n).expect("checked");
+    (
+        bytes,
+        mem.stamp(op.space, op.addr.into(), op.dtype.bytes(n as u64)),
+    )
 }
 
 /// The values of a BN block as f32 bits.
