@@ -53,9 +53,19 @@ fn bench_paper_writes_rows_configs_and_plots() {
         );
     }
     assert!(doc["peak"]["fp16_sparse_tflops_per_w"].is_number());
-    for svg in ["energy_by_component.svg", "energy_by_phase.svg"] {
+    for svg in [
+        "energy_by_component.svg",
+        "energy_on_chip_by_component.svg",
+        "energy_by_phase.svg",
+    ] {
         let text = std::fs::read_to_string(plots.join(svg)).unwrap();
         assert!(text.starts_with("<svg") && text.contains("baseline-sdt"), "{svg}");
+        let has_dram = text.contains(">dram</text>");
+        assert_eq!(
+            has_dram,
+            svg == "energy_by_component.svg",
+            "{svg}: DRAM in the legend"
+        );
     }
 }
 

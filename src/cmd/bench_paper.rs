@@ -9,7 +9,7 @@
 //! [`trainer_sim::bench::peak`].
 
 use super::bench_run::{self, train_steps, StepStats, Workload};
-use super::bench_svg::{stacked_bars, Bar};
+use super::bench_svg::{categories, stacked_bars, Bar};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
@@ -44,7 +44,8 @@ pub struct PaperArgs {
     /// Write every row and the per-configuration reports as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write SVG bar charts (energy by component and by phase per configuration) into this directory.
+    /// Write SVG bar charts into this directory: energy per step by component (with and without
+    /// DRAM) and by phase, one bar per configuration.
     #[arg(long)]
     pub plots: Option<PathBuf>,
 }
@@ -309,17 +310,41 @@ pub fn run(args: &PaperArgs) -> Result<()> {
                 .map(|(p, row)| (p.clone(), row.energy_pj))
                 .collect()
         });
+        let components = categories(&by_component);
         bench_run::write_file(
             &dir.join("energy_by_component.svg"),
             &stacked_bars(
                 &format!("Energy by component: {title}"),
                 "uJ per step",
                 &by_component,
+                &components,
+            ),
+        )?;
+        // DRAM is most of each step's energy and would hide the on-chip parts the features change.
+        let on_chip: Vec<Bar> = by_component
+            .iter()
+            .map(|b| Bar {
+                label: b.label.clone(),
+                parts: b.parts.iter().filter(|(k, _)| k != "dram").cloned().collect(),
+            })
+            .collect();
+        bench_run::write_file(
+            &dir.join("energy_on_chip_by_component.svg"),
+            &stacked_bars(
+                &format!("On-chip energy by component (DRAM left out): {title}"),
+                "uJ per step",
+                &on_chip,
+                &components,
             ),
         )?;
         bench_run::write_file(
             &dir.join("energy_by_phase.svg"),
-            &stacked_bars(&format!("Energy by phase: {title}"), "uJ per step", &by_phase),
+            &stacked_bars(
+                &format!("Energy by phase: {title}"),
+                "uJ per step",
+                &by_phase,
+                &categories(&by_phase),
+            ),
         )?;
     }
     Ok(())
