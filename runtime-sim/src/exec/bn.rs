@@ -3,7 +3,7 @@
 use super::{kernel_fault, Ctx, Work};
 use crate::decode::{Nchw, Op};
 use crate::error::FaultKind;
-use crate::kernels::bn::{bn_apply, bn_input_grad, BnGradStats, BnNorm, BnShape};
+use crate::kernels::bn::{bn_apply, bn_input_grad, BnGradStats, BnNorm, BnShape, BnStats};
 use crate::kernels::mask::apply_mask;
 use crate::ledger::Event;
 use trainer_isa::names::CfgF32;
@@ -70,19 +70,15 @@ pub(crate) fn grad_sums(s: Nchw, x: &[f32], dy: &[f32], norm: &BnNorm) -> Result
 }
 
 /// Per-channel sums of an N×C×HW tensor: `[Σx per channel.., Σx² per channel..]`, in f64.
-pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Vec<f64> {
-    let s = BnShape {
+pub(crate) fn channel_sums(x: &[f32], c: usize, hw: usize) -> Result<Vec<f64>, FaultKind> {
+    let shape = BnShape {
         n: x.len() / (c * hw).max(1),
         c,
         hw,
     };
-    let sums = s.channel_folds(&vec![(0.0f64, 0.0f64); c], |_, acc, r| {
-        x[r].iter().fold(acc, |(s, q), &v| {
-            (s + f64::from(v), q + f64::from(v) * f64::from(v))
-        })
-    });
-    let (sum, sumsq): (Vec<f64>, Vec<f64>) = sums.into_iter().unzip();
-    [sum, sumsq].concat()
+    let mut stats = BnStats::new(c);
+    stats.accumulate(&shape, x).map_err(kernel_fault)?;
+    Ok([stats.sum, stats.sumsq].concat())
 }
 
 fn masked(mut dy: Vec<f32>, mask: Option<Vec<bool>>) -> Vec<f32> {
@@ -96,7 +92,7 @@ pub fn run(op: &Op, ctx: &mut Ctx) -> Result<(), FaultKind> {
     match *op {
         Op::BnStats { acc, s, src, stats } => {
             let x = ctx.read("src", src, s.len())?;
-            let sums = channel_sums(&x, s.c, s.hw);
+            let sums = channel_sums(&x, s.c, s.hw)?;
             write_sums(ctx, "stats", stats, sums, acc)?;
             ctx.ev(Event::BnOp, s.len() as u64);
         }

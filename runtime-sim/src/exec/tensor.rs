@@ -497,7 +497,7 @@ impl ConvJob {
         if !c.bns.is_none() {
             match (t.mode, bp_stats) {
                 (Mode::Ff, _) => {
-                    let sums = channel_sums(&y, s.k, s.p());
+                    let sums = channel_sums(&y, s.k, s.p())?;
                     add_stats(ctx, c.bns, &sums)?;
                     ctx.ev(Event::BnOp, y.len() as u64);
                 }

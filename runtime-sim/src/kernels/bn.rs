@@ -103,6 +103,7 @@ impl BnStats {
         check_len("BN input", x, shape.len())?;
         check_len("BN statistics", &self.sum, shape.c)?;
         let init: Vec<(f64, f64)> = self.sum.iter().copied().zip(self.sumsq.iter().copied()).collect();
+        // Per plane, then into the channel's sums (the order of `BnGradStats` too).
         let sums = shape.channel_folds(&init, |_, (sum, sumsq), r| {
             let (s, q) = x[r].iter().fold((0.0f64, 0.0f64), |(s, q), &v| {
                 (s + f64::from(v), q + f64::from(v) * f64::from(v))
