@@ -2,7 +2,7 @@
 //!
 //! The reader checks every length, offset and count against the bytes that remain before using
 //! it, never allocates more than the input's size implies, and accepts only the canonical
-//! encoding (what [`write`] produces), so `write(read(b)?) == b` for every accepted `b`.
+//! encoding (what [`write()`] produces), so `write(read(b)?) == b` for every accepted `b`.
 
 use crate::codec::{decode_all, encode_all, DecodeError};
 use crate::names::NamedEnum;

@@ -9,7 +9,7 @@
 //!   [`exec`] holds one executor per instruction family.
 //! - [`ledger`] (event counts), [`timing`] (queues and PE groups) and [`cost`] (energies and the
 //!   dataflow model) observe execution; [`report`] renders the results.
-//! - [`sim`]: the [`Simulator`] API; [`bench`]: microbenchmarks.
+//! - [`sim`]: the [`Simulator`] API; [`bench`](mod@bench): microbenchmarks.
 
 pub mod bench;
 pub mod cost;

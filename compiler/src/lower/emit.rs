@@ -58,7 +58,7 @@ const NAME_INLINE: usize = 22;
 /// A short string without a heap allocation (longer ones are boxed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Name {
-    /// At most [`NAME_INLINE`] bytes.
+    /// At most `NAME_INLINE` bytes.
     Inline {
         /// Length in bytes.
         len: u8,

@@ -143,7 +143,7 @@ impl<H: PartialEq, K: PartialEq + Clone, V> Memo<H, K, V> {
 }
 
 /// Derived data of a conv's cached operands (see the module documentation), and the output
-/// buffers convs reuse ([`Outputs`]).
+/// buffers convs reuse (`Outputs`).
 #[derive(Debug, Clone)]
 pub struct ConvViews {
     operands: Memo<OperandHead, u8, Decoded>,
@@ -229,7 +229,7 @@ impl ConvViews {
     /// The entry of a data operand (`a`, or BP's pre-BN activation) of `shape` whose bytes in
     /// memory `raw` reads (with their stamp, [`crate::memory::Memory::stamp`]), read as `dtype`
     /// and transformed on read as `how` says; `make` makes its values when first used, from the
-    /// memo's copy of `raw` (see [`Decoded`]).
+    /// memo's copy of `raw` (see `Decoded`).
     pub fn operand<'k>(
         &mut self,
         shape: &ConvShape,
@@ -455,7 +455,7 @@ impl InputViews {
     }
 
     /// Per group: the im2col matrix of every image side by side (J×(N·P), see
-    /// [`ConvShape::im2col_batch`]).
+    /// `ConvShape::im2col_batch`).
     pub fn im2col(&self, s: &ConvShape, x: &[f32]) -> &[Vec<f32>] {
         self.im2col
             .get_or_init(|| (0..s.groups).map(|g| s.im2col_batch(x, g)).collect())

@@ -7,7 +7,7 @@
 //! - FF: `y[n,g] (Kg×P) = W_g (Kg×J) · col[n,g] (J×P)`; [`conv_ff_cols`] (the simulator's path)
 //!   multiplies the images of a call side by side, `W_g · [col[0,g] … col[N-1,g]]` (J×N·P)
 //! - BP: `dcol (J×P) = W_gᵀ · dy[n,g] (Kg×P)`, scattered back with col2im (padding taps dropped);
-//!   at stride 1 with sparse weights, a forward convolution of dy instead (see [`bp`])
+//!   at stride 1 with sparse weights, a forward convolution of dy instead (see `bp`)
 //! - WG: `dW_g (Kg×J) = Σ_n dy[n,g] · col[n,g]ᵀ`, as one product over the batch
 //!   (`dy_g` Kg×N·P times the side-by-side im2col transposed)
 //!
@@ -744,7 +744,7 @@ pub fn conv_ff(
 }
 
 /// Forward `y = conv(x, w)` without options from the im2col matrices of `x` (`cols`, one
-/// J×(N·P) matrix per group, as [`ConvShape::im2col_batch`] builds them), e.g. shared by the
+/// J×(N·P) matrix per group, as `ConvShape::im2col_batch` builds them), e.g. shared by the
 /// output-channel tiles of a layer. The sums are [`conv_ff`]'s, term by term in the same order:
 /// sparse weights go through [`gemm::spmm`], whose padding taps add `w·0 = ±0` to sums that start
 /// at +0 (no change, for finite weights; other weights take [`conv_ff`] itself), dense weights
@@ -839,12 +839,12 @@ fn sddmm_rows(kg: usize, kept: u64, np: usize) -> usize {
 
 /// Weight gradient: `dW = Σ_n dy[n] ⋆ x[n]`, per group one product over the whole batch:
 /// `dW_g (Kg×J) = dy_g (Kg×N·P) · col_gᵀ (N·P×J)` with the images side by side
-/// ([`ConvShape::im2col_batch`]), in parallel over blocks of output channels.
+/// (`ConvShape::im2col_batch`), in parallel over blocks of output channels.
 ///
 /// With a keep-mask (speculation S2 / sparse WG) only the selected weight gradients are computed;
 /// at most [`gemm::SDDMM_DENSITY`] dense, each is [`gemm::sddmm`]'s sum of the dy row and the
 /// im2col row, the im2col rows made one at a time as needed (no whole im2col matrix), in one block
-/// when the work is small ([`sddmm_rows`]).
+/// when the work is small (`sddmm_rows`).
 pub fn conv_wg(
     shape: &ConvShape,
     x: &[f32],

@@ -4,7 +4,7 @@
 //! tensor operand; then they become `tg.param`s (named by their ONNX value name, data in the
 //! module's weight table). Graph inputs that are not initializers are real inputs, unless every
 //! use is a weight slot (conv/gemm weight and bias, BN parameters): then they are the weights of a
-//! graph-only model and are initialized here (see [`weight_init`]).
+//! graph-only model and are initialized here (see `weight_init`).
 
 use super::attrs::NodeAttrs;
 use super::error::{OnnxError, Result};
