@@ -1,6 +1,6 @@
 //! `trainer bench paper` on a tiny configuration: every row of BRIEF §7 is in the JSON with paper
 //! value, simulated value and ratio; every configuration has its reports; the plots are SVG.
-//! `trainer bench sim` reports the step's time and work.
+//! `trainer bench sim` reports the step's time and work; `trainer bench compile --depth` sweeps depth.
 
 use std::path::Path;
 use std::process::Command;
@@ -99,4 +99,37 @@ fn bench_sim_reports_the_step_and_takes_the_pending_limit() {
     );
     assert!(effective > 0 && effective < dense, "{effective} of {dense}");
     assert!(doc["baseline_dense_fp32_step_seconds_median"].is_null());
+}
+
+#[test]
+fn bench_compile_sweeps_depth() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp.tg");
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["bench", "compile", "--runs", "1", "--depth", "2,4", "--json"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["models"].as_array().unwrap().len(), 1);
+    let rows = doc["depth_sweep"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, blocks) in rows.iter().zip([2u64, 4]) {
+        assert_eq!(row["blocks"], blocks);
+        assert!(row["error"].is_null(), "{row}");
+        assert!(row["seconds_median"].as_f64().unwrap() > 0.0);
+    }
+    // Twice the blocks: more instructions, and the same number more of graph ops per block.
+    let ops = |i: usize| rows[i]["graph_ops"].as_u64().unwrap();
+    assert_eq!(ops(1) - ops(0), 2 * 8);
+    assert!(rows[1]["instructions"].as_u64() > rows[0]["instructions"].as_u64());
+    assert!(doc["depth_sweep"]["growth_power"].is_number());
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["bench", "compile", "--depth", "0"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--depth"));
 }

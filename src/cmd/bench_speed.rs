@@ -4,13 +4,15 @@
 //! reports effective MACs simulated per second and the peak resident memory; a dense fp32 step of
 //! the same network, timed in the same run, is the baseline. `bench compile` times the whole
 //! compile pipeline (import → `.tbin` bytes) over several models and reports time per graph
-//! operation and per emitted instruction, so that growth with network depth can be read off.
+//! operation and per emitted instruction; with `--depth` it also compiles synthetic chains that
+//! differ only in depth (`bench_depth`) and fits how compile time grows with it.
 
+use super::bench_depth;
 use super::bench_run::{self, median, train_steps, Workload};
 use anyhow::Result;
 use clap::Args;
-use serde_json::json;
-use std::path::PathBuf;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use trainer_sim::Simulator;
 
 /// Options of `trainer bench sim`.
@@ -50,6 +52,10 @@ pub struct CompileBenchArgs {
     /// Timed compilations per model (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Also compile synthetic conv–BN–ReLU chains of these numbers of blocks (e.g.
+    /// `--depth 16,32,64,128`) and report how compile time grows with depth.
+    #[arg(long, value_delimiter = ',')]
+    pub depth: Vec<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +179,51 @@ pub fn run_sim(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
+/// Times `runs` compilations of `model` to `.tbin` bytes (default options, `trainer-28nm`) and
+/// returns its row: graph ops, instructions, median seconds and time per op and instruction, or
+/// the error that stopped it.
+fn time_compile(model: &Path, batch: usize, runs: usize) -> Result<Value> {
+    let w = Workload {
+        model: model.to_path_buf(),
+        batch,
+        precision: "fp32".into(),
+        sparsity: 0.0,
+        seed: 0,
+    };
+    let opts = trainer_compiler::frontend::FrontendOptions {
+        batch: Some(batch),
+        seed: 0,
+    };
+    let graph_ops = trainer_compiler::frontend::load(model, &opts)?.num_ops();
+    let mut times = Vec::new();
+    let mut instructions = 0;
+    let mut error = None;
+    for _ in 0..runs {
+        match w.compile("trainer-28nm", &[]).and_then(|(p, s)| {
+            let start = std::time::Instant::now();
+            trainer_isa::tbin::write(&p)?;
+            Ok((p, s + start.elapsed().as_secs_f64()))
+        }) {
+            Ok((p, s)) => {
+                instructions = p.code.len();
+                times.push(s);
+            }
+            Err(e) => {
+                error = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+    let secs = median(&times);
+    Ok(json!({
+        "model": model.display().to_string(), "graph_ops": graph_ops, "instructions": instructions,
+        "seconds_median": error.is_none().then_some(secs),
+        "microseconds_per_graph_op": error.is_none().then(|| 1e6 * secs / graph_ops.max(1) as f64),
+        "microseconds_per_instruction": error.is_none().then(|| 1e6 * secs / instructions.max(1) as f64),
+        "error": error,
+    }))
+}
+
 /// Runs `trainer bench compile`.
 pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
@@ -182,50 +233,22 @@ pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
             eprintln!("bench compile: {} not found, skipped", model.display());
             continue;
         }
-        let w = Workload {
-            model: model.clone(),
-            batch: args.batch,
-            precision: "fp32".into(),
-            sparsity: 0.0,
-            seed: 0,
-        };
-        let opts = trainer_compiler::frontend::FrontendOptions {
-            batch: Some(args.batch),
-            seed: 0,
-        };
-        let graph_ops = trainer_compiler::frontend::load(model, &opts)?.num_ops();
-        let mut times = Vec::new();
-        let mut instructions = 0;
-        let mut error = None;
-        for _ in 0..args.runs {
-            match w.compile("trainer-28nm", &[]).and_then(|(p, s)| {
-                let start = std::time::Instant::now();
-                trainer_isa::tbin::write(&p)?;
-                Ok((p, s + start.elapsed().as_secs_f64()))
-            }) {
-                Ok((p, s)) => {
-                    instructions = p.code.len();
-                    times.push(s);
-                }
-                Err(e) => {
-                    error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-        let secs = median(&times);
-        rows.push(json!({
-            "model": model.display().to_string(), "graph_ops": graph_ops, "instructions": instructions,
-            "seconds_median": error.is_none().then_some(secs),
-            "microseconds_per_graph_op": error.is_none().then(|| 1e6 * secs / graph_ops.max(1) as f64),
-            "microseconds_per_instruction": error.is_none().then(|| 1e6 * secs / instructions.max(1) as f64),
-            "error": error,
-        }));
+        rows.push(time_compile(model, args.batch, args.runs)?);
     }
+    let sweep = if args.depth.is_empty() {
+        None
+    } else {
+        Some(bench_depth::sweep(&args.depth, |m| {
+            time_compile(m, args.batch, args.runs)
+        })?)
+    };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"batch": args.batch, "runs": args.runs, "models": rows}))?
+            serde_json::to_string_pretty(&json!({
+                "batch": args.batch, "runs": args.runs, "models": rows,
+                "depth_sweep": sweep.as_ref().map(bench_depth::Sweep::json),
+            }))?
         );
         return Ok(());
     }
@@ -249,6 +272,9 @@ pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
             f("microseconds_per_graph_op"),
             f("microseconds_per_instruction"),
         );
+    }
+    if let Some(sweep) = sweep {
+        print!("\n{}", sweep.table());
     }
     Ok(())
 }

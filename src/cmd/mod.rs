@@ -3,6 +3,7 @@ pub mod arrays;
 pub mod asm;
 pub mod batches;
 pub mod bench;
+pub mod bench_depth;
 pub mod bench_paper;
 pub mod bench_run;
 pub mod bench_speed;
