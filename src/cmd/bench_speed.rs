@@ -227,6 +227,10 @@ fn time_compile(model: &Path, batch: usize, runs: usize) -> Result<Value> {
 /// Runs `trainer bench compile`.
 pub fn run_compile(args: &CompileBenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.depth.iter().all(|&d| d >= 1),
+        "--depth values must be at least 1"
+    );
     let mut rows = Vec::new();
     for model in &args.models {
         if !model.exists() {
