@@ -836,7 +836,11 @@ mod tests {
             let mut sum: Vec<f32> = (0..codes.len())
                 .map(|i| f32::from_bits(acc.rotate_left(i as u32)))
                 .collect();
-            let want: Vec<u32> = sum.iter().zip(&codes).map(|(&a, &c)| (a + ref_decode(c)).to_bits()).collect();
+            let want: Vec<u32> = sum
+                .iter()
+                .zip(&codes)
+                .map(|(&a, &c)| (a + ref_decode(c)).to_bits())
+                .collect();
             Format::F16.add_decoded(&bytes, &mut sum).unwrap();
             prop_assert_eq!(bits(&sum), want);
 
