@@ -127,7 +127,9 @@ pub fn stacked_bars(title: &str, unit: &str, bars: &[Bar], colour_keys: &[String
     let legend_w = 20.0 + 18.0 + widest(&mut cats.iter().map(|c| c.chars().count())) + 12.0;
     let (top, plot_h, bar_w, gap) = (50.0, 320.0, 70.0, 40.0);
     let plot_w = bars.len() as f64 * (bar_w + gap) + gap;
-    let (width, height) = (left + plot_w + legend_w, top + plot_h + 90.0);
+    // Wide enough for the title (14-pixel characters) too.
+    let title_w = title.chars().count() as f64 * CHAR_W * 14.0 / 12.0 + 40.0;
+    let (width, height) = ((left + plot_w + legend_w).max(title_w), top + plot_h + 90.0);
     let y = |v: f64| top + plot_h - v / ymax * plot_h;
     let mut s = String::new();
     let _ = writeln!(
@@ -274,6 +276,26 @@ mod tests {
                 "{label} at {x}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_title_widens_the_chart() {
+        let bars = [Bar {
+            label: "a".into(),
+            parts: vec![("mac".into(), 1.0)],
+        }];
+        let title = "t".repeat(200);
+        let svg = stacked_bars(&title, "uJ", &bars, &[]);
+        let width: f64 = svg
+            .split("width=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(width >= 200.0 * CHAR_W * 14.0 / 12.0, "{width}");
     }
 
     #[test]
