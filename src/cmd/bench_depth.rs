@@ -52,31 +52,29 @@ pub fn chain_tg(blocks: usize) -> String {
     s
 }
 
-/// One depth of the sweep: its blocks and the compile row (`bench compile`'s JSON row).
-pub struct Point {
-    blocks: usize,
-    row: Value,
-}
-
-/// Compile times of chains of several depths.
+/// Compile times of chains of several depths: one `bench compile` JSON row per depth, with its
+/// `blocks` and `microseconds_per_block`.
 pub struct Sweep {
-    points: Vec<Point>,
+    rows: Vec<Value>,
 }
 
 /// Writes a chain of each depth into a temporary directory and times its compilation with
 /// `time` (which returns `bench compile`'s row for a model file).
 pub fn sweep(depths: &[usize], time: impl Fn(&Path) -> Result<Value>) -> Result<Sweep> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory for the chains")?;
-    let mut points = Vec::new();
+    let mut rows = Vec::new();
     for &blocks in depths {
         let path = dir.path().join(format!("chain{blocks}.tg"));
         std::fs::write(&path, chain_tg(blocks))
             .with_context(|| format!("cannot write {}", path.display()))?;
         let mut row = time(&path)?;
         row["model"] = json!(format!("chain of {blocks} blocks"));
-        points.push(Point { blocks, row });
+        row["blocks"] = json!(blocks);
+        row["microseconds_per_block"] =
+            json!(row["seconds_median"].as_f64().map(|s| 1e6 * s / blocks as f64));
+        rows.push(row);
     }
-    Ok(Sweep { points })
+    Ok(Sweep { rows })
 }
 
 /// Least-squares slope of `ln y` against `ln x`: the power `k` of `y ∝ x^k` (1 is linear);
@@ -98,9 +96,9 @@ fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
 
 impl Sweep {
     fn seconds(&self) -> Vec<(f64, f64)> {
-        self.points
+        self.rows
             .iter()
-            .filter_map(|p| Some((p.blocks as f64, p.row["seconds_median"].as_f64()?)))
+            .filter_map(|r| Some((r["blocks"].as_f64()?, r["seconds_median"].as_f64()?)))
             .collect()
     }
 
@@ -111,18 +109,7 @@ impl Sweep {
 
     /// The sweep as JSON: one row per depth and the growth power.
     pub fn json(&self) -> Value {
-        let rows: Vec<Value> = self
-            .points
-            .iter()
-            .map(|p| {
-                let mut row = p.row.clone();
-                row["blocks"] = json!(p.blocks);
-                row["microseconds_per_block"] =
-                    json!(row["seconds_median"].as_f64().map(|s| 1e6 * s / p.blocks as f64));
-                row
-            })
-            .collect();
-        json!({"width": WIDTH, "side": SIDE, "rows": rows, "growth_power": self.growth()})
+        json!({"width": WIDTH, "side": SIDE, "rows": self.rows, "growth_power": self.growth()})
     }
 
     /// Human-readable table of the sweep.
@@ -132,22 +119,19 @@ impl Sweep {
              {:>8} {:>9} {:>12} {:>10} {:>12}\n",
             "blocks", "tg ops", "instructions", "seconds", "us / block"
         );
-        for p in &self.points {
-            let r = &p.row;
-            match r["seconds_median"].as_f64() {
-                Some(secs) => {
+        for r in &self.rows {
+            let blocks = r["blocks"].as_u64().unwrap_or(0);
+            match (r["seconds_median"].as_f64(), r["microseconds_per_block"].as_f64()) {
+                (Some(secs), Some(per_block)) => {
                     let _ = writeln!(
                         s,
-                        "{:>8} {:>9} {:>12} {:>10.3} {:>12.1}",
-                        p.blocks,
+                        "{blocks:>8} {:>9} {:>12} {secs:>10.3} {per_block:>12.1}",
                         r["graph_ops"].as_u64().unwrap_or(0),
                         r["instructions"].as_u64().unwrap_or(0),
-                        secs,
-                        1e6 * secs / p.blocks as f64
                     );
                 }
-                None => {
-                    let _ = writeln!(s, "{:>8} does not compile: {}", p.blocks, r["error"]);
+                _ => {
+                    let _ = writeln!(s, "{blocks:>8} does not compile: {}", r["error"]);
                 }
             }
         }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use trainer_isa::names::Precision;
 use trainer_sim::bench::peak;
+use trainer_sim::ledger::Event;
 use trainer_sim::machine::Features;
 use trainer_sim::report::Report;
 use trainer_sim::Simulator;
@@ -321,11 +322,17 @@ pub fn run(args: &PaperArgs) -> Result<()> {
             ),
         )?;
         // DRAM is most of each step's energy and would hide the on-chip parts the features change.
+        let off_chip = [Event::DramRead, Event::DramWrite].map(Event::report_component);
         let on_chip: Vec<Bar> = by_component
             .iter()
             .map(|b| Bar {
                 label: b.label.clone(),
-                parts: b.parts.iter().filter(|(k, _)| k != "dram").cloned().collect(),
+                parts: b
+                    .parts
+                    .iter()
+                    .filter(|(k, _)| !off_chip.contains(&k.as_str()))
+                    .cloned()
+                    .collect(),
             })
             .collect();
         bench_run::write_file(

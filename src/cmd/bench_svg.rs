@@ -121,10 +121,11 @@ pub fn stacked_bars(title: &str, unit: &str, bars: &[Bar], colour_keys: &[String
             (v, number(v, decimals))
         })
         .collect();
-    let widest = |texts: &mut dyn Iterator<Item = usize>| texts.max().unwrap_or(0) as f64 * CHAR_W;
+    let widest =
+        |texts: Vec<&str>| texts.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * CHAR_W;
     // The rotated unit label, then the tick labels, then the axis.
-    let left = 30.0 + widest(&mut ticks.iter().map(|(_, t)| t.chars().count())) + 8.0;
-    let legend_w = 20.0 + 18.0 + widest(&mut cats.iter().map(|c| c.chars().count())) + 12.0;
+    let left = 30.0 + widest(ticks.iter().map(|(_, t)| t.as_str()).collect()) + 8.0;
+    let legend_w = 20.0 + 18.0 + widest(cats.iter().map(String::as_str).collect()) + 12.0;
     let (top, plot_h, bar_w, gap) = (50.0, 320.0, 70.0, 40.0);
     let plot_w = bars.len() as f64 * (bar_w + gap) + gap;
     // Wide enough for the title (14-pixel characters) too.
